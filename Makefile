@@ -1,0 +1,21 @@
+VENV ?= .venv
+USERS ?= 200
+SEED ?= 0
+
+.PHONY: setup main test lint bench
+
+setup:
+	bash scripts/setup.sh
+
+# the main job: MovieLens-100k into memory, four models evaluated, one user's prediction and summary
+main: setup
+	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm,memory,agent --split loo --users $(USERS) --seed $(SEED) --out runs/main --show-user auto
+
+test: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+
+lint:
+	$(VENV)/bin/ruff check agent memory prompts eval tests bench
+
+bench: setup
+	$(VENV)/bin/python bench/engine.py

@@ -1,0 +1,58 @@
+"""Tide's agent: talks to the LLM (vLLM in-process or a ``vllm serve`` fleet) and decides.
+
+Heavy imports (vllm, torch) happen inside the engine adapters, so ``import agent`` is fast.
+"""
+
+from ._engine import (
+    BASE_FORMAT_VERSION,
+    ChoiceScores,
+    Completion,
+    GenerationRequest,
+    LLMEngine,
+    Message,
+    render_base_prompt,
+    render_messages,
+)
+from ._errors import (
+    AgentError,
+    EngineError,
+    EngineUnavailableError,
+    ModelPreparationError,
+    StructuredOutputError,
+    TideError,
+    UnknownUserError,
+)
+from ._model import ensure_model, model_dir, prepare_model, tide_home, verify_with_engine
+from ._openai import OpenAIEngine, OpenAIEngineConfig
+from ._structured import StructuredResult, generate_structured, schema_for
+from ._vllm import VLLMEngine, VLLMEngineConfig
+
+__all__ = [
+    "BASE_FORMAT_VERSION",
+    "AgentError",
+    "ChoiceScores",
+    "Completion",
+    "EngineError",
+    "EngineUnavailableError",
+    "GenerationRequest",
+    "LLMEngine",
+    "Message",
+    "ModelPreparationError",
+    "OpenAIEngine",
+    "OpenAIEngineConfig",
+    "StructuredOutputError",
+    "StructuredResult",
+    "TideError",
+    "UnknownUserError",
+    "VLLMEngine",
+    "VLLMEngineConfig",
+    "ensure_model",
+    "generate_structured",
+    "model_dir",
+    "prepare_model",
+    "render_base_prompt",
+    "render_messages",
+    "schema_for",
+    "tide_home",
+    "verify_with_engine",
+]

@@ -1,0 +1,99 @@
+"""Offline evaluation of next-interest predictors: data, splits, baselines, metrics and the runner.
+
+Protocol (see ``docs``/ANCHORS): sequences sorted by raw timestamp with a stable sort, per-user
+leave-one-out or a global temporal cut, full ranking over the catalogue with every previously consumed
+item excluded, HR/NDCG/MRR with bootstrap CIs and paired tests. torch is imported only by the LSTM, on use.
+"""
+
+from eval._behaviors import BEHAVIOR_COLUMNS, RejectedRow, load_behaviors_file, parse_behavior
+from eval._data import (
+    Dataset,
+    Interaction,
+    Item,
+    User,
+    behavior_text,
+    load_ml100k,
+    ml100k_default_path,
+    to_datetime,
+)
+from eval._interests import InterestShares, interest_prf, interest_shares, predicted_interests
+from eval._lstm import LSTMConfig, LSTMPredictor
+from eval._metrics import (
+    METRICS,
+    metrics_from_ranks,
+    ranking_metrics,
+    sample_negatives,
+    sampled_rank_from_list,
+    sampled_rank_from_scores,
+    target_rank,
+)
+from eval._plots import plot_interest_timeline, plot_metrics
+from eval._popularity import PopularityConfig, PopularityPredictor
+from eval._protocol import FullScorer, Predictor, Ranking, RankRequest, Tunable, top_k_excluding
+from eval._report import format_table, print_table, results_markdown
+from eval._runner import EvalConfig, EvalResult, run_evaluation, sample_users
+from eval._split import Split, Target, leave_one_out, temporal_split
+from eval._stats import BootstrapCI, PairedTest, bootstrap_ci, paired_test
+from eval._synthetic import SyntheticConfig, SyntheticTruth, UserTruth, make_synthetic
+from eval.errors import DataFormatError, EvalError, NotFittedError, SplitError
+
+__all__ = [
+    "BEHAVIOR_COLUMNS",
+    "METRICS",
+    "BootstrapCI",
+    "DataFormatError",
+    "Dataset",
+    "EvalConfig",
+    "EvalError",
+    "EvalResult",
+    "FullScorer",
+    "Interaction",
+    "InterestShares",
+    "Item",
+    "LSTMConfig",
+    "LSTMPredictor",
+    "NotFittedError",
+    "PairedTest",
+    "PopularityConfig",
+    "PopularityPredictor",
+    "Predictor",
+    "RankRequest",
+    "Ranking",
+    "RejectedRow",
+    "Split",
+    "SplitError",
+    "SyntheticConfig",
+    "SyntheticTruth",
+    "Target",
+    "Tunable",
+    "User",
+    "UserTruth",
+    "behavior_text",
+    "bootstrap_ci",
+    "format_table",
+    "interest_prf",
+    "interest_shares",
+    "leave_one_out",
+    "load_behaviors_file",
+    "load_ml100k",
+    "make_synthetic",
+    "metrics_from_ranks",
+    "ml100k_default_path",
+    "paired_test",
+    "parse_behavior",
+    "plot_interest_timeline",
+    "plot_metrics",
+    "predicted_interests",
+    "print_table",
+    "ranking_metrics",
+    "results_markdown",
+    "run_evaluation",
+    "sample_negatives",
+    "sample_users",
+    "sampled_rank_from_list",
+    "sampled_rank_from_scores",
+    "target_rank",
+    "temporal_split",
+    "to_datetime",
+    "top_k_excluding",
+]

@@ -1,0 +1,125 @@
+"""What the harness consumes: the ``Predictor`` protocol and its request/response types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from eval._split import Split
+
+__all__ = ["FullScorer", "Predictor", "RankRequest", "Ranking", "Tunable", "top_k_excluding"]
+
+
+@dataclass(frozen=True, slots=True)
+class RankRequest:
+    """One user's next-item question.
+
+    Attributes:
+        user_id: The user.
+        history: Item ids the user consumed before ``now``, chronological (nothing at/after the target).
+        history_timestamps: Epoch seconds (UTC) of ``history``.
+        now: Epoch seconds of the target event; the prediction is "what next, at this time".
+        exclude: Items that must not appear in the ranking (the ones already consumed).
+    """
+
+    user_id: str
+    history: Sequence[str]
+    history_timestamps: Sequence[int]
+    now: int
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Ranking:
+    """A predictor's answer to one request.
+
+    Attributes:
+        item_ids: At most ``k`` item ids, best first, none of them in ``request.exclude``.
+        scores: One score per item id (higher is better; scales differ between predictors).
+        info: Optional extras. Keys the harness reads: ``valid`` (bool, False when the predictor fell back
+            because its own output was unusable, counted in the valid-output rate) and ``interests``
+            (list of category names the predictor believes the user wants, used for interest-level F1).
+    """
+
+    item_ids: list[str]
+    scores: list[float]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A next-item model the harness can fit and query.
+
+    ``fit`` sees only ``split.train`` / ``split.train_timestamps`` (and may use ``split.val`` for early
+    stopping); ``rank`` answers a batch of requests.
+    """
+
+    name: str
+
+    def fit(self, split: Split) -> None:
+        """Train on the split's training data."""
+        ...
+
+    def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
+        """Return one ranking of at most ``k`` items per request, in request order."""
+        ...
+
+
+@runtime_checkable
+class Tunable(Protocol):
+    """A predictor with hyper-parameters the runner may pick on validation targets.
+
+    ``tunable`` maps parameter names to the values to try (a grid); ``set_params`` applies one setting
+    without refitting (for example a fusion weight or a decay half-life).
+    """
+
+    tunable: dict[str, list[Any]]
+
+    def set_params(self, **params: Any) -> None:
+        """Apply one setting of the grid."""
+        ...
+
+
+@runtime_checkable
+class FullScorer(Protocol):
+    """A predictor that can score the whole catalogue (columns in ``split.item_ids`` order).
+
+    The runner uses it for exact sampled-negative metrics; the agent uses the LSTM's as a retriever.
+    """
+
+    def score_all(self, requests: Sequence[RankRequest]) -> np.ndarray:
+        """Return a ``(len(requests), n_items)`` float array of scores; exclusions are not applied."""
+        ...
+
+
+def top_k_excluding(
+    scores: np.ndarray, requests: Sequence[RankRequest], item_ids: Sequence[str], index: dict[str, int], k: int
+) -> list[Ranking]:
+    """Turn a score matrix into rankings, removing each request's excluded items.
+
+    Ties are broken by catalogue order (a stable sort), so rankings are deterministic.
+
+    Args:
+        scores: ``(n_requests, n_items)`` scores, columns in ``item_ids`` order.
+        requests: The requests (for their ``exclude`` sets).
+        item_ids: The catalogue.
+        index: ``item_id -> column``.
+        k: Ranking length.
+
+    Returns:
+        One ``Ranking`` per request.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    for row, request in enumerate(requests):
+        cols = [index[i] for i in request.exclude if i in index]
+        scores[row, cols] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rankings = []
+    for row in range(len(requests)):
+        top = [c for c in order[row, :k] if np.isfinite(scores[row, c])]
+        rankings.append(Ranking([item_ids[c] for c in top], [float(scores[row, c]) for c in top]))
+    return rankings

@@ -1,0 +1,133 @@
+"""Human-readable renderings of a summary: a markdown report and a terminal table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["TABLE_METRICS", "format_table", "print_table", "results_markdown"]
+
+TABLE_METRICS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
+
+
+def _ci(stat: Mapping[str, float], digits: int = 4) -> str:
+    return f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
+
+
+def _p(value: float) -> str:
+    return "n/a" if value != value else (f"{value:.2g}" if value >= 1e-4 else "<1e-4")
+
+
+def _rows(summary: Mapping[str, Any], metrics: Sequence[str]) -> list[list[str]]:
+    rows = []
+    for name, model in summary["models"].items():
+        m = model["metrics"]
+        rows.append(
+            [name]
+            + [f"{m[k]['mean']:.4f}" for k in metrics]
+            + [
+                f"{model['interest']['f1']['mean']:.3f}",
+                f"{model['valid_rate']:.3f}",
+                f"{model['throughput_users_per_s']:.1f}",
+            ]
+        )
+    return rows
+
+
+def format_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10")) -> str:
+    """A plain-text, fixed-width table of the main metrics (no colour, safe for logs)."""
+    header = ["model", *[m.upper() for m in metrics], "interest F1", "valid", "users/s"]
+    rows = [header, *_rows(summary, metrics)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    foot = f"{summary.get('dataset', '')} / {summary.get('split', '')} split, {summary.get('n_users')} users, full ranking, consumed items excluded"
+    return "\n".join([foot, *lines])
+
+
+def print_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10"), console: Any = None) -> None:
+    """Print the main metrics with CIs as a rich table (falls back to ``format_table`` without rich)."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # rich is a dependency, but the table must never be why a run fails
+        print(format_table(summary, metrics))
+        return
+    table = Table(
+        title=f"{summary.get('dataset', '')} / {summary.get('split', '')}: {summary.get('n_users')} users "
+        "(full ranking, consumed excluded, 95% CI)"
+    )
+    table.add_column("model", style="bold")
+    for m in metrics:
+        table.add_column(m.upper(), justify="right")
+    table.add_column("interest F1", justify="right")
+    table.add_column("valid", justify="right")
+    table.add_column("users/s", justify="right")
+    for name, model in summary["models"].items():
+        cells = [_ci(model["metrics"][m]) for m in metrics]
+        table.add_row(
+            name,
+            *cells,
+            f"{model['interest']['f1']['mean']:.3f}",
+            f"{model['valid_rate']:.3f}",
+            f"{model['throughput_users_per_s']:.1f}",
+        )
+    (console or Console()).print(table)
+
+
+def results_markdown(summary: Mapping[str, Any]) -> str:
+    """The markdown report written as ``results.md``."""
+    lines = [
+        f"# {summary.get('dataset', '')}: {summary.get('split', '')} split, {summary.get('n_users')} users",
+        "",
+        "Full ranking over the catalogue with every previously consumed item excluded; mean over users with "
+        "95% bootstrap CI (users resampled).",
+        "",
+        "| model | " + " | ".join(m.upper() for m in TABLE_METRICS) + " |",
+        "|---|" + "---|" * len(TABLE_METRICS),
+    ]
+    for name, model in summary["models"].items():
+        lines.append(f"| {name} | " + " | ".join(_ci(model["metrics"][m]) for m in TABLE_METRICS) + " |")
+    lines += ["", "## Interests, validity, speed", "", "| model | interest P | interest R | interest F1 | valid-output rate | users/s | latency ms/user (mean) | fit s |", "|---|---|---|---|---|---|---|---|"]
+    for name, model in summary["models"].items():
+        i = model["interest"]
+        lines.append(
+            f"| {name} | {_ci(i['precision'], 3)} | {_ci(i['recall'], 3)} | {_ci(i['f1'], 3)} | "
+            f"{model['valid_rate']:.3f} | {model['throughput_users_per_s']:.1f} | "
+            f"{model['latency_ms_per_user']['mean']:.2f} | {model['fit_seconds']:.1f} |"
+        )
+    sig = summary.get("significance", [])
+    if sig:
+        lines += [
+            "",
+            "## Paired tests (same users)",
+            "",
+            "| model | baseline | metric | mean diff [95% CI] | p (bootstrap) | p (Wilcoxon) | p (paired t) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for s in sig:
+            lines.append(
+                f"| {s['model']} | {s['baseline']} | {s['metric']} | {s['mean_diff']:+.4f} [{s['low']:+.4f}, "
+                f"{s['high']:+.4f}] | {_p(s['p_bootstrap'])} | {_p(s['p_wilcoxon'])} | {_p(s['p_ttest'])} |"
+            )
+    sampled = {n: m["sampled"] for n, m in summary["models"].items() if m.get("sampled")}
+    if sampled:
+        lines += [
+            "",
+            f"## Secondary: {summary.get('sampled_negatives')} sampled negatives (older papers' protocol)",
+            "",
+            "| model | HR@10 | NDCG@10 | exact |",
+            "|---|---|---|---|",
+        ]
+        for name, s in sampled.items():
+            lines.append(f"| {name} | {_ci(s['hr@10'])} | {_ci(s['ndcg@10'])} | {s['exact']} |")
+    tuning = {n: m["tuning"] for n, m in summary["models"].items() if m.get("tuning")}
+    if tuning:
+        lines += ["", "## Validation tuning (NDCG@10 on the sampled users' validation targets)", ""]
+        for name, t in tuning.items():
+            lines.append(f"- **{name}**: best {t['best']} (NDCG@10 {t['best_ndcg@10']:.4f}) of {len(t['results'])} settings")
+    stages = summary.get("stage_seconds", {})
+    if stages:
+        lines += ["", "## Stage timings (s)", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in stages.items()]
+    return "\n".join(lines) + "\n"

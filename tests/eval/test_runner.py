@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from eval import (
+    EvalError,
+    PopularityPredictor,
+    Ranking,
+    RankRequest,
+    Split,
+    format_table,
+    interest_shares,
+    leave_one_out,
+    make_synthetic,
+    plot_interest_timeline,
+    run_evaluation,
+    sample_users,
+)
+
+
+class RandomPredictor:
+    """A seeded random ranker with a tunable knob, to exercise the tuning hook."""
+
+    def __init__(self, name: str = "random") -> None:
+        self.name = name
+        self.tunable = {"mix": [0.0, 1.0]}
+        self.mix = 0.5
+        self.calls: list[dict] = []
+        self._pop = PopularityPredictor()
+
+    def set_params(self, **params) -> None:
+        self.calls.append(params)
+        self.mix = params["mix"]
+
+    def fit(self, split: Split) -> None:
+        self._pop.fit(split)
+        self._items = split.item_ids
+
+    def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
+        out = []
+        for r in requests:
+            # mix=1 -> popularity order; mix=0 -> a fixed random order
+            rng = np.random.default_rng(abs(hash(r.user_id)) % 2**32)
+            if self.mix >= 0.5:
+                out.append(self._pop.rank([r], k)[0])
+            else:
+                ids = [i for i in rng.permutation(self._items) if i not in r.exclude][:k]
+                out.append(Ranking(list(ids), list(np.linspace(1, 0, len(ids))), {"valid": False}))
+        return out
+
+
+@pytest.fixture(scope="module")
+def synth_split():
+    dataset, _ = make_synthetic(n_users=80, n_items=100, seed=1)
+    return dataset, leave_one_out(dataset)
+
+
+def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) -> None:
+    dataset, split = synth_split
+    rnd = RandomPredictor()
+    result = run_evaluation(
+        dataset, [PopularityPredictor(), rnd], split, users=30, seed=4, out_dir=tmp_path,
+        n_bootstrap=200, progress=False,
+    )
+    assert len(result.users) == 30 and result.users == sample_users(split, 30, 4)
+    assert [c["mix"] for c in rnd.calls] == [0.0, 1.0, 1.0]  # grid, then the best (popularity) re-applied
+    assert result.summary["models"]["random"]["tuning"]["best"] == {"mix": 1.0}
+    for name in ("config.json", "rankings.jsonl", "summary.json", "results.md", "metrics.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["eval"]["seed"] == 4 and config["predictors"]["pop"]["class"] == "PopularityPredictor"
+    lines = [json.loads(x) for x in (tmp_path / "rankings.jsonl").read_text().splitlines()]
+    assert len(lines) == 60 and {x["stage"] for x in lines} == {"test"}
+    assert all(len(x["item_ids"]) <= 50 and x["target"] == split.test[x["user_id"]].item_id for x in lines)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    pop = summary["models"]["pop"]
+    assert pop["metrics"]["ndcg@10"]["low"] <= pop["metrics"]["ndcg@10"]["mean"] <= pop["metrics"]["ndcg@10"]["high"]
+    assert pop["sampled"]["exact"] is True and summary["models"]["random"]["sampled"]["exact"] in (True, False)
+    sig = [s for s in summary["significance"] if s["model"] == "random" and s["baseline"] == "pop"]
+    assert {s["metric"] for s in sig} == {"ndcg@10", "hr@10", "mrr@10"}
+    # mix=1.0 won tuning, so "random" ranks exactly like popularity on test: no difference at all.
+    assert all(s["mean_diff"] == 0 and s["p_wilcoxon"] == 1.0 for s in sig)
+    assert "total" in summary["stage_seconds"] and pop["throughput_users_per_s"] > 0
+    assert "| pop |" in (tmp_path / "results.md").read_text()
+    assert "NDCG@10" in format_table(summary)
+    # Recomputing a metric from rankings.jsonl gives the summary's value.
+    hits = [x["target_rank"] is not None and x["target_rank"] <= 10 for x in lines if x["model"] == "pop"]
+    assert np.mean(hits) == pytest.approx(pop["metrics"]["hr@10"]["mean"])
+
+
+def test_same_seed_same_numbers(synth_split) -> None:
+    dataset, split = synth_split
+    runs = [
+        run_evaluation(dataset, [PopularityPredictor()], split, users=25, seed=9, n_bootstrap=100, progress=False)
+        for _ in range(2)
+    ]
+    assert runs[0].users == runs[1].users
+    assert runs[0].summary["models"]["pop"]["metrics"] == runs[1].summary["models"]["pop"]["metrics"]
+    assert runs[0].summary["models"]["pop"]["sampled"] == runs[1].summary["models"]["pop"]["sampled"]
+
+
+def test_rejects_a_predictor_that_ranks_consumed_items(synth_split) -> None:
+    dataset, split = synth_split
+
+    class Leaky:
+        name = "leaky"
+
+        def fit(self, split: Split) -> None:
+            pass
+
+        def rank(self, requests, k):
+            return [Ranking(list(r.history)[:k], [0.0] * min(k, len(r.history))) for r in requests]
+
+    with pytest.raises(EvalError, match="consumed"):
+        run_evaluation(dataset, [Leaky()], split, users=5, progress=False)
+    with pytest.raises(EvalError, match="unique"):
+        run_evaluation(dataset, [PopularityPredictor(), PopularityPredictor()], split, users=5, progress=False)
+
+
+def test_interest_timeline_plot(synth_split, tmp_path) -> None:
+    dataset, split = synth_split
+    uid = split.test_users[0]
+    shares = interest_shares(dataset, uid, window=5, until=split.test[uid].timestamp)
+    assert len(shares.times) == len(dataset.sequences[uid]) - 1
+    for i in range(len(shares.times)):
+        assert sum(v[i] for v in shares.short.values()) == pytest.approx(1.0)
+        assert sum(v[i] for v in shares.long.values()) == pytest.approx(1.0)
+    path = plot_interest_timeline(shares.times, shares.short, shares.long, tmp_path / "u.png", title=uid,
+                                  now=shares.times[-1])
+    assert path.stat().st_size > 1000
