@@ -113,7 +113,7 @@ class OpenAIEngine:
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(self.config.max_attempts) | stop_after_delay(self.config.max_retry_s),
-                wait=wait_exponential_jitter(initial=0.2, max=5.0),
+                wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
                 retry=retry_if_exception(_is_transient),
                 reraise=False,
             ):

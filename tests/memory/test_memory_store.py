@@ -200,3 +200,17 @@ def test_time_and_place_filters(store):
                 {"since": T0 + DAY, "until": T0}):
         with pytest.raises(InvalidQueryError):
             store.retrieve("c", "x", now=now, **bad)
+
+
+def test_cached_user_is_extended_not_rebuilt(tmp_path, embedder):
+    with MemoryStore.open(tmp_path / "x", embedder=embedder) as s:
+        s.add([behavior("e", "a", days=0, text="first film")])
+        s.retrieve("e", "film", now=T0 + 9 * DAY)
+        (new,) = s.add([behavior("e", "b", days=1, text="second film")])
+        got = s.retrieve("e", "film", k=5, now=T0 + 9 * DAY)
+        assert new in {r.behavior.id for r in got}
+        assert s.stats()["index_rebuilds"] == 1
+        assert s.flush() == 1 and s.flush() == 0
+    with MemoryStore.open(tmp_path / "x", embedder=embedder) as s:
+        assert len(s.retrieve("e", "film", k=5, now=T0 + 9 * DAY)) == 2
+        assert s.stats()["index_loads"] == 1 and s.stats()["index_rebuilds"] == 0
