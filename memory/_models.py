@@ -136,6 +136,14 @@ class Behavior(BaseModel):
         except ValidationError as exc:
             raise invalid_behavior_from(exc, data) from None
 
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        """Validate a mapping; raises :class:`InvalidBehaviorError` (not pydantic's error) like the constructor."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise invalid_behavior_from(exc, obj) from None
+
     @field_validator("user_id", "item_id")
     @classmethod
     def _id_ok(cls, value: str | None, info: Any) -> str | None:
@@ -227,6 +235,9 @@ def invalid_behavior_from(exc: ValidationError, data: Any, index: int | None = N
     """
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    inner = first.get("ctx", {}).get("error")
+    if isinstance(inner, InvalidBehaviorError):  # raised by our __init__ inside pydantic's validation
+        return InvalidBehaviorError(inner.reason, field=inner.field, index=index, record=inner.record)
     loc = [str(p) for p in first["loc"]]
     # Union members appear in the location ("float", "list[...]"); keep only the real path.
     field = ".".join(p for p in loc if not any(c in p for c in "[]|") and p not in {"str", "int", "float", "bool"})

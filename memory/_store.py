@@ -15,11 +15,7 @@ a byte-bounded LRU.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -31,7 +27,7 @@ import numpy as np
 from memory._cache import StateCache
 from memory._config import MemoryConfig, ScoringWeights
 from memory._db import Database
-from memory._embedder import Embedder, SentenceTransformerEmbedder, normalise_rows
+from memory._embedder import Embedder, SentenceTransformerEmbedder
 from memory._errors import (
     EmbedderMismatchError,
     InvalidBehaviorError,
@@ -39,28 +35,32 @@ from memory._errors import (
     MemoryStoreError,
 )
 from memory._filters import make_filters
+from memory._ingest import (
+    DedupKey,
+    Inserted,
+    check_embeddings,
+    dedup_key,
+    embed_rows,
+    insert_batch,
+    new_columns,
+    validate_record,
+)
 from memory._lock import StoreLock
-from memory._models import Behavior, StoredBehavior, describe_record
+from memory._models import Behavior, StoredBehavior
 from memory._profile import build_profile
+from memory._query import QueryEncoder, centroid, similarities
 from memory._results import Profile, Retrieved, ScoreComponents
 from memory._scoring import HOURS_PER_DAY, rank, score
 from memory._snapshot import read_snapshot, snapshot_path, write_snapshot
-from memory._state import Columns, UserState, build_state, extend_state, extract_tags
+from memory._state import UserState, build_state, extend_state
 from memory._time import US_PER_HOUR, require_aware, to_us, utc_now
 
 __all__ = ["MemoryStore"]
 
 DB_NAME = "memory.db"
 INDEX_DIR = "index"
-# Query texts repeat (the agent asks about the same items); embedding one costs milliseconds on CPU.
-QUERY_CACHE_SIZE = 1024
-# A WAL checkpoint after forget waits for in-flight reads of this process to finish; they take ms.
-_CHECKPOINT_ATTEMPTS = 50
-_CHECKPOINT_PAUSE_S = 0.02
 # Upper bound for k and exclude_recent: beyond this a caller wants an export, not a retrieval.
 MAX_K = 100_000
-
-DedupKey = tuple[str, str, str, int]
 
 
 def _check_user_id(user_id: object) -> str:
@@ -93,8 +93,7 @@ class MemoryStore:
         self._lock = lock
         self._cache = StateCache(config.cache_max_bytes)
         self._files_lock = threading.Lock()
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._query_lock = threading.Lock()
+        self._encode = QueryEncoder(embedder)
         self._closed = False
         self._stats = {"index_loads": 0, "index_rebuilds": 0, "index_writes": 0, "index_write_errors": 0}
 
@@ -215,155 +214,36 @@ class MemoryStore:
             MemoryStoreError: The embedder or the database failed; nothing stored.
         """
         self._check_open()
-        if isinstance(behaviors, Behavior | Mapping | str | bytes):
+        if isinstance(behaviors, Behavior | Mapping | str | bytes) or not isinstance(behaviors, Iterable):
             raise InvalidBehaviorError("add() takes a sequence of behaviors, not a single one", field=None)
-        records = list(behaviors)
-        batch = [self._validate(i, r) for i, r in enumerate(records)]
+        batch = [validate_record(i, r) for i, r in enumerate(behaviors)]
         if not batch:
             return []
-        given = self._check_embeddings(embeddings, len(batch))
-        keys: list[DedupKey] = [(b.user_id, b.item_id or "", b.action, to_us(b.timestamp)) for b in batch]
+        given = None if embeddings is None else check_embeddings(embeddings, len(batch), self._embedder.dim)
+        keys = [dedup_key(b) for b in batch]
         first: dict[DedupKey, int] = {}
         for i, key in enumerate(keys):
             first.setdefault(key, i)
-        known = self._db.existing_ids(first)
+        known = self._db.existing_ids(first)  # an optimisation only; insert_batch re-checks under the lock
         todo = [i for key, i in first.items() if key not in known]
-        vectors = self._vectors_for(batch, todo, given)
+        vectors = embed_rows(self._embedder, batch, todo, given)
         with self._db.write_lock:
             self._check_open()
-            assigned, new_rows, versions = self._insert(batch, keys, todo, vectors)
-            self._after_commit(batch, new_rows, versions, vectors)
-        ids_by_key = {**known, **assigned}
+            inserted = insert_batch(self._db.writer, batch, keys, todo, vectors)
+            self._after_commit(batch, inserted, vectors)
+        ids_by_key = {**known, **inserted.ids}
         return [ids_by_key[key] for key in keys]
 
-    def _validate(self, index: int, record: object) -> Behavior:
-        if isinstance(record, Behavior):
-            return record
-        if isinstance(record, Mapping):
-            if not all(isinstance(key, str) for key in record):
-                raise InvalidBehaviorError("field names must be strings", index=index)
-            try:
-                return Behavior(**record)
-            except InvalidBehaviorError as exc:
-                raise InvalidBehaviorError(exc.reason, field=exc.field, index=index, record=exc.record) from None
-        raise InvalidBehaviorError(
-            f"expected a Behavior or a mapping, got {type(record).__name__}", index=index,
-            record=describe_record(record),
-        )
-
-    def _check_embeddings(self, embeddings: np.ndarray | None, n: int) -> np.ndarray | None:
-        if embeddings is None:
-            return None
-        arr = np.asarray(embeddings)
-        if arr.shape != (n, self._embedder.dim) or not np.issubdtype(arr.dtype, np.floating):
-            raise InvalidBehaviorError(
-                f"expected a float array of shape ({n}, {self._embedder.dim}), got {arr.dtype} {arr.shape}",
-                field="embeddings",
-            )
-        bad = ~np.isfinite(arr).all(axis=1) | (np.linalg.norm(np.nan_to_num(arr), axis=1) < 1e-12)
-        if bad.any():
-            raise InvalidBehaviorError("embedding is not finite or has zero norm", field="embeddings",
-                                       index=int(np.argmax(bad)))
-        return normalise_rows(arr)
-
-    def _vectors_for(self, batch: list[Behavior], todo: list[int], given: np.ndarray | None) -> dict[int, np.ndarray]:
-        """Unit vectors for the rows to insert, embedding each distinct text once."""
-        if given is not None:
-            return {i: given[i] for i in todo}
-        texts: dict[str, int] = {}
-        for i in todo:
-            texts.setdefault(batch[i].text, len(texts))
-        if not texts:
-            return {}
-        try:
-            out = np.asarray(self._embedder.embed(list(texts)))
-        except Exception as exc:
-            raise MemoryStoreError(f"embedder {self._embedder.name!r} failed: {exc}") from exc
-        if out.shape != (len(texts), self._embedder.dim):
-            raise MemoryStoreError(
-                f"embedder returned shape {out.shape}, expected ({len(texts)}, {self._embedder.dim})"
-            )
-        out = normalise_rows(out)
-        return {i: out[texts[batch[i].text]] for i in todo}
-
-    def _insert(
-        self, batch: list[Behavior], keys: list[DedupKey], todo: list[int], vectors: dict[int, np.ndarray]
-    ) -> tuple[dict[DedupKey, int], dict[int, list[tuple[int, int]]], dict[int, int]]:
-        """One transaction. Returns ids by key, new ``(position, id)`` rows per user key, new versions."""
-        conn = self._db.writer
-        assigned: dict[DedupKey, int] = {}
-        new_rows: dict[int, list[tuple[int, int]]] = {}
-        versions: dict[int, int] = {}
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                user_keys: dict[str, int] = {}
-                for i in todo:
-                    b = batch[i]
-                    ukey = user_keys.get(b.user_id)
-                    if ukey is None:
-                        conn.execute("INSERT INTO users (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING",
-                                     (b.user_id,))
-                        ukey = conn.execute("SELECT user_key FROM users WHERE user_id = ?", (b.user_id,)).fetchone()[0]
-                        user_keys[b.user_id] = ukey
-                    loc = b.location
-                    row = conn.execute(
-                        "INSERT INTO behaviors (user_key, item_id, action, text, ts_us, lat, lon, place, attributes,"
-                        " weight, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                        " RETURNING id",
-                        (ukey, b.item_id, b.action, b.text, keys[i][3],
-                         None if loc is None else loc.lat, None if loc is None else loc.lon,
-                         None if loc is None else loc.place,
-                         json.dumps(b.attributes, ensure_ascii=False, separators=(",", ":")), float(b.weight),
-                         vectors[i].astype("<f4").tobytes()),
-                    ).fetchone()
-                    if row is None:  # stored by a commit that raced our pre-check
-                        row = conn.execute(
-                            "SELECT id FROM behaviors WHERE user_key = ? AND ifnull(item_id, '') = ? AND action = ?"
-                            " AND ts_us = ?", (ukey, *keys[i][1:]),
-                        ).fetchone()
-                    else:
-                        new_rows.setdefault(ukey, []).append((i, row[0]))
-                    assigned[keys[i]] = row[0]
-                for ukey, rows in new_rows.items():
-                    versions[ukey] = conn.execute(
-                        "UPDATE users SET version = version + 1, n = n + ? WHERE user_key = ? RETURNING version",
-                        (len(rows), ukey),
-                    ).fetchone()[0]
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise MemoryStoreError(f"could not store the batch (nothing was stored): {exc}") from exc
-        return assigned, new_rows, versions
-
-    def _after_commit(
-        self, batch: list[Behavior], new_rows: dict[int, list[tuple[int, int]]], versions: dict[int, int],
-        vectors: dict[int, np.ndarray],
-    ) -> None:
-        """Bring cached states up to date (extend if one version behind, else drop)."""
-        keys = self._config.attribute_keys
-        for ukey, rows in new_rows.items():
-            old = self._cache.committed(ukey, versions[ukey])
+    def _after_commit(self, batch: list[Behavior], inserted: Inserted, vectors: dict[int, np.ndarray]) -> None:
+        """Bring cached states up to date: extend one that is exactly one version behind, drop the rest."""
+        for ukey, rows in inserted.new_rows.items():
+            old = self._cache.committed(ukey, inserted.versions[ukey])
             if old is None:
                 continue
             try:
-                behaviors = [batch[i] for i, _ in rows]
-                cols = Columns(
-                    ids=np.array([bid for _, bid in rows], dtype=np.int64),
-                    ts_us=np.array([to_us(b.timestamp) for b in behaviors], dtype=np.int64),
-                    weights=np.array([b.weight for b in behaviors], dtype=np.float32),
-                    lat=np.array([np.nan if b.location is None or b.location.lat is None else b.location.lat
-                                  for b in behaviors], dtype=np.float64),
-                    lon=np.array([np.nan if b.location is None or b.location.lon is None else b.location.lon
-                                  for b in behaviors], dtype=np.float64),
-                    places=[None if b.location is None else b.location.place for b in behaviors],
-                    tags=[extract_tags(b.attributes, keys) for b in behaviors],
-                    embeddings=np.stack([vectors[i] for i, _ in rows]).astype(np.float32),
-                )
-                self._cache_put(extend_state(old, versions[ukey], cols))
-            except Exception:  # derived data only: the state was dropped, the next read rebuilds it
+                cols = new_columns(batch, rows, vectors, self._config.attribute_keys)
+                self._cache_put(extend_state(old, inserted.versions[ukey], cols))
+            except Exception:  # derived data only: the state was already dropped, the next read rebuilds it
                 continue
 
     def forget(self, user_id: str, before: datetime | None = None, ids: Iterable[int] | None = None) -> int:
@@ -403,52 +283,14 @@ class MemoryStore:
             if info is None:
                 return 0
             ukey = info[0]
-            conn = self._db.writer
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    where, params = "user_key = ?", [ukey]
-                    if before_us is not None:
-                        where += " AND ts_us < ?"
-                        params.append(before_us)
-                    if id_list is not None:
-                        where += " AND id IN (SELECT value FROM json_each(?))"
-                        params.append(json.dumps(id_list))
-                    deleted = conn.execute(f"DELETE FROM behaviors WHERE {where}", params).rowcount
-                    version: int | None = None
-                    if deleted:
-                        remaining, version = conn.execute(
-                            "UPDATE users SET n = n - ?, version = version + 1 WHERE user_key = ? RETURNING n, version",
-                            (deleted, ukey),
-                        ).fetchone()
-                        if remaining <= 0:
-                            conn.execute("DELETE FROM users WHERE user_key = ?", (ukey,))
-                            version = None
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise MemoryStoreError(f"could not delete (nothing was deleted): {exc}") from exc
+            deleted, version = self._db.delete(ukey, before_us, id_list)
             if not deleted:
                 return 0
             self._cache.committed(ukey, version)
             with self._files_lock:
                 snapshot_path(self._index_dir, ukey).unlink(missing_ok=True)
-            self._truncate_wal()
+            self._db.truncate_wal()
         return deleted
-
-    def _truncate_wal(self) -> None:
-        conn = self._db.writer
-        for _ in range(_CHECKPOINT_ATTEMPTS):
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if not busy:
-                return
-            time.sleep(_CHECKPOINT_PAUSE_S)
-        raise MemoryStoreError(
-            "deleted rows are committed but the write-ahead log could not be truncated (a read is still open); "
-            "old page images may remain in memory.db-wal until the next forget or close"
-        )
 
     # -- reads ---------------------------------------------------------------------------------------
     def users(self) -> list[str]:
@@ -538,7 +380,7 @@ class MemoryStore:
         elif not isinstance(weights, ScoringWeights):
             raise InvalidQueryError("must be a ScoringWeights", argument="weights")
         filters = make_filters(since, until, hours_of_day, days_of_week, near)
-        qvec = self._query_vector(query) if query is not None else None
+        qvec = self._encode(query) if query is not None else None
         info = self._db.user_key(user_id)
         if info is None or k == 0:
             return []
@@ -556,8 +398,8 @@ class MemoryStore:
         if not len(cpos):
             return []
         if qvec is None:
-            qvec = self._centroid(state, visible)
-        sims = self._similarities(state, qvec)
+            qvec = centroid(state, visible, self._config.centroid_window)
+        sims = similarities(state, qvec)
         ages = (now_us - state.ts_us[cpos]) / US_PER_HOUR
         bd = score(sims[cpos], ages, state.weights[cpos], weights, self._config.recency_half_life_days * HOURS_PER_DAY)
         top = rank(bd, state.ts_us[cpos], state.ids[cpos], k)
@@ -598,51 +440,6 @@ class MemoryStore:
         return build_profile(user_id, state, now_dt, self._config)
 
     # -- internals -----------------------------------------------------------------------------------
-    def _query_vector(self, query: object) -> np.ndarray:
-        dim = self._embedder.dim
-        if isinstance(query, str):
-            if not query.strip():
-                raise InvalidQueryError("query text must not be blank", argument="query")
-            with self._query_lock:
-                cached = self._query_cache.get(query)
-                if cached is not None:
-                    self._query_cache.move_to_end(query)
-                    return cached
-            vec = normalise_rows(np.asarray(self._embedder.embed([query])).reshape(1, dim))[0]
-            vec.flags.writeable = False
-            with self._query_lock:
-                self._query_cache[query] = vec
-                while len(self._query_cache) > QUERY_CACHE_SIZE:
-                    self._query_cache.popitem(last=False)
-            return vec
-        try:
-            arr = np.asarray(query, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InvalidQueryError(f"expected text, a vector or None, got {type(query).__name__}",
-                                    argument="query") from None
-        if arr.size != dim or arr.ndim > 2:
-            raise InvalidQueryError(f"a query vector needs {dim} values, got shape {arr.shape}", argument="query")
-        try:
-            return normalise_rows(arr.reshape(1, dim))[0]
-        except MemoryStoreError as exc:
-            raise InvalidQueryError(str(exc), argument="query") from None
-
-    def _centroid(self, state: UserState, visible: np.ndarray) -> np.ndarray:
-        recent = visible[: self._config.centroid_window]
-        mean = state.vectors[recent].astype(np.float64).mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        # Opposite vectors can cancel out; the newest behavior then stands for "now".
-        return (mean / norm).astype(np.float32) if norm > 1e-6 else np.array(state.vectors[recent[0]])
-
-    @staticmethod
-    def _similarities(state: UserState, query: np.ndarray) -> np.ndarray:
-        """Cosine of every behavior to ``query``, by position, via the user's FAISS index."""
-        n = len(state)
-        dist, labels = state.index.search(query.reshape(1, -1).astype(np.float32), n)
-        sims = np.empty(n, dtype=np.float32)
-        sims[np.searchsorted(state.ids, labels[0])] = dist[0]
-        return sims
-
     def _state(self, user_key: int, version: int) -> UserState | None:
         """The user's state: cached, else from its index file, else rebuilt from SQLite."""
         state = self._cache.get(user_key)

@@ -19,11 +19,12 @@ from eval import (
     plot_interest_timeline,
     run_evaluation,
     sample_users,
+    top_k_excluding,
 )
 
 
-class RandomPredictor:
-    """A seeded random ranker with a tunable knob, to exercise the tuning hook."""
+class KnobPredictor:
+    """Popularity or anti-popularity depending on a tunable knob, to exercise the tuning hook."""
 
     def __init__(self, name: str = "random") -> None:
         self.name = name
@@ -41,34 +42,35 @@ class RandomPredictor:
         self._items = split.item_ids
 
     def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
-        out = []
-        for r in requests:
-            # mix=1 -> popularity order; mix=0 -> a fixed random order
-            rng = np.random.default_rng(abs(hash(r.user_id)) % 2**32)
-            if self.mix >= 0.5:
-                out.append(self._pop.rank([r], k)[0])
-            else:
-                ids = [i for i in rng.permutation(self._items) if i not in r.exclude][:k]
-                out.append(Ranking(list(ids), list(np.linspace(1, 0, len(ids))), {"valid": False}))
+        if self.mix >= 0.5:  # popularity order
+            return self._pop.rank(requests, k)
+        # mix=0: least popular first (a deliberately bad setting that tuning must reject)
+        scores = -self._pop.score_all(requests)
+        index = {item: i for i, item in enumerate(self._items)}
+        out = top_k_excluding(scores, requests, self._items, index, k)
+        for ranking in out:
+            ranking.info["valid"] = False
         return out
 
 
 @pytest.fixture(scope="module")
 def synth_split():
-    dataset, _ = make_synthetic(n_users=80, n_items=100, seed=1)
+    dataset, _ = make_synthetic(n_users=80, n_items=600, seed=1)
     return dataset, leave_one_out(dataset)
 
 
 def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) -> None:
     dataset, split = synth_split
-    rnd = RandomPredictor()
+    rnd = KnobPredictor()
     result = run_evaluation(
         dataset, [PopularityPredictor(), rnd], split, users=30, seed=4, out_dir=tmp_path,
         n_bootstrap=200, progress=False,
     )
     assert len(result.users) == 30 and result.users == sample_users(split, 30, 4)
     assert [c["mix"] for c in rnd.calls] == [0.0, 1.0, 1.0]  # grid, then the best (popularity) re-applied
-    assert result.summary["models"]["random"]["tuning"]["best"] == {"mix": 1.0}
+    tuning = result.summary["models"]["random"]["tuning"]
+    assert tuning["best"] == {"mix": 1.0}
+    assert tuning["results"][1]["ndcg@10"] > tuning["results"][0]["ndcg@10"]
     for name in ("config.json", "rankings.jsonl", "summary.json", "results.md", "metrics.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     config = json.loads((tmp_path / "config.json").read_text())
@@ -80,7 +82,9 @@ def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) ->
     pop = summary["models"]["pop"]
     assert pop["metrics"]["ndcg@10"]["low"] <= pop["metrics"]["ndcg@10"]["mean"] <= pop["metrics"]["ndcg@10"]["high"]
     assert pop["sampled"]["exact"] is True and summary["models"]["random"]["sampled"]["exact"] in (True, False)
-    sig = [s for s in summary["significance"] if s["model"] == "random" and s["baseline"] == "pop"]
+    # With no baselines named, each model is tested against every model listed before it.
+    assert {(s["model"], s["baseline"]) for s in summary["significance"]} == {("random", "pop")}
+    sig = summary["significance"]
     assert {s["metric"] for s in sig} == {"ndcg@10", "hr@10", "mrr@10"}
     # mix=1.0 won tuning, so "random" ranks exactly like popularity on test: no difference at all.
     assert all(s["mean_diff"] == 0 and s["p_wilcoxon"] == 1.0 for s in sig)
@@ -117,6 +121,8 @@ def test_rejects_a_predictor_that_ranks_consumed_items(synth_split) -> None:
 
     with pytest.raises(EvalError, match="consumed"):
         run_evaluation(dataset, [Leaky()], split, users=5, progress=False)
+    with pytest.raises(EvalError, match="baselines"):
+        run_evaluation(dataset, [PopularityPredictor()], split, users=5, progress=False, baselines=["nope"])
     with pytest.raises(EvalError, match="unique"):
         run_evaluation(dataset, [PopularityPredictor(), PopularityPredictor()], split, users=5, progress=False)
 

@@ -102,3 +102,10 @@ def test_bad_precomputed_embeddings_store_nothing(store):
 def test_single_behavior_instead_of_batch_is_refused(store):
     with pytest.raises(InvalidBehaviorError):
         store.add(behavior())
+
+
+def test_model_validate_raises_the_same_error():
+    with pytest.raises(InvalidBehaviorError) as info:
+        Behavior.model_validate({**GOOD, "weight": float("nan")})
+    assert info.value.field == "weight"
+    assert Behavior.model_validate(GOOD).text == "a film"

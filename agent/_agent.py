@@ -1,0 +1,381 @@
+"""The interest agent: memory + candidate retrieval + LLM choice scoring + constrained interests."""
+
+from __future__ import annotations
+
+import logging
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+import prompts
+from memory import MemoryStore
+
+from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex, minmax_rows
+from ._catalog import Catalog
+from ._context import UserContext, load_context, prompt_behaviors
+from ._engine import GenerationRequest, LLMEngine, Message
+from ._errors import EngineError, StructuredOutputError, UnknownUserError
+from ._schemas import (
+    MAX_INTERESTS,
+    ChatReply,
+    Drift,
+    Interest,
+    InterestPrediction,
+    InterestSummary,
+    Provenance,
+    RankedItem,
+    interest_output_model,
+)
+from ._structured import generate_structured
+from ._summary import build_facts, chat_context, summarize_batch
+
+__all__ = ["AgentConfig", "InterestAgent"]
+
+log = logging.getLogger(__name__)
+LABELS = tuple(string.ascii_uppercase[:20])  # A..T: one token each, LlamaRec's verbalizer
+
+
+class AgentConfig(BaseModel):
+    """Settings of the agent (printed with every result it produced)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_recent: int = Field(default=10, ge=1, le=50)
+    n_long: int = Field(default=10, ge=0, le=50)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    #: weight of the LLM's choice probability against the retrieval score among the candidates
+    fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    attempts: int = Field(default=3, ge=1, le=10)
+    interests: bool = True
+    interest_max_tokens: int = Field(default=160, ge=16, le=1024)
+    summary_max_tokens: int = Field(default=220, ge=32, le=1024)
+    chat_max_tokens: int = Field(default=160, ge=16, le=1024)
+    #: on an LLM failure after retries: False raises, True falls back to retrieval-only (flagged)
+    fallback: bool = False
+    batch_size: int = Field(default=64, ge=1)
+
+
+@dataclass
+class _Scored:
+    ctx: UserContext
+    retrieval: np.ndarray  # over the catalog, consumed items = -inf
+    candidates: list[int]  # catalog indices, best first
+
+
+class InterestAgent:
+    """Predict what a user will want next, summarise their interests, answer questions about them."""
+
+    def __init__(self, store: MemoryStore, catalog: Catalog, engine: LLMEngine | None, config: AgentConfig,
+                 transitions: TransitionIndex | None = None, sequential: CandidateSource | None = None):
+        self.store = store
+        self.catalog = catalog
+        self.engine = engine
+        self.config = config
+        self.transitions = transitions
+        self.sequential = sequential
+
+    @classmethod
+    def from_defaults(cls, store: MemoryStore, catalog: Catalog, engine_url: str | None = None, *,
+                      engine: LLMEngine | None = None, config: AgentConfig | None = None,
+                      transitions: TransitionIndex | None = None,
+                      sequential: CandidateSource | None = None) -> InterestAgent:
+        """An agent on the embedded vLLM engine, or on a ``vllm serve`` at ``engine_url``.
+
+        Collaborative transitions are learnt from every user's history in ``store`` unless given.
+        """
+        if engine is None:
+            if engine_url:
+                from ._openai import OpenAIEngine
+
+                engine = OpenAIEngine.from_url(engine_url)
+            else:
+                from ._vllm import VLLMEngine
+
+                engine = VLLMEngine.from_defaults()
+        if transitions is None:
+            seqs = {}
+            for u in store.users():
+                items = store.recent(u, k=max(1, store.count(u)))
+                seqs[u] = [b.item_id for b in reversed(items) if b.item_id]
+            transitions = TransitionIndex.fit(seqs, catalog.index)
+        return cls(store, catalog, engine, config or AgentConfig(), transitions, sequential)
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+    # -- retrieval ---------------------------------------------------------------------------------
+    def contexts(self, user_ids: Sequence[str], nows: Sequence[datetime | None],
+                 histories: Sequence[Sequence[str] | None] | None = None,
+                 excludes: Sequence[Sequence[str] | None] | None = None) -> list[UserContext]:
+        c = self.config
+        return [
+            load_context(self.store, u, now, c.n_recent, c.n_long,
+                         histories[i] if histories else None, excludes[i] if excludes else None)
+            for i, (u, now) in enumerate(zip(user_ids, nows, strict=True))
+        ]
+
+    def retrieval_scores(self, ctxs: Sequence[UserContext]) -> np.ndarray:
+        """Candidate-stage scores over the whole catalog (consumed items = -inf); memory-only ranking."""
+        r = self.config.retrieval
+        n = len(self.catalog)
+        total = np.zeros((len(ctxs), n))
+        for row, ctx in enumerate(ctxs):
+            if ctx.profile.short.vector is not None and r.w_short:
+                total[row] += r.w_short * minmax_rows(self.catalog.similarity(ctx.profile.short.vector))
+            if ctx.profile.long.vector is not None and r.w_long:
+                total[row] += r.w_long * minmax_rows(self.catalog.similarity(ctx.profile.long.vector))
+            if self.transitions is not None and r.w_co and ctx.history:
+                total[row] += r.w_co * minmax_rows(self.transitions.score(ctx.history))
+        if self.sequential is not None and r.w_seq:
+            live = [i for i, c in enumerate(ctxs) if c.history]
+            if live:
+                seq = self.sequential.score_histories([ctxs[i].user_id for i in live],
+                                                      [ctxs[i].history for i in live], [ctxs[i].now for i in live])
+                total[live] += r.w_seq * minmax_rows(seq)
+        for row, ctx in enumerate(ctxs):
+            cols = [self.catalog.index[i] for i in ctx.exclude if i in self.catalog.index]
+            total[row, cols] = -np.inf
+            if ctx.cold:  # no memory: popularity, flagged by the caller
+                pop = minmax_rows(self.catalog.popularity[None, :])[0]
+                total[row] = np.where(np.isfinite(total[row]), pop, -np.inf)
+        return total
+
+    def _score(self, ctxs: Sequence[UserContext]) -> list[_Scored]:
+        scores = self.retrieval_scores(ctxs)
+        n = self.config.retrieval.n_candidates
+        out = []
+        for row, ctx in enumerate(ctxs):
+            order = np.argsort(-scores[row], kind="stable")
+            finite = order[np.isfinite(scores[row][order])]
+            out.append(_Scored(ctx, scores[row], [int(i) for i in finite[:n]]))
+        return out
+
+    # -- LLM stages ----------------------------------------------------------------------------------
+    def rank_prompt(self, s: _Scored) -> str:
+        recent, long_range = prompt_behaviors(s.ctx)
+        cands = [{"label": LABELS[j], "title": self.catalog.items[i].title,
+                  "categories": list(self.catalog.items[i].categories)} for j, i in enumerate(s.candidates)]
+        return prompts.render("rank", recent=recent, long_range=long_range, candidates=cands)
+
+    def interest_prompt(self, ctx: UserContext) -> str:
+        recent, long_range = prompt_behaviors(ctx)
+        return prompts.render("predict", recent=recent, long_range=long_range, taxonomy=self.catalog.taxonomy,
+                              max_interests=MAX_INTERESTS)
+
+    def llm_choice_probs(self, scored: Sequence[_Scored]) -> list[np.ndarray | None]:
+        """The LLM's probability for each candidate (None for cold users or a single candidate)."""
+        assert self.engine is not None
+        todo = [i for i, s in enumerate(scored) if not s.ctx.cold and len(s.candidates) > 1]
+        out: list[np.ndarray | None] = [None] * len(scored)
+        by_n: dict[int, list[int]] = {}
+        for i in todo:
+            by_n.setdefault(len(scored[i].candidates), []).append(i)
+        for n, idx in by_n.items():
+            res = self.engine.score_choices([self.rank_prompt(scored[i]) for i in idx], LABELS[:n])
+            for i, r in zip(idx, res, strict=True):
+                out[i] = np.asarray(r.probs)
+        return out
+
+    def fuse(self, s: _Scored, probs: np.ndarray | None, k: int, weight: float | None = None
+             ) -> list[RankedItem]:
+        """Candidates re-ranked by (1-w)·minmax(retrieval) + w·minmax(LLM prob); then the rest by retrieval.
+
+        Items past the candidates keep their retrieval score minus 1, so scores stay ordered.
+        """
+        w = self.config.fusion_weight if weight is None else weight
+        cand = np.asarray(s.candidates, dtype=int)
+        if len(cand) == 0:
+            return []
+        retr = minmax_rows(s.retrieval[cand][None, :])[0]
+        fused = retr if probs is None else (1 - w) * retr + w * minmax_rows(probs[None, :])[0]
+        order = np.argsort(-fused, kind="stable")
+        items = [RankedItem(item_id=self.catalog.items[cand[j]].item_id, title=self.catalog.items[cand[j]].title,
+                            score=float(fused[j]), retrieval_score=float(s.retrieval[cand[j]]),
+                            llm_prob=None if probs is None else float(probs[j])) for j in order[:k]]
+        if k > len(items):
+            rest = np.argsort(-s.retrieval, kind="stable")
+            seen = set(cand.tolist())
+            for i in rest:
+                if len(items) >= k or not np.isfinite(s.retrieval[i]):
+                    break
+                if int(i) in seen:
+                    continue
+                it = self.catalog.items[int(i)]
+                items.append(RankedItem(item_id=it.item_id, title=it.title, score=float(s.retrieval[i]) - 1.0,
+                                        retrieval_score=float(s.retrieval[i])))
+        return items
+
+    def _interests_from_profile(self, ctx: UserContext) -> list[Interest]:
+        """Interests read off the memory profile (used for cold start and fallbacks; not the LLM's)."""
+        out = []
+        tops = [(a.name, "short") for a in ctx.profile.short.top_attributes[:2]]
+        tops += [(a.name, "long") for a in ctx.profile.long.top_attributes[:2]]
+        seen = set()
+        for name, horizon in tops:
+            if name in seen or len(out) >= MAX_INTERESTS:
+                continue
+            seen.add(name)
+            out.append(Interest(label=name[:60], confidence="low", horizon=horizon, evidence=[]))
+        if not out and ctx.cold:
+            counts: dict[str, float] = {}
+            for i in np.argsort(-self.catalog.popularity)[:50]:
+                for c in self.catalog.items[int(i)].categories:
+                    counts[c] = counts.get(c, 0) + 1
+            for name in sorted(counts, key=lambda c: -counts[c])[:MAX_INTERESTS]:
+                out.append(Interest(label=name[:60], confidence="low", horizon="long", evidence=[]))
+        return out
+
+    def _llm_interests(self, ctxs: Sequence[UserContext]) -> list[Any]:
+        live = [i for i, c in enumerate(ctxs) if not c.cold]
+        out: list[Any] = [None] * len(ctxs)
+        by_n: dict[int, list[int]] = {}
+        for i in live:
+            by_n.setdefault(len(ctxs[i].evidence_ids()), []).append(i)
+        for n, idx in by_n.items():
+            model = interest_output_model(self.catalog.taxonomy, n)
+            reqs = [GenerationRequest(prompt=self.interest_prompt(ctxs[i]),
+                                      max_tokens=self.config.interest_max_tokens) for i in idx]
+            res = generate_structured(self.engine, model, reqs, attempts=self.config.attempts,  # type: ignore[arg-type]
+                                      validate=_unique_labels)
+            for i, r in zip(idx, res, strict=True):
+                out[i] = r
+        return out
+
+    def _provenance(self, s: _Scored, **kw: Any) -> Provenance:
+        return Provenance(
+            engine=self.engine.description if self.engine else {},
+            model=self.engine.model_name if self.engine else None,
+            templates={n: prompts.version(n) for n in ("system", "rank", "predict")},
+            retrieval={**self.config.retrieval.model_dump(), "n_recent": self.config.n_recent,
+                       "n_long": self.config.n_long, "fusion_weight": self.config.fusion_weight,
+                       "candidates": len(s.candidates)},
+            cold_start=s.ctx.cold, **kw)
+
+    # -- public API --------------------------------------------------------------------------------
+    def predict(self, user_id: str, now: datetime | None = None, k: int = 10, *,
+                fallback: bool | None = None) -> InterestPrediction:
+        """Predict one user's next interests and items. See :meth:`predict_many`."""
+        return self.predict_many([user_id], now=now, k=k, fallback=fallback, progress=False)[0]
+
+    def predict_many(self, user_ids: Sequence[str], now: datetime | Sequence[datetime] | None = None,
+                     k: int = 10, *, fallback: bool | None = None, progress: bool = True,
+                     histories: Sequence[Sequence[str]] | None = None,
+                     excludes: Sequence[Sequence[str]] | None = None) -> list[InterestPrediction]:
+        """Predict for many users, batched through the engine.
+
+        Args:
+            user_ids: users to predict for; a user with no memory gets a popularity prediction flagged
+                ``provenance.cold_start``.
+            now: one time for all, one per user, or None (wall clock).
+            k: ranked items to return (1..200).
+            fallback: override ``config.fallback`` — on LLM failure return retrieval-only results
+                flagged in provenance instead of raising.
+            histories/excludes: consumed items per user (default: read from memory).
+
+        Raises:
+            StructuredOutputError: interests stayed invalid after retries and fallback is off.
+            EngineError: the engine failed and fallback is off.
+        """
+        if not 1 <= k <= 200:
+            raise ValueError("k must be in 1..200")
+        fb = self.config.fallback if fallback is None else fallback
+        nows = list(now) if isinstance(now, Sequence) else [now] * len(user_ids)
+        for u in user_ids:
+            if not isinstance(u, str) or not u:
+                raise UnknownUserError(f"user_id must be a non-empty string, got {u!r}")
+        results: list[InterestPrediction] = []
+        bar = tqdm(total=len(user_ids), desc="predict", unit="user", disable=not progress)
+        bs = self.config.batch_size
+        for start in range(0, len(user_ids), bs):
+            sl = slice(start, start + bs)
+            ctxs = self.contexts(user_ids[sl], nows[sl], histories[sl] if histories else None,
+                                 excludes[sl] if excludes else None)
+            results.extend(self._predict_batch(self._score(ctxs), k, fb))
+            bar.update(len(ctxs))
+        bar.close()
+        return results
+
+    def _predict_batch(self, scored: list[_Scored], k: int, fb: bool) -> list[InterestPrediction]:
+        failure: str | None = None
+        try:
+            probs = self.llm_choice_probs(scored)
+        except EngineError as exc:
+            if not fb:
+                raise
+            failure, probs = f"choice scoring failed: {exc}", [None] * len(scored)
+        interests: list[Any] = [None] * len(scored)
+        if self.config.interests and failure is None:
+            try:
+                interests = self._llm_interests([s.ctx for s in scored])
+            except EngineError as exc:
+                if not fb:
+                    raise
+                failure = f"interest generation failed: {exc}"
+        out = []
+        for s, p, res in zip(scored, probs, interests, strict=True):
+            reasons: list[str] = []
+            fallback_reason = failure
+            attempts = 0
+            if isinstance(res, StructuredOutputError):
+                if not fb:
+                    raise res
+                fallback_reason = f"interests invalid after {res.attempts} attempts"
+                reasons, attempts, res = res.reasons[-10:], res.attempts, None
+            if res is not None:
+                ids = s.ctx.evidence_ids()
+                found = [Interest(label=i.label, confidence=i.confidence, horizon=i.horizon,
+                                  evidence=[ids[e - 1] for e in i.evidence]) for i in res.value.interests]
+                attempts, reasons = res.attempts, res.reasons[-10:]
+            else:
+                found = self._interests_from_profile(s.ctx)
+                if s.ctx.cold:
+                    fallback_reason = fallback_reason or "cold start: popularity"
+            prof = s.ctx.profile
+            drift = Drift(score=prof.drift, rising=[a.name for a in prof.rising[:5]],
+                          fading=[a.name for a in prof.fading[:5]])
+            out.append(InterestPrediction(
+                user_id=s.ctx.user_id, as_of=s.ctx.now, interests=found,
+                next_items=self.fuse(s, p if failure is None else None, k), drift=drift,
+                provenance=self._provenance(s, attempts=attempts, fallback=fallback_reason, reasons=reasons)))
+        return out
+
+    def summarize(self, user_id: str, now: datetime | None = None) -> InterestSummary:
+        """A short chat-style paragraph about the user's interests, with the facts behind it."""
+        return self.summarize_many([user_id], now)[0]
+
+    def summarize_many(self, user_ids: Sequence[str], now: datetime | None = None) -> list[InterestSummary]:
+        ctxs = self.contexts(user_ids, [now] * len(user_ids))
+        return summarize_batch(self, ctxs)
+
+    def chat(self, user_id: str, messages: Sequence[Message | dict[str, str]], now: datetime | None = None
+             ) -> ChatReply:
+        """Answer the last user message about this user's interests, grounded in retrieved memory."""
+        msgs = tuple(m if isinstance(m, Message) else Message(**m) for m in messages)
+        if not msgs or msgs[-1].role != "user":
+            raise ValueError("messages must end with a user message")
+        [ctx] = self.contexts([user_id], [now])
+        system, evidence = chat_context(self, ctx, msgs[-1].content)
+        assert self.engine is not None
+        [out] = self.engine.generate([GenerationRequest(
+            messages=(Message(role="system", content=system), *[m for m in msgs if m.role != "system"]),
+            max_tokens=self.config.chat_max_tokens, stop=("\nUser:",))])
+        text = out.text.strip()[:4000] or "I could not produce an answer from this user's memory."
+        facts = build_facts(ctx)
+        return ChatReply(text=text, evidence=evidence[:20], provenance=Provenance(
+            engine=self.engine.description, model=self.engine.model_name,
+            templates={"chat": prompts.version("chat")}, attempts=1,
+            retrieval={"relevant": len(evidence), "n_behaviors": facts.n_behaviors},
+            cold_start=ctx.cold, fallback="length" if out.finish_reason == "length" else None))
+
+
+def _unique_labels(value: Any) -> None:
+    labels = [i.label for i in value.interests]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"interest labels repeat: {labels}")

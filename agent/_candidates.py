@@ -1,0 +1,102 @@
+"""The candidate stage: score the whole catalog for a user from memory and collaborative evidence.
+
+Score of item i for a user (each component min-max normalised over the catalog, so weights compare):
+
+    retrieval_i = w_short · cos(i, short-term profile) + w_long · cos(i, long-term profile)
+                + w_co · transitions_i + w_seq · sequential_i
+
+``transitions`` are item-to-item successions counted in other users' histories (the item that followed
+each of the user's recent items, nearer successors and more recent anchors weighing more); ``sequential``
+is any :class:`CandidateSource` (e.g. the evaluation harness's LSTM). Already-consumed items are removed
+afterwards. The top-N go to the LLM; report the stage's recall@N, since the LLM only ranks what it sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CandidateSource", "RetrievalConfig", "TransitionIndex", "minmax_rows"]
+
+#: successors within this many steps count; the next item counts fully, later ones 1/distance
+TRANSITION_WINDOW = 3
+#: each older anchor item counts this much less than the one after it
+ANCHOR_DECAY = 0.7
+#: how many of the user's most recent items anchor the transition score
+ANCHORS = 5
+
+
+class RetrievalConfig(BaseModel):
+    """Weights of the candidate stage (tunable on validation data)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    w_short: float = Field(default=1.0, ge=0)
+    w_long: float = Field(default=0.5, ge=0)
+    w_co: float = Field(default=2.0, ge=0)
+    w_seq: float = Field(default=2.0, ge=0)
+    n_candidates: int = Field(default=20, ge=1, le=20)
+
+
+@runtime_checkable
+class CandidateSource(Protocol):
+    """Any sequential model used as a retriever: scores every catalog item (columns in catalog order)."""
+
+    def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],
+                        nows: Sequence[datetime]) -> np.ndarray: ...
+
+
+class TransitionIndex:
+    """Item-to-item successions from many users' chronological histories (a sparse count matrix)."""
+
+    def __init__(self, matrix, index: Mapping[str, int]):
+        self.matrix = matrix
+        self.index = dict(index)
+
+    @classmethod
+    def fit(cls, sequences: Mapping[str, Sequence[str]] | Sequence[Sequence[str]],
+            index: Mapping[str, int]) -> TransitionIndex:
+        """Count successions; rows are normalised to sum 1 (P(next | item))."""
+        from scipy.sparse import csr_matrix
+
+        seqs = sequences.values() if isinstance(sequences, Mapping) else sequences
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        for seq in seqs:
+            ids = [index[i] for i in seq if i in index]
+            for pos, a in enumerate(ids):
+                for d in range(1, TRANSITION_WINDOW + 1):
+                    if pos + d >= len(ids):
+                        break
+                    rows.append(a)
+                    cols.append(ids[pos + d])
+                    vals.append(1.0 / d)
+        n = len(index)
+        m = csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float64)
+        m.sum_duplicates()
+        totals = np.asarray(m.sum(axis=1)).ravel()
+        totals[totals == 0] = 1.0
+        m = csr_matrix(m.multiply(1.0 / totals[:, None]))
+        return cls(m, index)
+
+    def score(self, history: Sequence[str]) -> np.ndarray:
+        """Scores of every item as the next one after ``history`` (chronological)."""
+        out = np.zeros(self.matrix.shape[0])
+        anchors = [self.index[i] for i in reversed(history) if i in self.index][:ANCHORS]
+        for j, a in enumerate(anchors):
+            row = self.matrix.getrow(a)
+            out[row.indices] += (ANCHOR_DECAY ** j) * row.data
+        return out
+
+
+def minmax_rows(x: np.ndarray) -> np.ndarray:
+    """Min-max normalise each row to [0, 1]; a constant row becomes zeros."""
+    x = np.asarray(x, dtype=np.float64)
+    lo = x.min(axis=-1, keepdims=True)
+    span = x.max(axis=-1, keepdims=True) - lo
+    return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)

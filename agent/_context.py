@@ -1,0 +1,66 @@
+"""Reading one user's memory for a prediction: recent window, long-range relevant history, profile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from memory import MemoryStore, Profile, Retrieved, StoredBehavior
+
+__all__ = ["UserContext", "load_context", "prompt_behaviors"]
+
+#: memory filters are "strictly before"; a hair past `now` keeps what happened at `now` itself
+_EPSILON = timedelta(microseconds=1)
+
+
+@dataclass
+class UserContext:
+    user_id: str
+    now: datetime
+    recent: list[StoredBehavior]
+    long_range: list[Retrieved]
+    profile: Profile
+    history: list[str] = field(default_factory=list)  # consumed item ids, chronological
+    exclude: frozenset[str] = frozenset()
+
+    @property
+    def cold(self) -> bool:
+        return not self.recent
+
+    def evidence_ids(self) -> list[int]:
+        """Behavior ids in prompt order: [1] is the oldest recent behavior, then the long-range ones."""
+        return [b.id for b in reversed(self.recent)] + [r.behavior.id for r in self.long_range]
+
+
+def load_context(store: MemoryStore, user_id: str, now: datetime | None, n_recent: int, n_long: int,
+                 history: Sequence[str] | None = None, exclude: Sequence[str] | None = None) -> UserContext:
+    """Read what a prediction needs; ``history``/``exclude`` default to the user's item ids in memory.
+
+    ``now=None`` means "as of the user's newest behavior" (wall clock for a user with none): a prediction
+    is about what comes after the last thing we know, and decay is measured from there. Pass ``now``
+    explicitly to let time since the last behavior count.
+    """
+    if now is None:
+        newest = store.recent(user_id, k=1)
+        now = newest[0].timestamp if newest else datetime.now(UTC)
+    recent = store.recent(user_id, k=n_recent, before=now + _EPSILON)
+    long_range = store.retrieve(user_id, query=None, k=n_long, now=now, exclude_recent=n_recent) if recent else []
+    profile = store.profile(user_id, now=now)
+    if history is None:
+        everything = store.recent(user_id, k=max(1, store.count(user_id)), before=now + _EPSILON)
+        history = [b.item_id for b in reversed(everything) if b.item_id]
+    excl = frozenset(exclude) if exclude is not None else frozenset(history)
+    return UserContext(user_id, now, recent, long_range, profile, list(history), excl)
+
+
+def _line(idx: int, b: StoredBehavior) -> dict[str, object]:
+    return {"idx": idx, "when": b.timestamp.strftime("%Y-%m-%d"), "action": b.action, "text": b.text}
+
+
+def prompt_behaviors(ctx: UserContext) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The numbered behavior lines for templates (recent oldest first, then long-range)."""
+    recent = [_line(i + 1, b) for i, b in enumerate(reversed(ctx.recent))]
+    start = len(recent) + 1
+    long_range = [_line(start + i, r.behavior) for i, r in enumerate(ctx.long_range)]
+    return recent, long_range

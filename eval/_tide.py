@@ -1,0 +1,215 @@
+"""Tide's own models in the harness: memory-only retrieval and the agent (memory + LLM).
+
+Both read a real :class:`memory.MemoryStore`. The store is filled lazily from each request's history, so a
+user's memory never holds anything at or after the target being predicted: validation requests (history =
+train) are all answered before any test request adds the validation item, and a request whose history is
+shorter than what memory already holds is refused (:class:`eval.EvalError`) rather than answered with a
+leak.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eval._data import Dataset, behavior_text, to_datetime
+from eval._protocol import Ranking, RankRequest
+from eval._split import Split
+from eval.errors import EvalError
+
+if TYPE_CHECKING:
+    from agent import InterestAgent
+    from memory import MemoryStore
+
+__all__ = ["AgentPredictor", "LSTMSource", "MemoryPredictor", "MemorySync", "catalog_from_dataset",
+           "dataset_behaviors"]
+
+
+def dataset_behaviors(dataset: Dataset, user_id: str | None = None) -> list[Any]:
+    """Every interaction of ``dataset`` (or of one user) as a :class:`memory.Behavior`."""
+    from memory import Behavior, Location
+
+    out = []
+    for r in dataset.behavior_rows(user_id):
+        loc = None
+        if r.get("lat") is not None or r.get("lon") is not None or r.get("place"):
+            loc = Location(lat=r.get("lat"), lon=r.get("lon"), place=r.get("place"))
+        out.append(Behavior(user_id=r["user_id"], item_id=r["item_id"], action=r["action"], text=r["text"],
+                            timestamp=r["timestamp"], location=loc, attributes=r.get("attributes") or {},
+                            weight=r.get("weight") if r.get("weight") is not None else 1.0))
+    return out
+
+
+def catalog_from_dataset(dataset: Dataset, embedder: Any, popularity: dict[str, int] | None = None) -> Any:
+    """The agent's :class:`agent.Catalog` over the dataset's items, in ``dataset.item_ids`` order.
+
+    Item text mirrors behavior text (``Watched "Title" (year; genres).``) so that profile vectors, which
+    are averages of behavior embeddings, compare with item embeddings like with like.
+    """
+    from agent import Catalog, CatalogItem
+
+    items = []
+    for item in dataset.items.values():
+        title = f"{item.title} ({item.year})" if item.year else item.title
+        items.append(CatalogItem(item_id=item.item_id, title=title[:300], text=behavior_text(item, None),
+                                 categories=tuple(item.genres)))
+    pop = [float((popularity or {}).get(i.item_id, 0)) for i in items]
+    return Catalog.from_items(items, embedder, popularity=pop)
+
+
+class MemorySync:
+    """Keeps the store equal to each request's history (adds what is missing; refuses to go back)."""
+
+    def __init__(self, store: MemoryStore, dataset: Dataset, progress: bool = True):
+        self.store = store
+        self.dataset = dataset
+        self.progress = progress
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.seconds = 0.0
+
+    def sync(self, requests: Sequence[RankRequest]) -> None:
+        import time
+
+        from memory import Behavior
+
+        t0 = time.perf_counter()
+        batch: list[Behavior] = []
+        with self._lock:
+            for r in requests:
+                held = self._held.get(r.user_id, 0)
+                if len(r.history) < held:
+                    raise EvalError(f"memory of {r.user_id} holds {held} behaviors but the request's history has "
+                                    f"{len(r.history)}: answering would leak the future")
+                if len(r.history) == held:
+                    continue
+                events = self.dataset.sequences[r.user_id]
+                if [e.item_id for e in events[: len(r.history)]] != list(r.history):
+                    raise EvalError(f"request history of {r.user_id} is not a prefix of the dataset's sequence")
+                batch.extend(dataset_behaviors(self.dataset, r.user_id)[held: len(r.history)])
+                self._held[r.user_id] = len(r.history)
+            if batch:
+                self.store.add(batch)
+        self.seconds += time.perf_counter() - t0
+
+
+def _now(r: RankRequest) -> datetime:
+    return to_datetime(int(r.now))
+
+
+def _train_popularity(split: Split) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for seq in split.train.values():
+        for i in seq:
+            counts[i] = counts.get(i, 0) + 1
+    return counts
+
+
+class LSTMSource:
+    """The harness's LSTM as the agent's sequential retriever (LlamaRec ranks a sequential model's top-N)."""
+
+    def __init__(self, lstm: Any):
+        self.lstm = lstm
+
+    def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],
+                        nows: Sequence[datetime]) -> np.ndarray:
+        reqs = [RankRequest(user_id=u, history=list(h), history_timestamps=[0] * len(h), now=0)
+                for u, h in zip(user_ids, histories, strict=True)]
+        return self.lstm.score_all(reqs)
+
+
+class MemoryPredictor:
+    """Tide's candidate stage without the LLM: memory profile + collaborative transitions (+ a sequential
+    model when given), over the whole catalogue."""
+
+    def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory"):
+        self.name = name
+        self.agent = agent
+        self.sync = sync
+        self.tunable: dict[str, list[Any]] = {"w_co": [0.0, 1.0, 2.0, 4.0]}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"agent": self.agent.config.model_dump(), "sequential": type(self.agent.sequential).__name__
+                if self.agent.sequential else None}
+
+    def set_params(self, **params: Any) -> None:
+        self.agent.config.retrieval = self.agent.config.retrieval.model_copy(update=params)
+
+    def fit(self, split: Split) -> None:
+        from agent import TransitionIndex
+
+        self.agent.transitions = TransitionIndex.fit(split.train, self.agent.catalog.index)
+        self.agent.catalog.popularity = np.array(
+            [_train_popularity(split).get(it.item_id, 0) for it in self.agent.catalog.items], dtype=float)
+
+    def _contexts(self, requests: Sequence[RankRequest]) -> list[Any]:
+        self.sync.sync(requests)
+        return self.agent.contexts([r.user_id for r in requests], [_now(r) for r in requests],
+                                   [list(r.history) for r in requests], [list(r.exclude) for r in requests])
+
+    def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
+        ctxs = self._contexts(requests)
+        scores = self.agent.retrieval_scores(ctxs)
+        out = []
+        for row, ctx in enumerate(ctxs):
+            order = np.argsort(-scores[row], kind="stable")[:k]
+            order = order[np.isfinite(scores[row][order])]
+            interests = [a.name for a in ctx.profile.short.top_attributes[:3]]
+            out.append(Ranking([self.agent.catalog.items[i].item_id for i in order],
+                               [float(scores[row][i]) for i in order], {"interests": interests, "valid": True}))
+        return out
+
+
+class AgentPredictor(MemoryPredictor):
+    """The agent: the candidate stage, then the LLM's choice probabilities fused with retrieval scores,
+    and constrained interests. LLM outputs are cached per (user, time), so tuning the fusion weight on
+    validation costs one LLM pass."""
+
+    def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "agent"):
+        super().__init__(agent, sync, name)
+        self.tunable = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0]}
+        self._cache: dict[tuple[str, int, int], tuple[Any, Any]] = {}
+        self.llm_seconds = 0.0
+
+    def set_params(self, **params: Any) -> None:
+        self.agent.config = self.agent.config.model_copy(update=params)
+
+    def fit(self, split: Split) -> None:  # shares the fitted candidate stage of the memory model
+        if self.agent.transitions is None:
+            super().fit(split)
+
+    def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
+        import time
+
+        from agent import StructuredOutputError
+
+        ctxs = self._contexts(requests)
+        scored = self.agent._score(ctxs)
+        keys = [(r.user_id, int(r.now), len(r.history)) for r in requests]
+        todo = [i for i, key in enumerate(keys) if key not in self._cache]
+        if todo:
+            t0 = time.perf_counter()
+            probs = self.agent.llm_choice_probs([scored[i] for i in todo])
+            interests = (self.agent._llm_interests([ctxs[i] for i in todo]) if self.agent.config.interests
+                         else [None] * len(todo))
+            self.llm_seconds += time.perf_counter() - t0
+            for i, p, it in zip(todo, probs, interests, strict=True):
+                self._cache[keys[i]] = (p, it)
+        out = []
+        for s, key in zip(scored, keys, strict=True):
+            p, it = self._cache[key]
+            ranked = self.agent.fuse(s, p, k)
+            valid = not isinstance(it, StructuredOutputError)
+            if it is not None and valid:
+                labels = [x.label for x in it.value.interests]
+            else:
+                labels = [x.label for x in self.agent._interests_from_profile(s.ctx)]
+            info = {"interests": labels, "valid": valid,
+                    "attempts": getattr(it, "attempts", 0), "cold_start": s.ctx.cold}
+            out.append(Ranking([x.item_id for x in ranked], [x.score for x in ranked], info))
+        return out
