@@ -59,8 +59,9 @@ __all__ = ["MemoryStore"]
 
 DB_NAME = "memory.db"
 INDEX_DIR = "index"
-# Upper bound for k and exclude_recent: beyond this a caller wants an export, not a retrieval.
-MAX_K = 100_000
+# Sanity bound for k and exclude_recent (callers pass count(user) to read a whole history); larger values
+# are almost certainly a unit bug (e.g. a timestamp passed as k).
+MAX_K = 10_000_000
 
 
 def _check_user_id(user_id: object) -> str:
