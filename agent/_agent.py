@@ -18,7 +18,7 @@ from memory import MemoryStore
 
 from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex, minmax_rows
 from ._catalog import Catalog
-from ._context import UserContext, load_context, prompt_behaviors
+from ._context import UserContext, load_context, prompt_history
 from ._engine import GenerationRequest, LLMEngine, Message
 from ._errors import EngineError, StructuredOutputError, UnknownUserError
 from ._schemas import (
@@ -46,8 +46,8 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_recent: int = Field(default=10, ge=1, le=50)
-    n_long: int = Field(default=10, ge=0, le=50)
+    n_recent: int = Field(default=8, ge=1, le=50)
+    n_long: int = Field(default=6, ge=0, le=50)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     #: weight of the LLM's choice probability against the retrieval score among the candidates
     fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -58,7 +58,9 @@ class AgentConfig(BaseModel):
     chat_max_tokens: int = Field(default=160, ge=16, le=1024)
     #: on an LLM failure after retries: False raises, True falls back to retrieval-only (flagged)
     fallback: bool = False
-    batch_size: int = Field(default=64, ge=1)
+    #: users per engine batch; rank and interest prompts of a user share their history prefix, and a
+    #: batch's prompts must fit the KV cache together for vLLM's prefix cache to reuse it
+    batch_size: int = Field(default=32, ge=1)
 
 
 @dataclass
@@ -159,15 +161,13 @@ class InterestAgent:
 
     # -- LLM stages ----------------------------------------------------------------------------------
     def rank_prompt(self, s: _Scored) -> str:
-        recent, long_range = prompt_behaviors(s.ctx)
         cands = [{"label": LABELS[j], "title": self.catalog.items[i].title,
                   "categories": list(self.catalog.items[i].categories)} for j, i in enumerate(s.candidates)]
-        return prompts.render("rank", recent=recent, long_range=long_range, candidates=cands)
+        return prompts.render("rank", candidates=cands, **prompt_history(s.ctx))
 
     def interest_prompt(self, ctx: UserContext) -> str:
-        recent, long_range = prompt_behaviors(ctx)
-        return prompts.render("predict", recent=recent, long_range=long_range, taxonomy=self.catalog.taxonomy,
-                              max_interests=MAX_INTERESTS)
+        return prompts.render("predict", taxonomy=self.catalog.taxonomy, max_interests=MAX_INTERESTS,
+                              **prompt_history(ctx))
 
     def llm_choice_probs(self, scored: Sequence[_Scored]) -> list[np.ndarray | None]:
         """The LLM's probability for each candidate (None for cold users or a single candidate)."""

@@ -52,9 +52,9 @@ def model_prepare(
     console.print(f"model ready: {path} ({time.perf_counter() - started:.1f} s; converted in "
                   f"{manifest.get('seconds')} s on {manifest.get('created')})")
     if verify:
-        from ._vllm import VLLMEngine
+        from ._vllm import VERIFY_DTYPE, VLLMEngine
 
-        with VLLMEngine.from_model(path) as engine:
+        with VLLMEngine.from_model(path, dtype=VERIFY_DTYPE) as engine:
             result = verify_with_engine(engine, path)
         console.print(f"vLLM greedy == transformers greedy: {result['ok']} ({result['vllm']!r})")
         if not result["ok"]:

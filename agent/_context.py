@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from memory import MemoryStore, Profile, Retrieved, StoredBehavior
 
-__all__ = ["UserContext", "load_context", "prompt_behaviors"]
+__all__ = ["UserContext", "load_context", "prompt_behaviors", "prompt_history"]
 
 #: memory filters are "strictly before"; a hair past `now` keeps what happened at `now` itself
 _EPSILON = timedelta(microseconds=1)
@@ -64,3 +64,17 @@ def prompt_behaviors(ctx: UserContext) -> tuple[list[dict[str, object]], list[di
     start = len(recent) + 1
     long_range = [_line(start + i, r.behavior) for i, r in enumerate(ctx.long_range)]
     return recent, long_range
+
+
+def _shares(top: Sequence[object]) -> list[str]:
+    return [f"{a.name} {round(100 * a.share)}%" for a in top[:4]]  # type: ignore[attr-defined]
+
+
+def prompt_history(ctx: UserContext) -> dict[str, object]:
+    """Template variables of the shared history block (``_history.j2``).
+
+    Rank and interest prompts of one user start with the same text, so vLLM's prefix cache computes it once.
+    """
+    recent, long_range = prompt_behaviors(ctx)
+    return {"recent": recent, "long_range": long_range, "short_shares": _shares(ctx.profile.short.top_attributes),
+            "long_shares": _shares(ctx.profile.long.top_attributes)}

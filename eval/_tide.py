@@ -144,8 +144,9 @@ class MemoryPredictor:
         from agent import TransitionIndex
 
         self.agent.transitions = TransitionIndex.fit(split.train, self.agent.catalog.index)
+        counts = _train_popularity(split)
         self.agent.catalog.popularity = np.array(
-            [_train_popularity(split).get(it.item_id, 0) for it in self.agent.catalog.items], dtype=float)
+            [counts.get(it.item_id, 0) for it in self.agent.catalog.items], dtype=float)
 
     def _contexts(self, requests: Sequence[RankRequest]) -> list[Any]:
         self.sync.sync(requests)

@@ -26,7 +26,7 @@ def model_path() -> Path:
 @pytest.fixture(scope="session")
 def engine(model_path) -> Iterator[VLLMEngine]:
     """The real embedded engine (float32, eager), started once per test session."""
-    eng = VLLMEngine.from_model(model_path)
+    eng = VLLMEngine.from_model(model_path, dtype="float32")
     yield eng
     eng.close()
 
@@ -112,3 +112,52 @@ class ScriptedEngine:
 
     def close(self) -> None:
         pass
+
+
+# -- a tiny real world: real embedder, real SQLite/FAISS store, a small movie catalog -----------------
+MOVIES = [
+    ("m1", "Alien (1979)", ("Horror", "Sci-Fi")), ("m2", "Aliens (1986)", ("Action", "Sci-Fi")),
+    ("m3", "The Terminator (1984)", ("Action", "Sci-Fi")), ("m4", "Toy Story (1995)", ("Animation", "Comedy")),
+    ("m5", "Babe (1995)", ("Comedy", "Drama")), ("m6", "Heat (1995)", ("Action", "Crime")),
+    ("m7", "Predator (1987)", ("Action", "Sci-Fi")), ("m8", "Sense and Sensibility (1995)", ("Drama", "Romance")),
+    ("m9", "Scream (1996)", ("Horror", "Thriller")), ("m10", "Fargo (1996)", ("Crime", "Drama")),
+    ("m11", "Jumanji (1995)", ("Adventure", "Comedy")), ("m12", "Contact (1997)", ("Drama", "Sci-Fi")),
+]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from memory import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder.from_package()
+
+
+@pytest.fixture(scope="session")
+def catalog(embedder):
+    from agent import Catalog, CatalogItem
+
+    items = [CatalogItem(item_id=i, title=t, text=f'Watched "{t}" ({", ".join(g)}).', categories=g)
+             for i, t, g in MOVIES]
+    return Catalog.from_items(items, embedder, popularity=[12 - n for n in range(12)])
+
+
+@pytest.fixture
+def world(tmp_path, embedder):
+    """A store with two users: `ann` (sci-fi fan, drifting to comedy) and `bob` (drama)."""
+    from datetime import UTC, datetime, timedelta
+
+    from memory import Behavior, MemoryStore
+
+    t0 = datetime(1997, 10, 1, tzinfo=UTC)
+    title = {i: (t, g) for i, t, g in MOVIES}
+
+    def b(user, item, day):
+        t, g = title[item]
+        return Behavior(user_id=user, item_id=item, action="rated", text=f'Rated "{t}" ({", ".join(g)}) 5/5.',
+                        timestamp=t0 + timedelta(days=day), attributes={"genres": list(g)}, weight=5.0)
+
+    store = MemoryStore.open(tmp_path / "store", embedder=embedder)
+    store.add([b("ann", "m1", 0), b("ann", "m2", 1), b("ann", "m3", 2), b("ann", "m4", 30), b("ann", "m11", 31),
+               b("bob", "m8", 0), b("bob", "m10", 1), b("bob", "m5", 2)])
+    yield store
+    store.close()

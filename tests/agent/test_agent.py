@@ -1,0 +1,130 @@
+"""The agent's logic around the LLM, on a real store, real embedder and a scripted engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ScriptedEngine
+
+from agent import (
+    AgentConfig,
+    EngineError,
+    InterestAgent,
+    StructuredOutputError,
+)
+
+
+def _agent(world, catalog, engine, **cfg):
+    return InterestAgent.from_defaults(world, catalog, engine=engine, config=AgentConfig(**cfg))
+
+
+def _interests(*labels, evidence=(1,)):
+    return json.dumps({"interests": [{"label": lab, "confidence": "high", "horizon": "short",
+                                      "evidence": list(evidence)} for lab in labels]})
+
+
+def test_predict_ranks_unconsumed_items_and_maps_evidence(world, catalog):
+    eng = ScriptedEngine([_interests("Comedy", "Sci-Fi", evidence=(1, 2))])
+    pred = _agent(world, catalog, eng, fusion_weight=0.0).predict("ann", k=5)
+    ids = [i.item_id for i in pred.next_items]
+    assert len(ids) == 5 and not {"m1", "m2", "m3", "m4", "m11"} & set(ids)
+    assert [i.label for i in pred.interests] == ["Comedy", "Sci-Fi"]
+    oldest_two = [b.id for b in reversed(world.recent("ann", k=5))][:2]
+    assert pred.interests[0].evidence == oldest_two
+    assert pred.provenance.templates["rank"] == "rank-v1" and pred.provenance.attempts == 1
+    assert not pred.provenance.cold_start and pred.provenance.fallback is None
+    assert pred.drift.score is not None
+    # the rank prompt lists the candidates as lettered choices, and names none of bob's behaviors
+    prompt = eng.choice_prompts[0]
+    assert "A: " in prompt and "Sense and Sensibility" not in prompt.split("Candidates:")[0]
+
+
+def test_llm_choice_moves_the_ranking_with_fusion_weight(world, catalog):
+    base = _agent(world, catalog, ScriptedEngine([_interests("Comedy")]), fusion_weight=0.0).predict("ann", k=3)
+    probs = [0.0] * 20
+    probs[2] = 1.0  # the LLM is sure about candidate C
+    eng = ScriptedEngine([_interests("Comedy")], choice_probs=probs)
+    fused = _agent(world, catalog, eng, fusion_weight=1.0).predict("ann", k=3)
+    assert fused.next_items[0].item_id == base.next_items[2].item_id
+    assert fused.next_items[0].llm_prob == pytest.approx(1.0)
+
+
+def test_interest_labels_outside_taxonomy_are_retried(world, catalog):
+    eng = ScriptedEngine([_interests("Knitting"), _interests("Drama")])
+    pred = _agent(world, catalog, eng).predict("bob")
+    assert [i.label for i in pred.interests] == ["Drama"]
+    assert pred.provenance.attempts == 2 and "label" in pred.provenance.reasons[0]
+    assert "Knitting" in eng.requests[1].prompt  # the failed answer was echoed back
+
+
+def test_retry_exhaustion_raises_with_details(world, catalog):
+    eng = ScriptedEngine(["{}", "{}", "{}"])
+    with pytest.raises(StructuredOutputError) as info:
+        _agent(world, catalog, eng).predict("ann")
+    assert info.value.attempts == 3 and info.value.raw_outputs == ["{}", "{}", "{}"]
+
+
+def test_retry_exhaustion_falls_back_when_asked_and_says_so(world, catalog):
+    eng = ScriptedEngine(["{}", "{}", "{}"])
+    pred = _agent(world, catalog, eng).predict("ann", fallback=True)
+    assert "interests invalid after 3 attempts" in pred.provenance.fallback
+    assert pred.next_items and pred.interests  # retrieval ranking + profile interests
+
+
+class BrokenEngine(ScriptedEngine):
+    def score_choices(self, prompts, labels):
+        raise EngineError("server down")
+
+
+def test_engine_failure_raises_or_falls_back(world, catalog):
+    with pytest.raises(EngineError, match="server down"):
+        _agent(world, catalog, BrokenEngine([])).predict("ann")
+    pred = _agent(world, catalog, BrokenEngine([]), fallback=True).predict("ann")
+    assert pred.provenance.fallback.startswith("choice scoring failed")
+    assert all(i.llm_prob is None for i in pred.next_items)
+
+
+def test_cold_start_user_gets_popularity_flagged(world, catalog):
+    eng = ScriptedEngine([])
+    pred = _agent(world, catalog, eng).predict("nobody", k=3)
+    assert pred.provenance.cold_start and "cold start" in pred.provenance.fallback
+    assert [i.item_id for i in pred.next_items] == ["m1", "m2", "m3"]  # most popular first
+    assert eng.requests == [] and eng.choice_prompts == []  # the LLM was not asked
+
+
+def test_predict_many_batches_users_through_the_engine(world, catalog):
+    eng = ScriptedEngine([_interests("Sci-Fi"), _interests("Drama")])
+    preds = _agent(world, catalog, eng).predict_many(["ann", "bob"], progress=False)
+    assert [p.user_id for p in preds] == ["ann", "bob"]
+    assert len(eng.choice_prompts) == 2
+
+
+def test_summarize_uses_llm_when_grounded(world, catalog):
+    text = "This user loves Sci-Fi and lately also enjoys Comedy, a clear shift in taste."
+    summary = _agent(world, catalog, ScriptedEngine([json.dumps({"summary": text})])).summarize("ann")
+    assert summary.generated_by == "llm" and summary.text == text
+    assert summary.facts.n_behaviors == 5 and summary.facts.short_top
+
+
+def test_summarize_falls_back_to_template_when_ungrounded(world, catalog):
+    off = json.dumps({"summary": "The weather today is lovely and the sea is calm and blue."})
+    summary = _agent(world, catalog, ScriptedEngine([off] * 3)).summarize("ann")
+    assert summary.generated_by == "template" and "failed validation" in summary.provenance.fallback
+    top = summary.facts.short_top[0][0]
+    assert top in summary.text and summary.provenance.attempts == 3
+
+
+def test_chat_is_grounded_in_this_users_memory(world, catalog):
+    eng = ScriptedEngine(["  Yes, mostly science fiction.\n"])
+    reply = _agent(world, catalog, eng).chat("ann", [{"role": "user", "content": "Does she like sci-fi?"}])
+    assert reply.text == "Yes, mostly science fiction."
+    ann_ids = {b.id for b in world.recent("ann", k=10)}
+    assert reply.evidence and set(reply.evidence) <= ann_ids
+    system = eng.requests[0].messages[0].content
+    assert "Alien" in system and "Sense and Sensibility" not in system
+
+
+def test_chat_requires_a_user_question(world, catalog):
+    with pytest.raises(ValueError, match="user message"):
+        _agent(world, catalog, ScriptedEngine([])).chat("ann", [{"role": "assistant", "content": "hi"}])
