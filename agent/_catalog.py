@@ -78,6 +78,30 @@ class Catalog:
                     rows.append(row)
         return cls.from_items(rows, embedder)
 
+    def save(self, folder: str | Path) -> Path:
+        """Write items (JSON), vectors and popularity (npz) atomically into ``folder``."""
+        import os
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "catalog.tmp.npz"
+        np.savez(tmp, vectors=self.vectors, popularity=self.popularity)
+        items_tmp = folder / "items.tmp.json"
+        items_tmp.write_text(json.dumps([it.model_dump(mode="json") for it in self.items]))
+        os.replace(tmp, folder / "catalog.npz")
+        os.replace(items_tmp, folder / "items.json")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Catalog:
+        folder = Path(folder)
+        try:
+            items = [CatalogItem(**d) for d in json.loads((folder / "items.json").read_text())]
+            arrays = np.load(folder / "catalog.npz")
+        except (OSError, ValueError) as exc:
+            raise AgentError(f"catalog at {folder} is unreadable: {exc}") from exc
+        return cls(items, arrays["vectors"], arrays["popularity"])
+
     def __len__(self) -> int:
         return len(self.items)
 

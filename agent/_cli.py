@@ -186,3 +186,202 @@ def eval_cmd(
         console.print(f"[red]eval failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"results in {out}/ (summary.json, results.md, rankings.jsonl, config.json, *.png)")
+
+
+# -- memory, prediction, summaries and chat on a store --------------------------------------------------
+STORE_HELP = "memory store folder (default $TIDE_HOME/store)"
+CATALOG_HELP = "item table: 'ml-100k' or a JSONL/CSV file (item_id,title,text,categories)"
+
+
+def _store_path(store: Path | None) -> Path:
+    from ._model import tide_home
+
+    return store or tide_home() / "store"
+
+
+def _open_store(store: Path | None) -> Any:
+    from memory import MemoryStore
+
+    return MemoryStore.open(_store_path(store))
+
+
+def _catalog(spec: str, embedder: Any) -> Any:
+    """Build (once) and cache a catalog's embeddings under $TIDE_HOME/catalogs/."""
+    import hashlib
+
+    from ._catalog import Catalog
+    from ._model import tide_home
+
+    if spec == "ml-100k":
+        from eval._data import load_ml100k, ml100k_default_path
+
+        key = "ml-100k-" + hashlib.sha256(str(ml100k_default_path()).encode()).hexdigest()[:12]
+    else:
+        key = Path(spec).stem + "-" + hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:12]
+    folder = tide_home() / "catalogs" / f"{key}-{embedder.name.replace('/', '_')}"
+    if (folder / "items.json").exists():
+        return Catalog.load(folder)
+    with console.status("embedding the catalog (once)"):
+        if spec == "ml-100k":
+            from eval._tide import catalog_from_dataset
+
+            ds = load_ml100k()
+            pop: dict[str, int] = {}
+            for e in ds.interactions:
+                pop[e.item_id] = pop.get(e.item_id, 0) + 1
+            cat = catalog_from_dataset(ds, embedder, pop)
+        else:
+            cat = Catalog.from_file(spec, embedder)
+    cat.save(folder)
+    return cat
+
+
+def _agent(store: Path | None, catalog: str, engine_url: str | None) -> Any:
+    from ._agent import InterestAgent
+
+    st = _open_store(store)
+    cat = _catalog(catalog, st.embedder)
+    with console.status("starting the LLM engine" + (f" at {engine_url}" if engine_url else " (embedded vLLM)")):
+        eng = _engine(engine_url)
+    return InterestAgent.from_defaults(st, cat, engine=eng)
+
+
+def _fail(what: str, exc: Exception) -> typer.Exit:
+    console.print(f"[red]{what} failed:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    file: Path | None = typer.Argument(None, help="JSONL/CSV behaviors (user_id,item_id,action,text,timestamp,...)"),
+    dataset: str | None = typer.Option(None, help="instead of FILE: 'ml-100k' ingests MovieLens-100k"),
+    store: Path | None = typer.Option(None, help=STORE_HELP),
+    batch: int = typer.Option(2000, help="behaviors per atomic batch"),
+) -> None:
+    """Add behaviors to a memory store, with progress and a report of rejected rows."""
+    from tqdm.auto import tqdm
+
+    from ._errors import TideError
+
+    if (file is None) == (dataset is None):
+        console.print("[red]give exactly one of FILE and --dataset[/red]")
+        raise typer.Exit(2)
+    try:
+        from eval._tide import behavior_from_row
+
+        if dataset:
+            from eval._data import load_ml100k
+
+            rows, rejected = list(load_ml100k(None if dataset == "ml-100k" else dataset).behavior_rows()), []
+        else:
+            from eval._behaviors import load_behaviors_file
+
+            rows, rejected = load_behaviors_file(file)
+        behaviors = [behavior_from_row(r) for r in rows]
+        with _open_store(store) as st:
+            added = 0
+            for i in tqdm(range(0, len(behaviors), batch), desc="ingest", unit="batch"):
+                added += len(st.add(behaviors[i:i + batch]))
+            users = len(st.users())
+    except (TideError, ValueError, OSError) as exc:
+        raise _fail("ingest", exc) from exc
+    console.print(f"stored {added} behaviors ({users} users) in {_store_path(store)}")
+    if rejected:
+        console.print(f"[yellow]{len(rejected)} rejected row(s):[/yellow]")
+        for r in rejected[:20]:
+            console.print(f"  line {r.line}: {r.reason}")
+        if len(rejected) > 20:
+            console.print(f"  ... and {len(rejected) - 20} more")
+
+
+@app.command()
+def predict(
+    user: str = typer.Option(..., help="user id"),
+    store: Path | None = typer.Option(None, help=STORE_HELP),
+    catalog: str = typer.Option("ml-100k", help=CATALOG_HELP),
+    k: int = typer.Option(10, help="items to rank"),
+    as_json: bool = typer.Option(False, "--json", help="print the InterestPrediction as JSON"),
+    engine_url: str | None = typer.Option(None, help="a running vllm serve (else the embedded engine starts)"),
+) -> None:
+    """Predict a user's next interests and items."""
+    from ._errors import TideError
+
+    try:
+        agent = _agent(store, catalog, engine_url)
+        pred = agent.predict(user, k=k)
+    except (TideError, ValueError) as exc:
+        raise _fail("predict", exc) from exc
+    if as_json:
+        print(pred.model_dump_json(indent=2))
+        return
+    console.print(f"user {user} as of {pred.as_of:%Y-%m-%d %H:%M} UTC"
+                  + (" [yellow](cold start)[/yellow]" if pred.provenance.cold_start else ""))
+    console.print("interests: " + "; ".join(f"{i.label} ({i.confidence}, {i.horizon})" for i in pred.interests))
+    table = Table("#", "item", "score", "LLM p")
+    for n, it in enumerate(pred.next_items, 1):
+        table.add_row(str(n), it.title, f"{it.score:.3f}", "-" if it.llm_prob is None else f"{it.llm_prob:.3f}")
+    console.print(table)
+    if pred.drift.score is not None:
+        console.print(f"drift {pred.drift.score:.3f}; rising {', '.join(pred.drift.rising) or '-'}; "
+                      f"fading {', '.join(pred.drift.fading) or '-'}")
+    if pred.provenance.fallback:
+        console.print(f"[yellow]note: {pred.provenance.fallback}[/yellow]")
+
+
+@app.command()
+def summarize(
+    user: str = typer.Option(..., help="user id"),
+    store: Path | None = typer.Option(None, help=STORE_HELP),
+    catalog: str = typer.Option("ml-100k", help=CATALOG_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+    engine_url: str | None = typer.Option(None, help="a running vllm serve (else the embedded engine starts)"),
+) -> None:
+    """A short chat-style summary of a user's interests, with the facts behind it."""
+    from ._errors import TideError
+
+    try:
+        summary = _agent(store, catalog, engine_url).summarize(user)
+    except (TideError, ValueError) as exc:
+        raise _fail("summarize", exc) from exc
+    if as_json:
+        print(summary.model_dump_json(indent=2))
+        return
+    console.print(summary.text)
+    console.print(f"[dim]({summary.generated_by}; {summary.facts.n_behaviors} behaviors"
+                  + (f"; {summary.provenance.fallback}" if summary.provenance.fallback else "") + ")[/dim]")
+
+
+@app.command()
+def chat(
+    user: str = typer.Option(..., help="user id"),
+    store: Path | None = typer.Option(None, help=STORE_HELP),
+    catalog: str = typer.Option("ml-100k", help=CATALOG_HELP),
+    engine_url: str | None = typer.Option(None, help="a running vllm serve (else the embedded engine starts)"),
+) -> None:
+    """Ask questions about a user's interests (an interactive loop; empty line or Ctrl-D ends)."""
+    from ._engine import Message
+    from ._errors import TideError
+
+    try:
+        agent = _agent(store, catalog, engine_url)
+    except (TideError, ValueError) as exc:
+        raise _fail("chat", exc) from exc
+    history: list[Message] = []
+    console.print(f"Ask about user {user}'s interests. Empty line to quit.")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        history.append(Message(role="user", content=question[:2000]))
+        try:
+            reply = agent.chat(user, history[-6:])
+        except TideError as exc:
+            console.print(f"[red]{exc}[/red]")
+            history.pop()
+            continue
+        history.append(Message(role="assistant", content=reply.text))
+        console.print(f"tide> {reply.text}")
+    agent.close()

@@ -138,6 +138,8 @@ def _tune(
     requests = split.requests(val_users, "val")
     targets = [split.val[u].item_id for u in val_users]
     names = list(predictor.tunable)
+    if hasattr(predictor, "set_stage"):  # lets a predictor skip work that validation metrics don't read
+        predictor.set_stage("val")
     results = []
     best: tuple[float, dict[str, Any]] | None = None
     for values in itertools.product(*(predictor.tunable[n] for n in names)):
@@ -221,6 +223,8 @@ def run_evaluation(
     batch_seconds: dict[str, list[float]] = {}
     for p in predictors:
         t0 = time.perf_counter()
+        if hasattr(p, "set_stage"):
+            p.set_stage("test")
         rankings[p.name], batch_seconds[p.name] = _rank_batched(
             p, requests, cfg.k, cfg.batch_size, cfg.progress, f"rank {p.name}"
         )

@@ -25,23 +25,25 @@ if TYPE_CHECKING:
     from agent import InterestAgent
     from memory import MemoryStore
 
-__all__ = ["AgentPredictor", "LSTMSource", "MemoryPredictor", "MemorySync", "catalog_from_dataset",
-           "dataset_behaviors"]
+__all__ = ["AgentPredictor", "LSTMSource", "MemoryPredictor", "MemorySync", "behavior_from_row",
+           "catalog_from_dataset", "dataset_behaviors"]
+
+
+def behavior_from_row(r: dict[str, Any]) -> Any:
+    """A behavior row (the ``tide ingest`` schema, see ``load_behaviors_file``) as a :class:`memory.Behavior`."""
+    from memory import Behavior, Location
+
+    loc = None
+    if r.get("lat") is not None or r.get("lon") is not None or r.get("place"):
+        loc = Location(lat=r.get("lat"), lon=r.get("lon"), place=r.get("place"))
+    return Behavior(user_id=r["user_id"], item_id=r.get("item_id"), action=r.get("action") or "interaction",
+                    text=r["text"], timestamp=r["timestamp"], location=loc, attributes=r.get("attributes") or {},
+                    weight=r.get("weight") if r.get("weight") is not None else 1.0)
 
 
 def dataset_behaviors(dataset: Dataset, user_id: str | None = None) -> list[Any]:
     """Every interaction of ``dataset`` (or of one user) as a :class:`memory.Behavior`."""
-    from memory import Behavior, Location
-
-    out = []
-    for r in dataset.behavior_rows(user_id):
-        loc = None
-        if r.get("lat") is not None or r.get("lon") is not None or r.get("place"):
-            loc = Location(lat=r.get("lat"), lon=r.get("lon"), place=r.get("place"))
-        out.append(Behavior(user_id=r["user_id"], item_id=r["item_id"], action=r["action"], text=r["text"],
-                            timestamp=r["timestamp"], location=loc, attributes=r.get("attributes") or {},
-                            weight=r.get("weight") if r.get("weight") is not None else 1.0))
-    return out
+    return [behavior_from_row(r) for r in dataset.behavior_rows(user_id)]
 
 
 def catalog_from_dataset(dataset: Dataset, embedder: Any, popularity: dict[str, int] | None = None) -> Any:
@@ -176,6 +178,11 @@ class AgentPredictor(MemoryPredictor):
         self.tunable = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0]}
         self._cache: dict[tuple[str, int, int], tuple[Any, Any]] = {}
         self.llm_seconds = 0.0
+        self._stage = "test"
+
+    def set_stage(self, stage: str) -> None:
+        """Called by the runner: validation tuning reads only rankings, so interests are not generated."""
+        self._stage = stage
 
     def set_params(self, **params: Any) -> None:
         self.agent.config = self.agent.config.model_copy(update=params)
@@ -196,8 +203,8 @@ class AgentPredictor(MemoryPredictor):
         if todo:
             t0 = time.perf_counter()
             probs = self.agent.llm_choice_probs([scored[i] for i in todo])
-            interests = (self.agent._llm_interests([ctxs[i] for i in todo]) if self.agent.config.interests
-                         else [None] * len(todo))
+            want = self.agent.config.interests and self._stage != "val"
+            interests = self.agent._llm_interests([ctxs[i] for i in todo]) if want else [None] * len(todo)
             self.llm_seconds += time.perf_counter() - t0
             for i, p, it in zip(todo, probs, interests, strict=True):
                 self._cache[keys[i]] = (p, it)
