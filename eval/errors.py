@@ -1,15 +1,17 @@
 """Errors raised by the evaluation harness.
 
-The project has no shared root error yet; ``EvalError`` is this package's root. When a shared
-``TideError`` lands, ``EvalError`` should subclass it (one line) so callers can catch everything at once.
+``EvalError`` is this package's root and subclasses the project-wide :class:`memory.TideError`, so callers
+can catch everything Tide raises at once.
 """
 
 from __future__ import annotations
 
+from memory._errors import TideError
+
 __all__ = ["DataFormatError", "EvalError", "NotFittedError", "SplitError"]
 
 
-class EvalError(Exception):
+class EvalError(TideError):
     """Root of every error raised by ``eval``."""
 
 
