@@ -1,15 +1,17 @@
-"""Benchmark of the evaluation main job: time per stage and per model, LSTM epoch times, peak memory.
+"""Benchmark of the evaluation main job: time per stage and per model, LSTM time per epoch, agent users/s,
+peak memory (this process and its children — the vLLM engine core runs in a child process).
 
-Skeleton: it runs the baselines (pop, lstm); the agent and memory-only predictors are added to
-``build_predictors`` when they exist. Timings are printed, never asserted (house style: speed lives here).
+It runs exactly the main job (``eval._main.run_main``) and reads the timings it records. Timings are printed,
+never asserted (house style: speed lives here).
 
-Usage: python bench/eval.py [--users 200] [--seed 0] [--max-epochs 40] [--out runs/bench-eval]
+Usage: python bench/eval.py [--users 200] [--seed 0] [--models pop,lstm,memory,agent] [--out runs/bench-eval]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -20,67 +22,53 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from eval import (  # noqa: E402
-    LSTMConfig,
-    LSTMPredictor,
-    PopularityPredictor,
-    Predictor,
-    Split,
-    format_table,
-    leave_one_out,
-    load_ml100k,
-    run_evaluation,
-)
 
-
-def build_predictors(split: Split, args: argparse.Namespace) -> list[Predictor]:
-    """The models to time. The lead adds MemoryPredictor / AgentPredictor here."""
-    overrides = {"seed": args.seed, "progress": False} | ({"max_epochs": args.max_epochs} if args.max_epochs else {})
-    return [PopularityPredictor(), LSTMPredictor(LSTMConfig(**overrides))]
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+def peak_rss_mib(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
 
 
 def main() -> None:
+    from eval._main import MainConfig, run_main
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", default="200", help="sample size or 'all'")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-epochs", type=int, default=None)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--models", default="pop,lstm,memory,agent")
+    parser.add_argument("--lstm-epochs", type=int, default=None)
+    parser.add_argument("--out", default="runs/bench-eval")
     args = parser.parse_args()
-    users = args.users if args.users == "all" else int(args.users)
-
-    stages: dict[str, float] = {}
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    load0 = os.getloadavg()[0]
+    cfg = MainConfig(models=args.models.split(","), users="all" if args.users == "all" else int(args.users),
+                     seed=args.seed, out=Path(args.out), lstm_epochs=args.lstm_epochs)
     t0 = time.perf_counter()
-    dataset = load_ml100k()
-    stages["load ml-100k"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    split = leave_one_out(dataset)
-    stages["split"] = time.perf_counter() - t0
-    predictors = build_predictors(split, args)
-    result = run_evaluation(dataset, predictors, split, users=users, seed=args.seed, out_dir=args.out, progress=False)
-    stages |= result.summary["stage_seconds"]
-
-    print(format_table(result.summary))
-    print("\nstage                     seconds")
-    for name, seconds in stages.items():
-        print(f"{name:25s} {seconds:8.2f}")
-    for p in predictors:
-        if isinstance(p, LSTMPredictor) and p.epochs:
-            secs = [e["seconds"] for e in p.epochs]
-            print(f"\n{p.name}: {len(secs)} epochs, {sum(secs):.1f}s, mean {sum(secs) / len(secs):.2f}s/epoch, "
-                  f"best epoch {p.best_epoch}")
-    for name, model in result.summary["models"].items():
-        lat = model["latency_ms_per_user"]
-        print(f"{name}: {model['throughput_users_per_s']:.1f} users/s, {lat['mean']:.2f} ms/user "
-              f"(p95 batch {lat['p95_batch']:.2f} ms/user)")
-    print(f"peak RSS {peak_rss_mib():.0f} MiB")
-    if args.out:
-        Path(args.out, "bench.json").write_text(json.dumps({"stages": stages, "peak_rss_mib": peak_rss_mib()}, indent=2))
+    result, info = run_main(cfg)
+    wall = time.perf_counter() - t0
+    summary = result.summary
+    print("\n== bench/eval.py")
+    print(f"load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f} (2 cores; >2 means contention)")
+    print(f"end-to-end wall: {wall:.1f} s for {len(result.users)} users")
+    print("stages (main job):")
+    for k, v in info["stages"].items():
+        print(f"  {k:34s} {v:8.1f} s")
+    print("stages (runner):")
+    for k, v in summary["stage_seconds"].items():
+        print(f"  {k:34s} {v:8.1f} s")
+    print("per model: users/s (test ranking), mean ms/user, fit s")
+    for name, m in summary["models"].items():
+        lat = m["latency_ms_per_user"]["mean"]
+        print(f"  {name:8s} {m['throughput_users_per_s']:10.2f} users/s  {lat:10.1f} ms/user  fit {m['fit_seconds']:.1f} s")
+    lstm = summary["models"].get("lstm", {}).get("config", {})
+    epochs = lstm.get("epochs") or []
+    secs = [e.get("seconds") for e in epochs if isinstance(e, dict) and e.get("seconds") is not None]
+    if secs:
+        print(f"LSTM: {len(secs)} epochs, {sum(secs) / len(secs):.2f} s/epoch mean, best epoch {lstm.get('best_epoch')}")
+    print(f"peak RSS: this process {peak_rss_mib(resource.RUSAGE_SELF):.0f} MiB, "
+          f"largest child {peak_rss_mib(resource.RUSAGE_CHILDREN):.0f} MiB")
+    out = Path(args.out) / "bench_eval.json"
+    out.write_text(json.dumps({"wall_s": wall, "stages": info["stages"], "runner": summary["stage_seconds"],
+                               "load_start": load0, "load_end": os.getloadavg()[0]}, indent=2))
+    print(f"written {out}")
 
 
 if __name__ == "__main__":
