@@ -51,7 +51,10 @@ def model_prepare(
     manifest = load_manifest(path) or {}
     console.print(f"model ready: {path} ({time.perf_counter() - started:.1f} s; converted in "
                   f"{manifest.get('seconds')} s on {manifest.get('created')})")
-    if verify:
+    verified = manifest.get("vllm_verified") or {}
+    if verify and verified.get("ok") and not force:
+        console.print(f"vLLM greedy == transformers greedy: True (verified {verified.get('at')})")
+    elif verify:
         from ._vllm import VERIFY_DTYPE, VLLMEngine
 
         with VLLMEngine.from_model(path, dtype=VERIFY_DTYPE) as engine:

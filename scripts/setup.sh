@@ -39,7 +39,7 @@ else
   echo "== packages up to date in $VENV"
 fi
 t1=$(date +%s)
-echo "== preparing the embedded model"
-"$VENV/bin/tide" model prepare
+echo "== preparing the embedded model (converted and verified against vLLM once)"
+"$VENV/bin/tide" model prepare --verify
 t2=$(date +%s)
 echo "== set-up done: install $((t1 - t0)) s, model $((t2 - t1)) s"
