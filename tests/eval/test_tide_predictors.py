@@ -1,0 +1,100 @@
+"""Tide's predictors in the harness: memory never holds the future; the agent tunes on validation only.
+
+Real store, real embedder and real FAISS on small synthetic data; a scripted engine stands in for the LLM
+(the real engine is exercised in tests/agent).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent import AgentConfig, ChoiceScores, Completion, InterestAgent
+from eval import EvalError, leave_one_out, make_synthetic, run_evaluation
+from eval._tide import AgentPredictor, MemoryPredictor, MemorySync, catalog_from_dataset
+
+
+class FakeEngine:
+    """Prefers the second candidate; answers interests with the first taxonomy label."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.generated = 0
+        self.scored = 0
+
+    model_name = "fake"
+    description = {"engine": "fake"}
+
+    def generate(self, requests):
+        self.generated += len(requests)
+        body = json.dumps({"interests": [{"label": self.label, "confidence": "high", "horizon": "short",
+                                          "evidence": [1]}]})
+        return [Completion(text=body, finish_reason="stop", prompt_tokens=1, completion_tokens=1) for _ in requests]
+
+    def score_choices(self, prompts, labels):
+        self.scored += len(prompts)
+        probs = [0.01] * len(labels)
+        probs[min(1, len(labels) - 1)] = 1.0
+        s = sum(probs)
+        return [ChoiceScores(labels=tuple(labels), probs=tuple(p / s for p in probs), label_mass=0.9) for _ in prompts]
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def synth():
+    ds, _ = make_synthetic(n_users=12, n_items=60, seed=3, min_events=8, max_events=12)
+    return ds, leave_one_out(ds)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from memory import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder.from_package()
+
+
+@pytest.fixture
+def parts(synth, embedder, tmp_path):
+    from memory import MemoryStore
+
+    ds, split = synth
+    store = MemoryStore.open(tmp_path / "m", embedder=embedder)
+    engine = FakeEngine(sorted({g for it in ds.items.values() for g in it.genres})[0])
+    agent = InterestAgent(store, catalog_from_dataset(ds, embedder), engine, AgentConfig())
+    yield ds, split, store, agent, engine
+    store.close()
+
+
+def test_memory_holds_exactly_the_history_and_refuses_to_go_back(parts):
+    ds, split, store, agent, _ = parts
+    sync = MemorySync(store, ds)
+    pred = MemoryPredictor(agent, sync)
+    pred.fit(split)
+    user = split.test_users[0]
+    val, test = split.request(user, "val"), split.request(user, "test")
+    [r] = pred.rank([val], 10)
+    assert store.count(user) == len(val.history)
+    assert not set(r.item_ids) & val.exclude and len(r.item_ids) == 10
+    pred.rank([test], 10)
+    assert store.count(user) == len(test.history) == len(val.history) + 1
+    with pytest.raises(EvalError, match="leak"):
+        pred.rank([val], 10)
+
+
+def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tmp_path):
+    ds, split, _, agent, engine = parts
+    sync = MemorySync(agent.store, ds)
+    memory, agent_pred = MemoryPredictor(agent, sync), AgentPredictor(agent, sync)
+    result = run_evaluation(ds, [memory, agent_pred], split, users=6, seed=0, out_dir=tmp_path / "out",
+                            n_bootstrap=50, progress=False, sampled_negatives=0)
+    tuning = result.summary["models"]["agent"]["tuning"]
+    assert [r["params"]["fusion_weight"] for r in tuning["results"]] == agent_pred.tunable["fusion_weight"]
+    # one LLM pass per (user, stage) despite six grid points; interests only for the test stage
+    assert engine.scored == 12 and engine.generated == 6
+    assert result.summary["models"]["agent"]["valid_rate"] == 1.0
+    for ranking in result.rankings["agent"]:
+        assert ranking.info["interests"] == [engine.label]
+    assert (tmp_path / "out" / "rankings.jsonl").exists()
