@@ -1,0 +1,796 @@
+"""Benchmark of the embedded LLM engine (``VLLMEngine`` on the CPU backend): start, speed, validity, overhead.
+
+Usage::
+
+    .venv/bin/python bench/engine.py            # full run (~25 min on a 2-core machine)
+    .venv/bin/python bench/engine.py --quick    # smaller run (~8 min): no compiled mode, smaller batches
+
+Every engine runs in its own worker subprocess (``bench/engine.py --worker``), started with a fresh
+environment (``VLLM_CPU_KVCACHE_SPACE=2``, a temp ``VLLM_CACHE_ROOT``/``TORCHINDUCTOR_CACHE_DIR``), that
+times its own start (import, engine construction, first answer, a first batch of 16 structured
+requests), then serves timed commands from this process. Other jobs may share this machine, so engines
+are compared side by side in one run, in mirrored order (A B C C B A), and the table prints RATIOS,
+which are far more robust to background load than absolute numbers. The load average is printed at
+start and end.
+
+Parts:
+
+1. Engine start: ``enforce_eager=True`` vs compiled (``enforce_eager=False``), each cold (fresh compile
+   cache) and warm (second start, same cache); time to the first answers of a one-off CLI call.
+2. dtype bfloat16 vs float32, ``cpu_threads`` "auto" (Tide binds all cores) vs "vllm" (vLLM's binding),
+   and compiled vs eager steady-state throughput, on the same structured requests.
+3. Batched structured generation with the agent's real interest schema and prompts: batch 1, 8, 16, 32.
+4. Valid-output rate over >= 200 distinct structured requests (``generate_structured``, 3 attempts).
+5. Choice scoring (``score_choices``) with the real rank prompt (20 candidates A-T).
+6. Tide's overhead against raw ``vllm.LLM.generate`` on the same engine (interleaved, median ratio).
+7. tcmalloc (``LD_PRELOAD``) vs glibc malloc on a structured batch of 32.
+
+Prompts are synthetic MovieLens-like users (seeded): 8 recent + 6 long-range behaviors rendered with
+the real ``predict``/``rank`` templates; the schema is ``interest_output_model(18 genres, 14)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+# This file lives beside bench/memory.py and bench/eval.py, which would shadow the `memory` and `eval`
+# packages: drop bench/ from sys.path and put the repository root first. (vLLM's spawned engine processes
+# re-import this module as __mp_main__, so the top level must stay light: stdlib only.)
+_HERE = Path(__file__).resolve().parent
+ROOT = _HERE.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(ROOT))
+
+#: MovieLens-100k genres (without "unknown"); the catalog's taxonomy is their sorted set
+GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+          "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
+          "Western")
+TAXONOMY = sorted(GENRES)
+LABELS = tuple("ABCDEFGHIJKLMNOPQRST")  # the agent's 20 one-token choice labels
+N_RECENT, N_LONG = 8, 6  # AgentConfig defaults: the prompt shows 14 numbered behaviors
+N_EVIDENCE = N_RECENT + N_LONG
+MAX_TOKENS = 160  # AgentConfig.interest_max_tokens
+ATTEMPTS = 3  # AgentConfig.attempts: 1 try + 2 retries
+KV_GIB = "2"
+TCMALLOC_GLOBS = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so*", "/usr/lib/x86_64-linux-gnu/libtcmalloc.so*",
+                  "/usr/lib/*/libtcmalloc_minimal.so*", "/usr/lib/*/libtcmalloc.so*")
+
+_ADJ = ("Silent Lost Last Dark Golden Broken Hidden Wild Secret Crimson Frozen Distant Little Burning Endless "
+        "Restless Midnight Electric Quiet Savage Lonely Iron Velvet Hollow Brave").split()
+_NOUN = ("River Kingdom Heart Stranger Empire Garden Mirror Highway Letter Island Storm Shadow Promise Circus "
+         "Harbor Machine Orchard Frontier Lantern Summer Detective Castle Voyage Symphony Horizon").split()
+
+
+# ------------------------------------------------------------------------------------------------------
+# workload: synthetic users rendered with the real templates
+# ------------------------------------------------------------------------------------------------------
+def _item(rng: random.Random, favourites: Sequence[str]) -> tuple[str, int, list[str]]:
+    pattern = rng.randrange(4)
+    a, n, n2 = rng.choice(_ADJ), rng.choice(_NOUN), rng.choice(_NOUN)
+    title = [f"The {a} {n}", f"{a} {n}", f"{n} of the {a} {n2}", f"{n}, {n2} and Me"][pattern]
+    k = rng.choice((1, 1, 2, 2, 3))
+    first = rng.choice(favourites) if favourites and rng.random() < 0.75 else rng.choice(GENRES)
+    genres = {first} | set(rng.sample(GENRES, k - 1))
+    return title, rng.randint(1930, 1998), sorted(genres, key=GENRES.index)
+
+
+def _shares(genre_lists: Sequence[Sequence[str]]) -> list[str]:
+    counts = Counter(g for gs in genre_lists for g in gs)
+    total = sum(counts.values()) or 1
+    return [f"{g} {round(100 * c / total)}%" for g, c in counts.most_common(4)]
+
+
+def synthetic_history(rng: random.Random) -> dict[str, Any]:
+    """Template variables of ``_history.j2`` for one synthetic MovieLens-like user (see prompt_history)."""
+    short_fav = rng.sample(GENRES, rng.randint(1, 3))
+    long_fav = rng.sample(GENRES, rng.randint(1, 3))
+    now = date(1998, 4, 22) - timedelta(days=rng.randint(0, 200))
+    recent_days = sorted((rng.randint(0, 40) for _ in range(N_RECENT)), reverse=True)  # oldest first
+    recent, long_range, rg, lg = [], [], [], []
+    for i, d in enumerate(recent_days):
+        title, year, genres = _item(rng, short_fav)
+        rg.append(genres)
+        recent.append({"idx": i + 1, "when": (now - timedelta(days=d)).isoformat(), "action": "rated",
+                       "text": f'Rated "{title}" ({year}; {", ".join(genres)}) {rng.randint(1, 5)}/5.'})
+    for j in range(N_LONG):
+        title, year, genres = _item(rng, long_fav)
+        lg.append(genres)
+        long_range.append({"idx": N_RECENT + j + 1,
+                           "when": (now - timedelta(days=rng.randint(60, 700))).isoformat(), "action": "rated",
+                           "text": f'Rated "{title}" ({year}; {", ".join(genres)}) {rng.randint(1, 5)}/5.'})
+    return {"recent": recent, "long_range": long_range, "short_shares": _shares(rg),
+            "long_shares": _shares(lg + rg)}
+
+
+def predict_prompts(n: int, seed: int) -> list[str]:
+    """``n`` distinct interest prompts, exactly as ``InterestAgent.interest_prompt`` renders them."""
+    import prompts
+    from agent._schemas import MAX_INTERESTS
+
+    rng = random.Random(seed)
+    return [prompts.render("predict", taxonomy=TAXONOMY, max_interests=MAX_INTERESTS, **synthetic_history(rng))
+            for _ in range(n)]
+
+
+def rank_prompts(n: int, seed: int) -> list[str]:
+    """``n`` distinct choice prompts with 20 candidates, as ``InterestAgent.rank_prompt`` renders them."""
+    import prompts
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        hist = synthetic_history(rng)
+        cands = []
+        for label in LABELS:
+            title, year, genres = _item(rng, GENRES)
+            cands.append({"label": label, "title": f"{title} ({year})", "categories": genres})
+        out.append(prompts.render("rank", candidates=cands, **hist))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# worker: one engine in its own process, serving timed commands
+# ------------------------------------------------------------------------------------------------------
+def _proc_tree(root: int) -> list[dict[str, Any]]:
+    """``root`` and its descendants: pid, name, RSS (MiB), whether libtcmalloc is mapped."""
+    parents: dict[int, int] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+                parents[int(p.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(c for c, pp in parents.items() if pp == pid)
+    out = []
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        name = re.search(r"Name:\s*(\S+)", status)
+        rss = re.search(r"VmRSS:\s*(\d+)", status)
+        out.append({"pid": pid, "name": name.group(1) if name else "?",
+                    "rss_mib": round(int(rss.group(1)) / 1024) if rss else None, "tcmalloc": "libtcmalloc" in maps})
+    return out
+
+
+def _reason_kind(reason: str) -> str:
+    """A short category for a structured-output failure reason."""
+    if "finish_reason=length" in reason:
+        return "cut at max_tokens"
+    if "labels repeat" in reason:
+        return "repeated interest label"
+    if "Invalid JSON" in reason or "EOF" in reason:
+        return "invalid JSON"
+    return re.sub(r"\d+", "#", reason)[:70]
+
+
+def worker_main(config_path: str, result_fd: int) -> None:
+    """Start one engine, time its start, then answer JSON commands on stdin with JSON lines on ``result_fd``."""
+    t_main_wall = time.time()
+    cfg = json.loads(Path(config_path).read_text())
+    out = os.fdopen(result_fd, "w")
+
+    def send(obj: dict[str, Any]) -> None:
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
+    try:
+        t0 = time.perf_counter()
+        import torch  # noqa: F401
+        import vllm  # noqa: F401
+
+        from agent import GenerationRequest, VLLMEngine, generate_structured, schema_for
+        from agent._agent import _unique_labels
+        from agent._schemas import interest_output_model
+        import_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        engine = VLLMEngine.from_defaults(**cfg["engine"])
+        construct_s = time.perf_counter() - t0
+        model = interest_output_model(TAXONOMY, N_EVIDENCE)
+        schema = schema_for(model)
+
+        def requests(prompts: Sequence[str], max_tokens: int = MAX_TOKENS) -> list[Any]:
+            return [GenerationRequest(prompt=p, max_tokens=max_tokens, json_schema=schema) for p in prompts]
+
+        def valid(text: str) -> bool:
+            try:
+                _unique_labels(model.model_validate_json(text))
+                return True
+            except ValueError:  # pydantic's ValidationError is a ValueError
+                return False
+
+        first_reqs = requests([cfg["first_prompt"]])
+        t0 = time.perf_counter()
+        [first] = engine.generate(first_reqs)
+        first_s = time.perf_counter() - t0
+        batch_reqs = requests(cfg["batch_prompts"])
+        t0 = time.perf_counter()
+        batch = engine.generate(batch_reqs)
+        batch_s = time.perf_counter() - t0
+        send({"event": "ready", "t_main_wall": t_main_wall, "import_s": import_s, "construct_s": construct_s,
+              "llm_init_s": engine.start_seconds, "first_s": first_s, "first_tokens": first.completion_tokens,
+              "first_valid": valid(first.text), "batch_s": batch_s, "batch_n": len(batch),
+              "batch_tokens": sum(c.completion_tokens for c in batch),
+              "batch_valid": sum(valid(c.text) for c in batch), "procs": _proc_tree(os.getpid()),
+              "description": engine.description})
+    except BaseException as exc:
+        send({"event": "error", "error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+    def op_gen(cmd: dict[str, Any]) -> dict[str, Any]:
+        """One batch through ``engine.generate`` (mode tide) or ``LLM.generate`` (mode raw)."""
+        reqs = requests(cmd["prompts"], cmd.get("max_tokens", MAX_TOKENS))
+        engine._llm.reset_prefix_cache()
+        if cmd["mode"] == "raw":
+            prompts = [engine.prompt_text(r) for r in reqs]
+            params = [engine.sampling_params(r) for r in reqs]
+            t0 = time.perf_counter()
+            outs = engine._llm.generate(prompts, params, use_tqdm=False)
+            seconds = time.perf_counter() - t0
+            texts = [o.outputs[0].text for o in outs]
+            tokens = [len(o.outputs[0].token_ids) for o in outs]
+            finish = [o.outputs[0].finish_reason for o in outs]
+        else:
+            t0 = time.perf_counter()
+            comps = engine.generate(reqs)
+            seconds = time.perf_counter() - t0
+            texts = [c.text for c in comps]
+            tokens = [c.completion_tokens for c in comps]
+            finish = [c.finish_reason for c in comps]
+        return {"seconds": seconds, "n": len(reqs), "tokens": sum(tokens), "valid": sum(valid(t) for t in texts),
+                "finish": dict(Counter(str(f) for f in finish)), "texts": texts if cmd.get("texts") else None}
+
+    def op_score(cmd: dict[str, Any]) -> dict[str, Any]:
+        """One batch through ``engine.score_choices`` (tide) or ``LLM.generate`` with logprob_token_ids (raw)."""
+        from vllm import SamplingParams
+
+        prompts, labels = cmd["prompts"], cmd["labels"]
+        engine._llm.reset_prefix_cache()
+        if cmd["mode"] == "raw":
+            ids = engine.label_token_ids(labels)
+            params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=len(ids), logprob_token_ids=ids)
+            t0 = time.perf_counter()
+            outs = engine._llm.generate(list(prompts), params, use_tqdm=False)
+            seconds = time.perf_counter() - t0
+            best = []
+            for o in outs:
+                step = o.outputs[0].logprobs[0]
+                lps = [step[i].logprob if i in step else float("-inf") for i in ids]
+                best.append(labels[lps.index(max(lps))])
+            mass = None
+        else:
+            t0 = time.perf_counter()
+            scores = engine.score_choices(prompts, labels)
+            seconds = time.perf_counter() - t0
+            best = [s.labels[s.probs.index(max(s.probs))] for s in scores]
+            mass = statistics.fmean(s.label_mass for s in scores)
+        return {"seconds": seconds, "n": len(prompts), "best": best, "label_mass": mass}
+
+    def op_structured(cmd: dict[str, Any]) -> dict[str, Any]:
+        """The agent's path: ``generate_structured`` with the real validator, in agent-sized batches."""
+        prompts, bs = cmd["prompts"], cmd["batch_size"]
+        per: list[dict[str, Any]] = []
+        seconds, tokens = 0.0, 0
+        for start in range(0, len(prompts), bs):
+            reqs = [GenerationRequest(prompt=p, max_tokens=MAX_TOKENS) for p in prompts[start:start + bs]]
+            t0 = time.perf_counter()
+            res = generate_structured(engine, model, reqs, attempts=cmd["attempts"], validate=_unique_labels)
+            seconds += time.perf_counter() - t0
+            for r in res:
+                ok = not isinstance(r, Exception)
+                tokens += r.completion_tokens if ok else 0
+                per.append({"ok": ok, "attempts": r.attempts, "reasons": list(r.reasons),
+                            "raw": [] if ok else [x[:300] for x in r.raw_outputs]})
+        return {"seconds": seconds, "n": len(prompts), "tokens_valid": tokens, "per": per}
+
+    ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "gen": op_gen, "score": op_score, "structured": op_structured}
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "quit":
+            break
+        try:
+            send({"ok": True, **ops[cmd["op"]](cmd)})
+        except Exception as exc:
+            send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+    engine.close()
+    send({"event": "closed"})
+
+
+# ------------------------------------------------------------------------------------------------------
+# parent side
+# ------------------------------------------------------------------------------------------------------
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    """A worker subprocess holding one engine."""
+
+    def __init__(self, name: str, engine: dict[str, Any], *, cache_dir: Path, logdir: Path,
+                 first_prompt: str, batch_prompts: list[str], ld_preload: str | None = None) -> None:
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        cfg_path = logdir / f"{name}.config.json"
+        cfg_path.write_text(json.dumps({"engine": engine, "first_prompt": first_prompt,
+                                        "batch_prompts": batch_prompts}))
+        env = dict(os.environ)
+        env.update({"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": KV_GIB, "PYTHONUNBUFFERED": "1",
+                    "TQDM_DISABLE": "1", "VLLM_CACHE_ROOT": str(cache_dir),
+                    "TORCHINDUCTOR_CACHE_DIR": str(cache_dir / "inductor")})
+        env.pop("VLLM_CPU_OMP_THREADS_BIND", None)  # let cpu_threads decide ("vllm" = vLLM's own default)
+        env.pop("LD_PRELOAD", None)
+        if ld_preload:
+            env["LD_PRELOAD"] = ld_preload
+        r, w = os.pipe()
+        self._fd, self._buf = r, b""
+        self._log = self.log_path.open("w")
+        self.t_popen_wall = time.time()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", str(cfg_path), "--result-fd", str(w)],
+            pass_fds=(w,), stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            text=True, start_new_session=True)
+        os.close(w)
+        self.ready: dict[str, Any] | None = None
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerError(f"{self.name}: no answer in {timeout:.0f}s\n{self.log_tail()}")
+            readable, _, _ = select.select([self._fd], [], [], left)
+            if readable:
+                chunk = os.read(self._fd, 1 << 20)
+                if not chunk:
+                    raise WorkerError(f"{self.name}: worker exited (rc={self.proc.poll()})\n{self.log_tail()}")
+                self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def log_tail(self, n: int = 25) -> str:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        keep = [x for x in lines if "Attempted to load weight" not in x]
+        return "\n".join(f"    | {x[:240]}" for x in keep[-n:])
+
+    def wait_ready(self, timeout: float = 1200) -> dict[str, Any]:
+        msg = self._read(timeout)
+        if msg.get("event") != "ready":
+            raise WorkerError(f"{self.name}: {msg.get('error')}\n{self.log_tail()}")
+        msg["interpreter_s"] = msg["t_main_wall"] - self.t_popen_wall
+        msg["to_first_answer_s"] = msg["interpreter_s"] + msg["import_s"] + msg["construct_s"] + msg["first_s"]
+        # a one-off CLI with 16 users: start the process, start the engine, answer one batch of 16
+        msg["cli16_s"] = msg["interpreter_s"] + msg["import_s"] + msg["construct_s"] + msg["batch_s"]
+        msg["binding"] = self.binding()
+        self.ready = msg
+        return msg
+
+    def binding(self) -> str:
+        text = self.log_path.read_text(errors="replace")
+        cores = re.findall(r"local_rank=0, core ids=\[([^\]]*)\]", text)
+        reserved = re.findall(r"reserved_cpus=\[([^\]]*)\]", text)
+        if not cores:
+            return "?"
+        return f"cores [{cores[-1]}]" + (f", reserved [{reserved[-1]}]" if reserved and reserved[-1] else "")
+
+    def call(self, cmd: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        msg = self._read(timeout)
+        if not msg.get("ok"):
+            raise WorkerError(f"{self.name}: {cmd['op']} failed: {msg.get('error')}\n{self.log_tail()}")
+        return msg
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=90)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                pass
+        if self.proc.poll() is None:  # hung: end the worker's own process group (it and its engine)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+        else:  # engine processes that outlived a clean exit
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        os.close(self._fd)
+        self._log.close()
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {loadavg()}] {msg}", flush=True)
+
+
+def tput(run: dict[str, Any]) -> tuple[float, float]:
+    """(requests/s, generated tokens/s) of one timed batch."""
+    return run["n"] / run["seconds"], run.get("tokens", 0) / run["seconds"]
+
+
+def mirrored(workers: Sequence[Worker], cmd: dict[str, Any], rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """Run ``cmd`` on every worker in mirrored order (A B C C B A ...): linear drift in background load
+    then hits every worker alike."""
+    runs: dict[str, list[dict[str, Any]]] = {w.name: [] for w in workers}
+    order = list(workers)
+    for r in range(rounds):
+        for w in order if r % 2 == 0 else reversed(order):
+            res = w.call(cmd)
+            runs[w.name].append(res)
+            say(f"  {w.name:14s} {res['n']:3d} req {res['seconds']:7.2f}s  {tput(res)[1]:7.1f} tok/s")
+    return runs
+
+
+def paired_ratio(a: list[dict[str, Any]], b: list[dict[str, Any]], key: int) -> tuple[float, list[float]]:
+    """Median over rounds of throughput(b) / throughput(a); key 0 = requests/s, 1 = tokens/s."""
+    ratios = [tput(y)[key] / tput(x)[key] for x, y in zip(a, b, strict=True)]
+    return statistics.median(ratios), ratios
+
+
+def find_tcmalloc(install: bool) -> tuple[str | None, str]:
+    """Debian's libtcmalloc, installing libgoogle-perftools4 with apt-get when absent and allowed."""
+    def look() -> str | None:
+        for pattern in TCMALLOC_GLOBS:
+            hits = sorted(Path("/").glob(pattern.lstrip("/")))
+            if hits:
+                return str(hits[0])
+        return None
+
+    found = look()
+    if found:
+        return found, f"found {found}"
+    if not install:
+        return None, "libtcmalloc absent (--no-install: not installed)"
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return None, "libtcmalloc absent and apt-get unavailable (needs root)"
+    say("libtcmalloc absent: apt-get install -y libgoogle-perftools4")
+    cmd = ["apt-get", "install", "-y", "-q", "libgoogle-perftools4"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True, env=env)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    found = look()
+    if found:
+        return found, f"INSTALLED libgoogle-perftools4 with apt-get for this run: {found}"
+    return None, f"apt-get install libgoogle-perftools4 failed: {done.stderr.strip()[-200:]}"
+
+
+# ------------------------------------------------------------------------------------------------------
+# the run
+# ------------------------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from agent import ensure_model
+
+    quick = args.quick
+    t_run = time.perf_counter()
+    result: dict[str, Any] = {"quick": quick, "load_start": loadavg(), "cores": os.cpu_count(),
+                              "kv_cache_gib": int(KV_GIB)}
+    say(f"bench/engine.py {'--quick ' if quick else ''}on {os.cpu_count()} cores; load average at start "
+        f"{result['load_start']}")
+    model_path = ensure_model()
+    result["model"] = str(model_path)
+    out_path = Path(args.out)
+    logdir = out_path.parent / f"{out_path.stem}-logs"
+    shutil.rmtree(logdir, ignore_errors=True)
+    logdir.mkdir(parents=True)
+    tmp = Path(tempfile.mkdtemp(prefix="tide-bench-engine-"))
+    caches = {k: tmp / k for k in ("eager", "compiled", "other")}
+
+    # workloads (seeded; every engine in a comparison answers the very same prompts)
+    start_first = predict_prompts(1, seed=1)[0]
+    start_batch = predict_prompts(16, seed=2)  # part 1: a one-off CLI call answering 16 users
+    cmp_n = 8 if quick else 16  # part 2 batch
+    tc_n = 8 if quick else 32  # part 7 batch
+    cmp_prompts = predict_prompts(cmp_n, seed=3)
+    tc_prompts = predict_prompts(tc_n, seed=4)
+    bs1_prompts = predict_prompts(2, seed=5)
+    ovh_n = 8
+    ovh_prompts = predict_prompts(ovh_n, seed=6)
+    score_prompts = rank_prompts(8 if quick else 16, seed=7)
+    n_valid = 48 if quick else 208
+    valid_prompts = predict_prompts(n_valid, seed=8)
+    assert len(set(valid_prompts)) == n_valid, "validity prompts must be distinct"
+    rounds = 1 if quick else 2
+    ovh_pairs = 2 if quick else 3
+
+    workers: list[Worker] = []
+
+    def start(name: str, engine: dict[str, Any], cache: Path, ld_preload: str | None = None) -> Worker:
+        say(f"starting worker {name}: {engine}" + (f" LD_PRELOAD={ld_preload}" if ld_preload else ""))
+        w = Worker(name, {"dtype": "bfloat16", "enforce_eager": True, "cpu_threads": "auto", **engine},
+                   cache_dir=cache, logdir=logdir, first_prompt=start_first, batch_prompts=start_batch,
+                   ld_preload=ld_preload)
+        workers.append(w)
+        r = w.wait_ready()
+        result.setdefault("bindings", {})[name] = r["binding"]
+        say(f"  {name}: interpreter {r['interpreter_s']:.1f}s import {r['import_s']:.1f}s construct "
+            f"{r['construct_s']:.1f}s first answer {r['first_s']:.1f}s batch16 {r['batch_s']:.1f}s; {r['binding']}")
+        return w
+
+    def stop(w: Worker) -> None:
+        w.close()
+        workers.remove(w)
+
+    try:
+        # ---- part 1: engine start --------------------------------------------------------------------
+        starts: dict[str, dict[str, Any]] = {}
+        w = start("eager-cold", {}, caches["eager"])
+        starts["eager-cold"] = w.ready or {}
+        stop(w)
+        compiled = None
+        if not quick:
+            w = start("compiled-cold", {"enforce_eager": False}, caches["compiled"])
+            starts["compiled-cold"] = w.ready or {}
+            stop(w)
+            compiled = start("compiled-warm", {"enforce_eager": False}, caches["compiled"])
+            starts["compiled-warm"] = compiled.ready or {}
+        default = start("eager-warm", {}, caches["eager"])  # the default engine serves every part below
+        starts["eager-warm"] = default.ready or {}
+        result["starts"] = {k: {x: y for x, y in v.items() if x != "description"} for k, v in starts.items()}
+
+        # ---- part 2: compiled / float32 beside the default, same requests, mirrored order ----------------
+        say(f"part 2: engines side by side on {cmp_n} structured requests")
+        fp32 = start("float32", {"dtype": "float32"}, caches["other"])
+        group1 = [default, fp32] + ([compiled] if compiled else [])
+        g1 = mirrored(group1, {"op": "gen", "prompts": cmp_prompts, "mode": "tide", "texts": True}, rounds)
+        same_text = sum(a == b for a, b in zip(g1["eager-warm"][0]["texts"], g1["float32"][0]["texts"], strict=True))
+        for runs in g1.values():
+            for r in runs:
+                r.pop("texts", None)
+        result["group1"] = {"batch": cmp_n, "runs": g1, "bf16_fp32_same_text": same_text}
+        stop(fp32)
+        if compiled:
+            stop(compiled)
+
+        # ---- part 2 (threads) + part 7 (tcmalloc) beside the default, batch tc_n ---------------------
+        tc_path, tc_note = find_tcmalloc(not args.no_install)
+        say(f"tcmalloc: {tc_note}")
+        result["tcmalloc"] = {"note": tc_note, "path": tc_path}
+        group2 = [default]
+        if not quick:
+            group2.append(start("threads-vllm", {"cpu_threads": "vllm"}, caches["other"]))
+        if tc_path:
+            group2.append(start("tcmalloc", {}, caches["other"], ld_preload=tc_path))
+        if len(group2) > 1:
+            say(f"part 2/7: engines side by side on {tc_n} structured requests")
+            g2 = mirrored(group2, {"op": "gen", "prompts": tc_prompts, "mode": "tide"}, rounds)
+            result["group2"] = {"batch": tc_n, "runs": g2}
+            result["group2_procs"] = {w.name: (w.ready or {}).get("procs") for w in group2}
+            for w in group2[1:]:
+                stop(w)
+
+        # ---- part 3: batch size 1 (8, 16, 32 come from the runs above and below) ----------------------
+        say("part 3: batch size 1")
+        result["bs1"] = [default.call({"op": "gen", "prompts": [p], "mode": "tide"}) for p in bs1_prompts]
+
+        # ---- part 6 (+ part 3 batch 8, part 5): Tide vs raw vLLM, interleaved on the same engine --------
+        say(f"part 6: engine.generate vs LLM.generate, {ovh_n} structured requests, {ovh_pairs} pairs")
+        gen_pairs: list[dict[str, Any]] = []
+        for i in range(ovh_pairs):
+            modes = ("tide", "raw") if i % 2 == 0 else ("raw", "tide")
+            pair = {m: default.call({"op": "gen", "prompts": ovh_prompts, "mode": m}) for m in modes}
+            gen_pairs.append(pair)
+            say(f"  pair {i + 1}: tide {pair['tide']['seconds']:.2f}s raw {pair['raw']['seconds']:.2f}s")
+        say(f"part 5/6: score_choices vs LLM.generate(logprob_token_ids), {len(score_prompts)} rank prompts")
+        score_pairs: list[dict[str, Any]] = []
+        for i in range(ovh_pairs):
+            modes = ("tide", "raw") if i % 2 == 0 else ("raw", "tide")
+            pair = {m: default.call({"op": "score", "prompts": score_prompts, "labels": list(LABELS), "mode": m})
+                    for m in modes}
+            score_pairs.append(pair)
+            say(f"  pair {i + 1}: tide {pair['tide']['seconds']:.2f}s raw {pair['raw']['seconds']:.2f}s")
+        result["overhead"] = {"gen_batch": ovh_n, "gen_pairs": gen_pairs, "score_batch": len(score_prompts),
+                              "score_pairs": score_pairs}
+
+        # ---- part 4: valid-output rate ----------------------------------------------------------------
+        say(f"part 4: generate_structured on {n_valid} distinct prompts, batches of 32, {ATTEMPTS} attempts")
+        result["validity"] = default.call({"op": "structured", "prompts": valid_prompts, "batch_size": 32,
+                                           "attempts": ATTEMPTS})
+        stop(default)
+    finally:
+        for w in list(workers):
+            w.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["load_end"] = loadavg()
+    result["total_s"] = time.perf_counter() - t_run
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------
+# report
+# ------------------------------------------------------------------------------------------------------
+def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    """Rows (section, metric, value) of the final table, and the summary numbers for the JSON."""
+    rows: list[tuple[str, str, str]] = []
+    summ: dict[str, Any] = {}
+
+    def row(section: str, metric: str, value: str) -> None:
+        rows.append((section, metric, value))
+
+    # part 1
+    starts = res["starts"]
+    for name, s in starts.items():
+        row("1 start", f"{name:14s} interp+import / construct", f"{s['interpreter_s'] + s['import_s']:6.1f}s / "
+            f"{s['construct_s']:6.1f}s (LLM() {s['llm_init_s']:.1f}s)")
+        row("1 start", f"{name:14s} to 1st answer / CLI x16",
+            f"{s['to_first_answer_s']:6.1f}s / {s['cli16_s']:6.1f}s (batch16 {s['batch_s']:.1f}s, "
+            f"{s['batch_valid']}/{s['batch_n']} valid)")
+    summ["starts"] = {k: {x: round(v[x], 2) for x in ("interpreter_s", "import_s", "construct_s", "first_s",
+                                                       "batch_s", "to_first_answer_s", "cli16_s")}
+                      for k, v in starts.items()}
+    # part 2 / 7 ratios (to the default engine: bf16, eager, cpu_threads=auto, glibc malloc)
+    g1 = res["group1"]["runs"]
+    base1 = g1["eager-warm"]
+    row("2 dtype", f"default bf16 ({res['group1']['batch']} req)",
+        f"{statistics.median(tput(r)[0] for r in base1):6.2f} req/s {statistics.median(tput(r)[1] for r in base1):7.1f} tok/s")
+    ratio, each = paired_ratio(base1, g1["float32"], 1)
+    req_ratio, _ = paired_ratio(base1, g1["float32"], 0)
+    summ["fp32_over_bf16_tok_s"] = round(ratio, 3)
+    summ["fp32_over_bf16_req_s"] = round(req_ratio, 3)
+    row("2 dtype", "float32 / bfloat16 throughput", f"{ratio:6.3f} tok/s, {req_ratio:.3f} req/s (rounds "
+        f"{', '.join(f'{x:.2f}' for x in each)}); bf16 is {1 / ratio:.2f}x faster")
+    row("2 dtype", "same greedy text bf16 vs fp32",
+        f"{res['group1']['bf16_fp32_same_text']}/{res['group1']['batch']}; valid fp32 "
+        f"{g1['float32'][0]['valid']}/{g1['float32'][0]['n']}, bf16 {base1[0]['valid']}/{base1[0]['n']}")
+    if "compiled-warm" in g1:
+        ratio, each = paired_ratio(base1, g1["compiled-warm"], 0)
+        summ["compiled_over_eager_req_s"] = round(ratio, 3)
+        row("2 compile", "compiled / eager steady throughput",
+            f"{ratio:6.3f} req/s (rounds {', '.join(f'{x:.2f}' for x in each)})")
+    if "group2" in res:
+        g2 = res["group2"]["runs"]
+        base2 = g2["eager-warm"]
+        if "threads-vllm" in g2:
+            ratio, each = paired_ratio(base2, g2["threads-vllm"], 0)
+            summ["threads_vllm_over_auto_req_s"] = round(ratio, 3)
+            row("2 threads", "cpu_threads vllm / auto", f"{ratio:6.3f} req/s (rounds "
+                f"{', '.join(f'{x:.2f}' for x in each)}); auto binds {res['bindings']['eager-warm']}, "
+                f"vllm binds {res['bindings'].get('threads-vllm', '?')}")
+        if "tcmalloc" in g2:
+            ratio, each = paired_ratio(base2, g2["tcmalloc"], 0)
+            summ["tcmalloc_over_glibc_req_s"] = round(ratio, 3)
+            mapped = [p["name"] for p in (res.get("group2_procs", {}).get("tcmalloc") or []) if p["tcmalloc"]]
+            row("7 tcmalloc", f"LD_PRELOAD / none ({res['group2']['batch']} req)", f"{ratio:6.3f} req/s (rounds "
+                f"{', '.join(f'{x:.2f}' for x in each)}); mapped in {len(mapped)} procs")
+    row("7 tcmalloc", "library", res["tcmalloc"]["note"])
+    # part 3: throughput by batch size (default engine)
+    by_bs: dict[int, list[dict[str, Any]]] = {1: res["bs1"]}
+    by_bs.setdefault(res["overhead"]["gen_batch"], []).extend(p["tide"] for p in res["overhead"]["gen_pairs"])
+    by_bs.setdefault(res["group1"]["batch"], []).extend(base1)
+    if "group2" in res:
+        by_bs.setdefault(res["group2"]["batch"], []).extend(res["group2"]["runs"]["eager-warm"])
+    summ["throughput"] = {}
+    for bs in sorted(by_bs):
+        rs = by_bs[bs]
+        req = statistics.median(tput(r)[0] for r in rs)
+        tok = statistics.median(tput(r)[1] for r in rs)
+        per = statistics.median(r["tokens"] / r["n"] for r in rs)
+        summ["throughput"][bs] = {"req_s": round(req, 3), "tok_s": round(tok, 1), "runs": len(rs)}
+        row("3 batch", f"batch {bs:3d} (n={len(rs)} runs)", f"{req:6.2f} req/s {tok:7.1f} tok/s "
+            f"({per:.0f} tok/req, {statistics.median(r['seconds'] for r in rs):.1f}s/batch)")
+    # part 4
+    v = res["validity"]
+    per = v["per"]
+    first = sum(1 for p in per if p["ok"] and p["attempts"] == 1)
+    ok = sum(1 for p in per if p["ok"])
+    n = len(per)
+    first_reasons = Counter(_reason_kind(p["reasons"][0]) for p in per if p["reasons"])
+    final_reasons = Counter(_reason_kind(p["reasons"][-1]) for p in per if not p["ok"])
+    summ["validity"] = {"n": n, "first_attempt_pct": round(100 * first / n, 2),
+                        "within_2_retries_pct": round(100 * ok / n, 2), "first_failure_reasons": dict(first_reasons),
+                        "final_failure_reasons": dict(final_reasons), "seconds": round(v["seconds"], 1)}
+    row("4 valid", f"first attempt ({n} distinct)", f"{100 * first / n:6.2f}% ({first}/{n})")
+    row("4 valid", "within 2 retries (3 attempts)", f"{100 * ok / n:6.2f}% ({ok}/{n}; target >= 99.5%)")
+    row("4 valid", "first-attempt failure reasons", ", ".join(f"{k}: {c}" for k, c in first_reasons.most_common())
+        or "none")
+    row("4 valid", "final failure reasons", ", ".join(f"{k}: {c}" for k, c in final_reasons.most_common()) or "none")
+    row("4 valid", "throughput incl. retries", f"{n / v['seconds']:6.2f} req/s ({v['seconds']:.0f}s)")
+    # part 5, 6
+    o = res["overhead"]
+    sc = [p["tide"] for p in o["score_pairs"]]
+    summ["score_req_s"] = round(statistics.median(tput(r)[0] for r in sc), 2)
+    row("5 choices", f"score_choices, 20 labels ({o['score_batch']} req)",
+        f"{summ['score_req_s']:6.2f} req/s; mean label mass {statistics.fmean(r['label_mass'] for r in sc):.3f}")
+    for kind, pairs in (("generate", o["gen_pairs"]), ("score_choices", o["score_pairs"])):
+        ratios = [p["tide"]["seconds"] / p["raw"]["seconds"] for p in pairs]
+        med = statistics.median(ratios)
+        summ[f"overhead_{kind}"] = round(med - 1, 4)
+        extra_ms = statistics.median((p["tide"]["seconds"] - p["raw"]["seconds"]) / p["tide"]["n"] * 1000
+                                     for p in pairs)
+        same = all(p["tide"].get("tokens") == p["raw"].get("tokens") and p["tide"].get("best") == p["raw"].get("best")
+                   for p in pairs)
+        row("6 overhead", f"tide/raw {kind}", f"{med:6.3f} time ratio ({100 * (med - 1):+.1f}%, "
+            f"{extra_ms:+.1f} ms/req; pairs {', '.join(f'{x:.3f}' for x in ratios)}); same output: {same}")
+    # conclusion on the CLI default
+    if "compiled-warm" in starts:
+        e, c = starts["eager-warm"], starts["compiled-warm"]
+        cc = starts["compiled-cold"]
+        faster = "eager" if e["cli16_s"] <= c["cli16_s"] else "compiled"
+        speed = summ.get("compiled_over_eager_req_s")
+        extra = c["construct_s"] - e["construct_s"]
+        be = ""
+        if speed and speed > 1:
+            base_req_s = statistics.median(tput(r)[0] for r in base1)
+            saved_per_req = 1 / base_req_s - 1 / (base_req_s * speed)
+            be = f"; compiled-warm pays off after ~{max(0, extra) / saved_per_req:.0f} requests" if saved_per_req > 0 else ""
+        summ["cli_default"] = faster
+        row("1 verdict", "one-off CLI, 16 answers", f"{faster} soonest: eager {e['cli16_s']:.1f}s vs compiled warm "
+            f"{c['cli16_s']:.1f}s / cold {cc['cli16_s']:.1f}s{be}")
+    return rows, summ
+
+
+def format_table(rows: list[tuple[str, str, str]]) -> str:
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    lines = [f"{'part':{w1}s}  {'metric':{w2}s}  value", "-" * (w1 + w2 + 60)]
+    last = None
+    for section, metric, value in rows:
+        lines.append(f"{section if section != last else '':{w1}s}  {metric:{w2}s}  {value}")
+        last = section
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller run: no compiled mode, smaller batches")
+    parser.add_argument("--out", default="runs/bench/engine.json", help="JSON results (logs go beside it)")
+    parser.add_argument("--no-install", action="store_true", help="do not apt-get install libtcmalloc if absent")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--result-fd", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args.worker, args.result_fd)
+        return
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    res = run(args)
+    rows, summ = summarize(res)
+    table = format_table(rows)
+    print()
+    print(table)
+    print(f"\nload average: start {res['load_start']}, end {res['load_end']} ({res['cores']} cores); "
+          f"total {res['total_s'] / 60:.1f} min")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"summary": summ, "table": table, "raw": res}, indent=1, default=str))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
