@@ -117,8 +117,7 @@ def run_main(cfg: MainConfig, console: Any = None) -> tuple[EvalResult, dict[str
 
     t = time.perf_counter()
     result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
-                            n_bootstrap=cfg.n_bootstrap, baselines=[m for m in ("pop", "lstm", "memory")
-                                                                  if m in cfg.models] or None)
+                            n_bootstrap=cfg.n_bootstrap)  # each model vs every simpler one listed before it
     stages["evaluate"] = time.perf_counter() - t
     if sync is not None:
         stages["memory ingest (inside evaluate)"] = sync.seconds
