@@ -163,7 +163,8 @@ class InterestAgent:
     def rank_prompt(self, s: _Scored) -> str:
         cands = [{"label": LABELS[j], "title": self.catalog.items[i].title,
                   "categories": list(self.catalog.items[i].categories)} for j, i in enumerate(s.candidates)]
-        return prompts.render("rank", candidates=cands, **prompt_history(s.ctx))
+        # the template file ends in a newline; the labels are read as the next token after "Answer:" (" A")
+        return prompts.render("rank", candidates=cands, **prompt_history(s.ctx)).rstrip("\n")
 
     def interest_prompt(self, ctx: UserContext) -> str:
         return prompts.render("predict", taxonomy=self.catalog.taxonomy, max_interests=MAX_INTERESTS,

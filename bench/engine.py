@@ -148,8 +148,8 @@ def rank_prompts(n: int, seed: int) -> list[str]:
 # ------------------------------------------------------------------------------------------------------
 # worker: one engine in its own process, serving timed commands
 # ------------------------------------------------------------------------------------------------------
-def _proc_tree(root: int) -> list[dict[str, Any]]:
-    """``root`` and its descendants: pid, name, RSS (MiB), whether libtcmalloc is mapped."""
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it (vLLM's EngineCore and Worker)."""
     parents: dict[int, int] = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
@@ -163,8 +163,29 @@ def _proc_tree(root: int) -> list[dict[str, Any]]:
         pid = todo.pop()
         tree.append(pid)
         todo.extend(c for c, pp in parents.items() if pp == pid)
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds used so far by ``root`` and its live descendants (all their threads).
+
+    CPU time is far less sensitive than wall time to other jobs on the machine (it still grows a little
+    under contention: cache misses, OpenMP spin-waits)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in _descendants(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _proc_tree(root: int) -> list[dict[str, Any]]:
+    """``root`` and its descendants: pid, name, RSS (MiB), whether libtcmalloc is mapped."""
     out = []
-    for pid in tree:
+    for pid in _descendants(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
             maps = Path(f"/proc/{pid}/maps").read_text()
@@ -198,6 +219,7 @@ def worker_main(config_path: str, result_fd: int) -> None:
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
+    me = os.getpid()
     try:
         t0 = time.perf_counter()
         import torch  # noqa: F401
@@ -207,10 +229,12 @@ def worker_main(config_path: str, result_fd: int) -> None:
         from agent._agent import _unique_labels
         from agent._schemas import interest_output_model
         import_s = time.perf_counter() - t0
+        cpu_import = tree_cpu_seconds(me)  # includes the interpreter's own start
 
         t0 = time.perf_counter()
         engine = VLLMEngine.from_defaults(**cfg["engine"])
         construct_s = time.perf_counter() - t0
+        cpu_construct = tree_cpu_seconds(me) - cpu_import
         model = interest_output_model(TAXONOMY, N_EVIDENCE)
         schema = schema_for(model)
 
@@ -228,11 +252,15 @@ def worker_main(config_path: str, result_fd: int) -> None:
         t0 = time.perf_counter()
         [first] = engine.generate(first_reqs)
         first_s = time.perf_counter() - t0
+        cpu_first = tree_cpu_seconds(me) - cpu_import - cpu_construct
         batch_reqs = requests(cfg["batch_prompts"])
         t0 = time.perf_counter()
         batch = engine.generate(batch_reqs)
         batch_s = time.perf_counter() - t0
+        cpu_batch = tree_cpu_seconds(me) - cpu_import - cpu_construct - cpu_first
         send({"event": "ready", "t_main_wall": t_main_wall, "import_s": import_s, "construct_s": construct_s,
+              "cpu_import_s": cpu_import, "cpu_construct_s": cpu_construct, "cpu_first_s": cpu_first,
+              "cpu_batch_s": cpu_batch,
               "llm_init_s": engine.start_seconds, "first_s": first_s, "first_tokens": first.completion_tokens,
               "first_valid": valid(first.text), "batch_s": batch_s, "batch_n": len(batch),
               "batch_tokens": sum(c.completion_tokens for c in batch),
@@ -242,27 +270,47 @@ def worker_main(config_path: str, result_fd: int) -> None:
         send({"event": "error", "error": f"{type(exc).__name__}: {exc}"})
         raise
 
+    llm = engine._llm
+    inner: list[float] = []
+
+    def timed_generate(*a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return llm.__class__.generate(llm, *a, **kw)
+        finally:
+            inner.append(time.perf_counter() - t)
+
+    def measured(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+        """Run ``fn`` once: wall seconds, process-tree CPU seconds, and the wall seconds spent inside
+        ``LLM.generate`` (so Tide's own share of a call is measured exactly, in the same call)."""
+        inner.clear()
+        llm.generate = timed_generate  # instance attribute: shadows the method for this call only
+        c0, t0 = tree_cpu_seconds(me), time.perf_counter()
+        try:
+            out = fn()
+        finally:
+            seconds = time.perf_counter() - t0
+            cpu = tree_cpu_seconds(me) - c0
+            del llm.generate
+        return out, {"seconds": seconds, "cpu_s": cpu, "inner_s": sum(inner)}
+
     def op_gen(cmd: dict[str, Any]) -> dict[str, Any]:
         """One batch through ``engine.generate`` (mode tide) or ``LLM.generate`` (mode raw)."""
         reqs = requests(cmd["prompts"], cmd.get("max_tokens", MAX_TOKENS))
-        engine._llm.reset_prefix_cache()
+        llm.reset_prefix_cache()
         if cmd["mode"] == "raw":
             prompts = [engine.prompt_text(r) for r in reqs]
             params = [engine.sampling_params(r) for r in reqs]
-            t0 = time.perf_counter()
-            outs = engine._llm.generate(prompts, params, use_tqdm=False)
-            seconds = time.perf_counter() - t0
+            outs, t = measured(lambda: llm.generate(prompts, params, use_tqdm=False))
             texts = [o.outputs[0].text for o in outs]
             tokens = [len(o.outputs[0].token_ids) for o in outs]
             finish = [o.outputs[0].finish_reason for o in outs]
         else:
-            t0 = time.perf_counter()
-            comps = engine.generate(reqs)
-            seconds = time.perf_counter() - t0
+            comps, t = measured(lambda: engine.generate(reqs))
             texts = [c.text for c in comps]
             tokens = [c.completion_tokens for c in comps]
             finish = [c.finish_reason for c in comps]
-        return {"seconds": seconds, "n": len(reqs), "tokens": sum(tokens), "valid": sum(valid(t) for t in texts),
+        return {**t, "n": len(reqs), "tokens": sum(tokens), "valid": sum(valid(x) for x in texts),
                 "finish": dict(Counter(str(f) for f in finish)), "texts": texts if cmd.get("texts") else None}
 
     def op_score(cmd: dict[str, Any]) -> dict[str, Any]:
@@ -270,13 +318,11 @@ def worker_main(config_path: str, result_fd: int) -> None:
         from vllm import SamplingParams
 
         prompts, labels = cmd["prompts"], cmd["labels"]
-        engine._llm.reset_prefix_cache()
+        llm.reset_prefix_cache()
         if cmd["mode"] == "raw":
             ids = engine.label_token_ids(labels)
             params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=len(ids), logprob_token_ids=ids)
-            t0 = time.perf_counter()
-            outs = engine._llm.generate(list(prompts), params, use_tqdm=False)
-            seconds = time.perf_counter() - t0
+            outs, t = measured(lambda: llm.generate(list(prompts), params, use_tqdm=False))
             best = []
             for o in outs:
                 step = o.outputs[0].logprobs[0]
@@ -284,12 +330,10 @@ def worker_main(config_path: str, result_fd: int) -> None:
                 best.append(labels[lps.index(max(lps))])
             mass = None
         else:
-            t0 = time.perf_counter()
-            scores = engine.score_choices(prompts, labels)
-            seconds = time.perf_counter() - t0
+            scores, t = measured(lambda: engine.score_choices(prompts, labels))
             best = [s.labels[s.probs.index(max(s.probs))] for s in scores]
             mass = statistics.fmean(s.label_mass for s in scores)
-        return {"seconds": seconds, "n": len(prompts), "best": best, "label_mass": mass}
+        return {**t, "n": len(prompts), "best": best, "label_mass": mass}
 
     def op_structured(cmd: dict[str, Any]) -> dict[str, Any]:
         """The agent's path: ``generate_structured`` with the real validator, in agent-sized batches."""
@@ -444,8 +488,16 @@ def tput(run: dict[str, Any]) -> tuple[float, float]:
     return run["n"] / run["seconds"], run.get("tokens", 0) / run["seconds"]
 
 
+METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "req/s": lambda r: r["n"] / r["seconds"],
+    "tok/s": lambda r: r.get("tokens", 0) / r["seconds"],
+    "req/CPU-s": lambda r: r["n"] / r["cpu_s"],
+    "tok/CPU-s": lambda r: r.get("tokens", 0) / r["cpu_s"],
+}
+
+
 def mirrored(workers: Sequence[Worker], cmd: dict[str, Any], rounds: int) -> dict[str, list[dict[str, Any]]]:
-    """Run ``cmd`` on every worker in mirrored order (A B C C B A ...): linear drift in background load
+    """Run ``cmd`` on every worker in mirrored order (A B C C B A ...): a linear drift in background load
     then hits every worker alike."""
     runs: dict[str, list[dict[str, Any]]] = {w.name: [] for w in workers}
     order = list(workers)
@@ -453,14 +505,20 @@ def mirrored(workers: Sequence[Worker], cmd: dict[str, Any], rounds: int) -> dic
         for w in order if r % 2 == 0 else reversed(order):
             res = w.call(cmd)
             runs[w.name].append(res)
-            say(f"  {w.name:14s} {res['n']:3d} req {res['seconds']:7.2f}s  {tput(res)[1]:7.1f} tok/s")
+            say(f"  {w.name:14s} {res['n']:3d} req {res['seconds']:7.2f}s {res['cpu_s']:7.2f} CPU-s "
+                f"{tput(res)[1]:7.1f} tok/s")
     return runs
 
 
-def paired_ratio(a: list[dict[str, Any]], b: list[dict[str, Any]], key: int) -> tuple[float, list[float]]:
-    """Median over rounds of throughput(b) / throughput(a); key 0 = requests/s, 1 = tokens/s."""
-    ratios = [tput(y)[key] / tput(x)[key] for x, y in zip(a, b, strict=True)]
+def paired_ratio(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str) -> tuple[float, list[float]]:
+    """Median over rounds of metric(b) / metric(a) (round i of a and b ran back to back)."""
+    f = METRICS[metric]
+    ratios = [f(y) / f(x) for x, y in zip(a, b, strict=True)]
     return statistics.median(ratios), ratios
+
+
+def fmt_ratios(xs: Sequence[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in xs)
 
 
 def find_tcmalloc(install: bool) -> tuple[str | None, str]:
@@ -501,7 +559,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     t_run = time.perf_counter()
     result: dict[str, Any] = {"quick": quick, "load_start": loadavg(), "cores": os.cpu_count(),
-                              "kv_cache_gib": int(KV_GIB)}
+                              "kv_cache_gib": int(KV_GIB), "bindings": {}}
     say(f"bench/engine.py {'--quick ' if quick else ''}on {os.cpu_count()} cores; load average at start "
         f"{result['load_start']}")
     model_path = ensure_model()
@@ -517,10 +575,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     start_first = predict_prompts(1, seed=1)[0]
     start_batch = predict_prompts(16, seed=2)  # part 1: a one-off CLI call answering 16 users
     cmp_n = 8 if quick else 16  # part 2 batch
-    tc_n = 8 if quick else 32  # part 7 batch
+    tc_n = 8 if quick else 32  # part 7 batch (and part 2 threads)
     cmp_prompts = predict_prompts(cmp_n, seed=3)
     tc_prompts = predict_prompts(tc_n, seed=4)
-    bs1_prompts = predict_prompts(2, seed=5)
+    bs1_prompts = predict_prompts(2 if quick else 3, seed=5)
     ovh_n = 8
     ovh_prompts = predict_prompts(ovh_n, seed=6)
     score_prompts = rank_prompts(8 if quick else 16, seed=7)
@@ -539,9 +597,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    ld_preload=ld_preload)
         workers.append(w)
         r = w.wait_ready()
-        result.setdefault("bindings", {})[name] = r["binding"]
+        result["bindings"][name] = r["binding"]
         say(f"  {name}: interpreter {r['interpreter_s']:.1f}s import {r['import_s']:.1f}s construct "
-            f"{r['construct_s']:.1f}s first answer {r['first_s']:.1f}s batch16 {r['batch_s']:.1f}s; {r['binding']}")
+            f"{r['construct_s']:.1f}s ({r['cpu_construct_s']:.1f} CPU-s) first answer {r['first_s']:.1f}s "
+            f"batch16 {r['batch_s']:.1f}s; {r['binding']}")
         return w
 
     def stop(w: Worker) -> None:
@@ -551,26 +610,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         # ---- part 1: engine start --------------------------------------------------------------------
         starts: dict[str, dict[str, Any]] = {}
-        w = start("eager-cold", {}, caches["eager"])
-        starts["eager-cold"] = w.ready or {}
-        stop(w)
         compiled = None
-        if not quick:
-            w = start("compiled-cold", {"enforce_eager": False}, caches["compiled"])
-            starts["compiled-cold"] = w.ready or {}
-            stop(w)
+        if quick:  # one start only: eager with a fresh cache; it serves every part below
+            default = start("eager-cold", {}, caches["eager"])
+            starts["eager-cold"] = default.ready or {}
+        else:
+            for name, engine, cache in (("eager-cold", {}, "eager"),
+                                        ("compiled-cold", {"enforce_eager": False}, "compiled")):
+                w = start(name, engine, caches[cache])
+                starts[name] = w.ready or {}
+                stop(w)
             compiled = start("compiled-warm", {"enforce_eager": False}, caches["compiled"])
             starts["compiled-warm"] = compiled.ready or {}
-        default = start("eager-warm", {}, caches["eager"])  # the default engine serves every part below
-        starts["eager-warm"] = default.ready or {}
+            default = start("eager-warm", {}, caches["eager"])  # the default engine serves every part below
+            starts["eager-warm"] = default.ready or {}
+        result["default"] = default.name
         result["starts"] = {k: {x: y for x, y in v.items() if x != "description"} for k, v in starts.items()}
 
-        # ---- part 2: compiled / float32 beside the default, same requests, mirrored order ----------------
+        # ---- part 2: float32 (and compiled) beside the default, same requests, mirrored order ------------
         say(f"part 2: engines side by side on {cmp_n} structured requests")
         fp32 = start("float32", {"dtype": "float32"}, caches["other"])
         group1 = [default, fp32] + ([compiled] if compiled else [])
         g1 = mirrored(group1, {"op": "gen", "prompts": cmp_prompts, "mode": "tide", "texts": True}, rounds)
-        same_text = sum(a == b for a, b in zip(g1["eager-warm"][0]["texts"], g1["float32"][0]["texts"], strict=True))
+        same_text = sum(a == b for a, b in zip(g1[default.name][0]["texts"], g1["float32"][0]["texts"], strict=True))
         for runs in g1.values():
             for r in runs:
                 r.pop("texts", None)
@@ -579,7 +641,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if compiled:
             stop(compiled)
 
-        # ---- part 2 (threads) + part 7 (tcmalloc) beside the default, batch tc_n ---------------------
+        # ---- part 2 (cpu_threads) + part 7 (tcmalloc) beside the default ------------------------------
         tc_path, tc_note = find_tcmalloc(not args.no_install)
         say(f"tcmalloc: {tc_note}")
         result["tcmalloc"] = {"note": tc_note, "path": tc_path}
@@ -592,7 +654,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             say(f"part 2/7: engines side by side on {tc_n} structured requests")
             g2 = mirrored(group2, {"op": "gen", "prompts": tc_prompts, "mode": "tide"}, rounds)
             result["group2"] = {"batch": tc_n, "runs": g2}
-            result["group2_procs"] = {w.name: (w.ready or {}).get("procs") for w in group2}
+            result["procs"] = {w.name: (w.ready or {}).get("procs") for w in group2}
             for w in group2[1:]:
                 stop(w)
 
@@ -601,7 +663,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["bs1"] = [default.call({"op": "gen", "prompts": [p], "mode": "tide"}) for p in bs1_prompts]
 
         # ---- part 6 (+ part 3 batch 8, part 5): Tide vs raw vLLM, interleaved on the same engine --------
-        say(f"part 6: engine.generate vs LLM.generate, {ovh_n} structured requests, {ovh_pairs} pairs")
+        say(f"part 6: engine.generate vs LLM.generate, {ovh_n} structured requests, warm-up + {ovh_pairs} pairs")
+        gen_warm = default.call({"op": "gen", "prompts": ovh_prompts, "mode": "tide"})
         gen_pairs: list[dict[str, Any]] = []
         for i in range(ovh_pairs):
             modes = ("tide", "raw") if i % 2 == 0 else ("raw", "tide")
@@ -609,15 +672,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             gen_pairs.append(pair)
             say(f"  pair {i + 1}: tide {pair['tide']['seconds']:.2f}s raw {pair['raw']['seconds']:.2f}s")
         say(f"part 5/6: score_choices vs LLM.generate(logprob_token_ids), {len(score_prompts)} rank prompts")
+        score_cmd = {"op": "score", "prompts": score_prompts, "labels": list(LABELS)}
+        score_warm = default.call({**score_cmd, "mode": "tide"})
         score_pairs: list[dict[str, Any]] = []
         for i in range(ovh_pairs):
             modes = ("tide", "raw") if i % 2 == 0 else ("raw", "tide")
-            pair = {m: default.call({"op": "score", "prompts": score_prompts, "labels": list(LABELS), "mode": m})
-                    for m in modes}
+            pair = {m: default.call({**score_cmd, "mode": m}) for m in modes}
             score_pairs.append(pair)
             say(f"  pair {i + 1}: tide {pair['tide']['seconds']:.2f}s raw {pair['raw']['seconds']:.2f}s")
-        result["overhead"] = {"gen_batch": ovh_n, "gen_pairs": gen_pairs, "score_batch": len(score_prompts),
-                              "score_pairs": score_pairs}
+        # diagnostic: the rank template renders a trailing newline after "Answer:"; the labels are " A"-style
+        stripped = default.call({**score_cmd, "prompts": [p.rstrip("\n") for p in score_prompts], "mode": "tide"})
+        result["overhead"] = {"gen_batch": ovh_n, "gen_warmup": gen_warm, "gen_pairs": gen_pairs,
+                              "score_batch": len(score_prompts), "score_warmup": score_warm,
+                              "score_pairs": score_pairs, "score_stripped": stripped,
+                              "rank_prompt_tail": score_prompts[0][-40:]}
 
         # ---- part 4: valid-output rate ----------------------------------------------------------------
         say(f"part 4: generate_structured on {n_valid} distinct prompts, batches of 32, {ATTEMPTS} attempts")
@@ -639,120 +707,159 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
     """Rows (section, metric, value) of the final table, and the summary numbers for the JSON."""
     rows: list[tuple[str, str, str]] = []
-    summ: dict[str, Any] = {}
+    summ: dict[str, Any] = {"load_start": res["load_start"], "load_end": res["load_end"]}
+    dflt = res["default"]
 
     def row(section: str, metric: str, value: str) -> None:
         rows.append((section, metric, value))
 
-    # part 1
+    def med(xs: Any) -> float:
+        return statistics.median(list(xs))
+
+    # ---- part 1
     starts = res["starts"]
     for name, s in starts.items():
-        row("1 start", f"{name:14s} interp+import / construct", f"{s['interpreter_s'] + s['import_s']:6.1f}s / "
-            f"{s['construct_s']:6.1f}s (LLM() {s['llm_init_s']:.1f}s)")
-        row("1 start", f"{name:14s} to 1st answer / CLI x16",
-            f"{s['to_first_answer_s']:6.1f}s / {s['cli16_s']:6.1f}s (batch16 {s['batch_s']:.1f}s, "
-            f"{s['batch_valid']}/{s['batch_n']} valid)")
-    summ["starts"] = {k: {x: round(v[x], 2) for x in ("interpreter_s", "import_s", "construct_s", "first_s",
-                                                       "batch_s", "to_first_answer_s", "cli16_s")}
-                      for k, v in starts.items()}
-    # part 2 / 7 ratios (to the default engine: bf16, eager, cpu_threads=auto, glibc malloc)
+        row("1 start", f"{name} wall", f"import {s['interpreter_s'] + s['import_s']:5.1f}s  construct "
+            f"{s['construct_s']:6.1f}s  1st answer {s['first_s']:5.1f}s  batch16 {s['batch_s']:5.1f}s "
+            f"({s['batch_valid']}/{s['batch_n']} valid)")
+        row("1 start", f"{name} CPU-s", f"import {s['cpu_import_s']:5.1f}   construct {s['cpu_construct_s']:6.1f}   "
+            f"1st answer {s['cpu_first_s']:5.1f}   batch16 {s['cpu_batch_s']:5.1f}")
+        row("1 start", f"{name} time to answers", f"1st answer {s['to_first_answer_s']:6.1f}s  one-off CLI x16 "
+            f"{s['cli16_s']:6.1f}s wall, {s['cpu_import_s'] + s['cpu_construct_s'] + s['cpu_batch_s']:6.1f} CPU-s")
+    summ["starts"] = {k: {x: round(v[x], 2) for x in (
+        "interpreter_s", "import_s", "construct_s", "first_s", "batch_s", "to_first_answer_s", "cli16_s",
+        "cpu_import_s", "cpu_construct_s", "cpu_first_s", "cpu_batch_s")} for k, v in starts.items()}
+
+    # ---- part 2 / 7: ratios to the default engine (bf16, eager, cpu_threads=auto, glibc malloc)
     g1 = res["group1"]["runs"]
-    base1 = g1["eager-warm"]
-    row("2 dtype", f"default bf16 ({res['group1']['batch']} req)",
-        f"{statistics.median(tput(r)[0] for r in base1):6.2f} req/s {statistics.median(tput(r)[1] for r in base1):7.1f} tok/s")
-    ratio, each = paired_ratio(base1, g1["float32"], 1)
-    req_ratio, _ = paired_ratio(base1, g1["float32"], 0)
-    summ["fp32_over_bf16_tok_s"] = round(ratio, 3)
-    summ["fp32_over_bf16_req_s"] = round(req_ratio, 3)
-    row("2 dtype", "float32 / bfloat16 throughput", f"{ratio:6.3f} tok/s, {req_ratio:.3f} req/s (rounds "
-        f"{', '.join(f'{x:.2f}' for x in each)}); bf16 is {1 / ratio:.2f}x faster")
+    base1 = g1[dflt]
+    row("2 dtype", f"bf16 default ({res['group1']['batch']} req)",
+        f"{med(tput(r)[0] for r in base1):6.2f} req/s {med(tput(r)[1] for r in base1):7.1f} tok/s")
+    fp_tok, each = paired_ratio(base1, g1["float32"], "tok/s")
+    fp_req, _ = paired_ratio(base1, g1["float32"], "req/s")
+    fp_cpu, _ = paired_ratio(base1, g1["float32"], "tok/CPU-s")
+    summ["fp32_over_bf16"] = {"tok_s": round(fp_tok, 3), "req_s": round(fp_req, 3), "tok_per_cpu_s": round(fp_cpu, 3)}
+    row("2 dtype", "float32 / bfloat16", f"{fp_tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {fp_req:.3f} req/s, "
+        f"{fp_cpu:.3f} tok/CPU-s -> bf16 {1 / fp_tok:.2f}x faster")
     row("2 dtype", "same greedy text bf16 vs fp32",
         f"{res['group1']['bf16_fp32_same_text']}/{res['group1']['batch']}; valid fp32 "
         f"{g1['float32'][0]['valid']}/{g1['float32'][0]['n']}, bf16 {base1[0]['valid']}/{base1[0]['n']}")
     if "compiled-warm" in g1:
-        ratio, each = paired_ratio(base1, g1["compiled-warm"], 0)
-        summ["compiled_over_eager_req_s"] = round(ratio, 3)
-        row("2 compile", "compiled / eager steady throughput",
-            f"{ratio:6.3f} req/s (rounds {', '.join(f'{x:.2f}' for x in each)})")
+        c_req, each = paired_ratio(base1, g1["compiled-warm"], "req/s")
+        c_cpu, _ = paired_ratio(base1, g1["compiled-warm"], "req/CPU-s")
+        summ["compiled_over_eager"] = {"req_s": round(c_req, 3), "req_per_cpu_s": round(c_cpu, 3)}
+        row("2 compile", "compiled / eager steady state", f"{c_req:6.3f} req/s (rounds {fmt_ratios(each)}), "
+            f"{c_cpu:.3f} req/CPU-s")
     if "group2" in res:
         g2 = res["group2"]["runs"]
-        base2 = g2["eager-warm"]
+        base2 = g2[dflt]
         if "threads-vllm" in g2:
-            ratio, each = paired_ratio(base2, g2["threads-vllm"], 0)
-            summ["threads_vllm_over_auto_req_s"] = round(ratio, 3)
-            row("2 threads", "cpu_threads vllm / auto", f"{ratio:6.3f} req/s (rounds "
-                f"{', '.join(f'{x:.2f}' for x in each)}); auto binds {res['bindings']['eager-warm']}, "
-                f"vllm binds {res['bindings'].get('threads-vllm', '?')}")
+            t_req, each = paired_ratio(base2, g2["threads-vllm"], "req/s")
+            summ["threads_vllm_over_auto_req_s"] = round(t_req, 3)
+            row("2 threads", f"cpu_threads vllm / auto ({res['group2']['batch']} req)",
+                f"{t_req:6.3f} req/s (rounds {fmt_ratios(each)}) -> auto {1 / t_req:.2f}x faster")
+            row("2 threads", "bindings", f"auto: {res['bindings'].get(dflt)}; vllm: {res['bindings'].get('threads-vllm')}")
         if "tcmalloc" in g2:
-            ratio, each = paired_ratio(base2, g2["tcmalloc"], 0)
-            summ["tcmalloc_over_glibc_req_s"] = round(ratio, 3)
-            mapped = [p["name"] for p in (res.get("group2_procs", {}).get("tcmalloc") or []) if p["tcmalloc"]]
-            row("7 tcmalloc", f"LD_PRELOAD / none ({res['group2']['batch']} req)", f"{ratio:6.3f} req/s (rounds "
-                f"{', '.join(f'{x:.2f}' for x in each)}); mapped in {len(mapped)} procs")
+            m_req, each = paired_ratio(base2, g2["tcmalloc"], "req/s")
+            m_cpu, _ = paired_ratio(base2, g2["tcmalloc"], "req/CPU-s")
+            summ["tcmalloc_over_glibc"] = {"req_s": round(m_req, 3), "req_per_cpu_s": round(m_cpu, 3)}
+            mapped = [p["name"] for p in (res.get("procs", {}).get("tcmalloc") or []) if p["tcmalloc"]]
+            row("7 tcmalloc", f"LD_PRELOAD / none ({res['group2']['batch']} req)", f"{m_req:6.3f} req/s (rounds "
+                f"{fmt_ratios(each)}), {m_cpu:.3f} req/CPU-s; tcmalloc mapped in {len(mapped)} processes")
     row("7 tcmalloc", "library", res["tcmalloc"]["note"])
-    # part 3: throughput by batch size (default engine)
-    by_bs: dict[int, list[dict[str, Any]]] = {1: res["bs1"]}
-    by_bs.setdefault(res["overhead"]["gen_batch"], []).extend(p["tide"] for p in res["overhead"]["gen_pairs"])
+
+    # ---- part 3: throughput by batch size (default engine, engine.generate, prefix cache reset per batch)
+    o = res["overhead"]
+    by_bs: dict[int, list[dict[str, Any]]] = {1: list(res["bs1"])}
+    by_bs.setdefault(o["gen_batch"], []).extend(p["tide"] for p in o["gen_pairs"])
     by_bs.setdefault(res["group1"]["batch"], []).extend(base1)
     if "group2" in res:
-        by_bs.setdefault(res["group2"]["batch"], []).extend(res["group2"]["runs"]["eager-warm"])
+        by_bs.setdefault(res["group2"]["batch"], []).extend(res["group2"]["runs"][dflt])
     summ["throughput"] = {}
     for bs in sorted(by_bs):
         rs = by_bs[bs]
-        req = statistics.median(tput(r)[0] for r in rs)
-        tok = statistics.median(tput(r)[1] for r in rs)
-        per = statistics.median(r["tokens"] / r["n"] for r in rs)
-        summ["throughput"][bs] = {"req_s": round(req, 3), "tok_s": round(tok, 1), "runs": len(rs)}
-        row("3 batch", f"batch {bs:3d} (n={len(rs)} runs)", f"{req:6.2f} req/s {tok:7.1f} tok/s "
-            f"({per:.0f} tok/req, {statistics.median(r['seconds'] for r in rs):.1f}s/batch)")
-    # part 4
+        req, tok = med(tput(r)[0] for r in rs), med(tput(r)[1] for r in rs)
+        summ["throughput"][bs] = {"req_s": round(req, 3), "tok_s": round(tok, 1), "runs": len(rs),
+                                  "req_per_cpu_s": round(med(METRICS["req/CPU-s"](r) for r in rs), 3)}
+        row("3 batch", f"batch {bs:3d} (median of {len(rs)})", f"{req:6.2f} req/s {tok:7.1f} tok/s "
+            f"({med(r['tokens'] / r['n'] for r in rs):.0f} tok/req, {med(r['seconds'] for r in rs):.1f}s/batch, "
+            f"{summ['throughput'][bs]['req_per_cpu_s']:.2f} req/CPU-s)")
+
+    # ---- part 4
     v = res["validity"]
     per = v["per"]
+    n = len(per)
     first = sum(1 for p in per if p["ok"] and p["attempts"] == 1)
     ok = sum(1 for p in per if p["ok"])
-    n = len(per)
     first_reasons = Counter(_reason_kind(p["reasons"][0]) for p in per if p["reasons"])
     final_reasons = Counter(_reason_kind(p["reasons"][-1]) for p in per if not p["ok"])
+    attempts_hist = Counter(p["attempts"] for p in per if p["ok"])
     summ["validity"] = {"n": n, "first_attempt_pct": round(100 * first / n, 2),
-                        "within_2_retries_pct": round(100 * ok / n, 2), "first_failure_reasons": dict(first_reasons),
-                        "final_failure_reasons": dict(final_reasons), "seconds": round(v["seconds"], 1)}
-    row("4 valid", f"first attempt ({n} distinct)", f"{100 * first / n:6.2f}% ({first}/{n})")
-    row("4 valid", "within 2 retries (3 attempts)", f"{100 * ok / n:6.2f}% ({ok}/{n}; target >= 99.5%)")
-    row("4 valid", "first-attempt failure reasons", ", ".join(f"{k}: {c}" for k, c in first_reasons.most_common())
-        or "none")
-    row("4 valid", "final failure reasons", ", ".join(f"{k}: {c}" for k, c in final_reasons.most_common()) or "none")
-    row("4 valid", "throughput incl. retries", f"{n / v['seconds']:6.2f} req/s ({v['seconds']:.0f}s)")
-    # part 5, 6
-    o = res["overhead"]
+                        "within_2_retries_pct": round(100 * ok / n, 2), "attempts_of_valid": dict(attempts_hist),
+                        "first_failure_reasons": dict(first_reasons), "final_failure_reasons": dict(final_reasons),
+                        "seconds": round(v["seconds"], 1)}
+    row("4 valid", f"first attempt ({n} distinct prompts)", f"{100 * first / n:6.2f}% ({first}/{n})")
+    row("4 valid", "within 2 retries (3 attempts)", f"{100 * ok / n:6.2f}% ({ok}/{n}; target >= 99.5%; valid "
+        f"after 1/2/3 attempts: {attempts_hist.get(1, 0)}/{attempts_hist.get(2, 0)}/{attempts_hist.get(3, 0)})")
+    row("4 valid", "first-attempt failure reasons",
+        "; ".join(f"{k}: {c}" for k, c in first_reasons.most_common()) or "none")
+    row("4 valid", "final failure reasons", "; ".join(f"{k}: {c}" for k, c in final_reasons.most_common()) or "none")
+    row("4 valid", "generate_structured, batches of 32", f"{n / v['seconds']:6.2f} req/s incl. retries "
+        f"({v['seconds']:.0f}s)")
+
+    # ---- part 5
     sc = [p["tide"] for p in o["score_pairs"]]
-    summ["score_req_s"] = round(statistics.median(tput(r)[0] for r in sc), 2)
+    summ["score"] = {"req_s": round(med(tput(r)[0] for r in sc), 3), "batch": o["score_batch"],
+                     "label_mass_as_rendered": round(statistics.fmean(r["label_mass"] for r in sc), 5),
+                     "label_mass_newline_stripped": round(o["score_stripped"]["label_mass"], 5),
+                     "warmup_s": round(o["score_warmup"]["seconds"], 2)}
     row("5 choices", f"score_choices, 20 labels ({o['score_batch']} req)",
-        f"{summ['score_req_s']:6.2f} req/s; mean label mass {statistics.fmean(r['label_mass'] for r in sc):.3f}")
-    for kind, pairs in (("generate", o["gen_pairs"]), ("score_choices", o["score_pairs"])):
+        f"{summ['score']['req_s']:6.2f} req/s ({med(r['seconds'] for r in sc):.1f}s/batch; first call "
+        f"{o['score_warmup']['seconds']:.1f}s)")
+    row("5 choices", "label mass: as rendered / stripped",
+        f"{summ['score']['label_mass_as_rendered']:.5f} / {summ['score']['label_mass_newline_stripped']:.3f} "
+        f"(prompt ends {o['rank_prompt_tail'][-12:]!r}; labels are ' A'-style tokens)")
+
+    # ---- part 6
+    for kind, pairs, warm in (("generate", o["gen_pairs"], o["gen_warmup"]),
+                              ("score_choices", o["score_pairs"], o["score_warmup"])):
         ratios = [p["tide"]["seconds"] / p["raw"]["seconds"] for p in pairs]
-        med = statistics.median(ratios)
-        summ[f"overhead_{kind}"] = round(med - 1, 4)
-        extra_ms = statistics.median((p["tide"]["seconds"] - p["raw"]["seconds"]) / p["tide"]["n"] * 1000
-                                     for p in pairs)
+        m = med(ratios)
+        # every timed tide call measured its own share; for generate that is every batch of part 3
+        tides = [warm] + ([r for rs in by_bs.values() for r in rs] if kind == "generate" else [p["tide"] for p in pairs])
+        share = med((r["seconds"] - r["inner_s"]) / r["inner_s"] for r in tides)
+        per_req_ms = med((r["seconds"] - r["inner_s"]) / r["n"] * 1000 for r in tides)
         same = all(p["tide"].get("tokens") == p["raw"].get("tokens") and p["tide"].get("best") == p["raw"].get("best")
                    for p in pairs)
-        row("6 overhead", f"tide/raw {kind}", f"{med:6.3f} time ratio ({100 * (med - 1):+.1f}%, "
-            f"{extra_ms:+.1f} ms/req; pairs {', '.join(f'{x:.3f}' for x in ratios)}); same output: {same}")
-    # conclusion on the CLI default
+        summ[f"overhead_{kind}"] = {"ab_median_ratio": round(m, 4), "ab_ratios": [round(x, 4) for x in ratios],
+                                    "in_call_share": round(share, 5), "in_call_ms_per_req": round(per_req_ms, 3),
+                                    "in_call_samples": len(tides), "same_output": same}
+        row("6 overhead", f"tide / raw {kind} (A/B)", f"{m:6.3f} median time ratio ({100 * (m - 1):+.1f}%; pairs "
+            f"{', '.join(f'{x:.3f}' for x in ratios)}); identical output: {same}")
+        row("6 overhead", f"tide's own time in {kind}", f"{100 * share:+6.2f}% of LLM.generate "
+            f"({per_req_ms:.2f} ms/req, median of {len(tides)} calls; target <= 10%)")
+
+    # ---- verdict on the CLI default (part 1 + compiled steady state)
     if "compiled-warm" in starts:
-        e, c = starts["eager-warm"], starts["compiled-warm"]
-        cc = starts["compiled-cold"]
+        e, c, cc = starts[dflt], starts["compiled-warm"], starts["compiled-cold"]
         faster = "eager" if e["cli16_s"] <= c["cli16_s"] else "compiled"
-        speed = summ.get("compiled_over_eager_req_s")
-        extra = c["construct_s"] - e["construct_s"]
-        be = ""
-        if speed and speed > 1:
-            base_req_s = statistics.median(tput(r)[0] for r in base1)
-            saved_per_req = 1 / base_req_s - 1 / (base_req_s * speed)
-            be = f"; compiled-warm pays off after ~{max(0, extra) / saved_per_req:.0f} requests" if saved_per_req > 0 else ""
-        summ["cli_default"] = faster
+        e_cpu = e["cpu_import_s"] + e["cpu_construct_s"] + e["cpu_batch_s"]
+        c_cpu = c["cpu_import_s"] + c["cpu_construct_s"] + c["cpu_batch_s"]
+        summ["cli_default_wall"] = faster
+        summ["cli_default_cpu"] = "eager" if e_cpu <= c_cpu else "compiled"
         row("1 verdict", "one-off CLI, 16 answers", f"{faster} soonest: eager {e['cli16_s']:.1f}s vs compiled warm "
-            f"{c['cli16_s']:.1f}s / cold {cc['cli16_s']:.1f}s{be}")
+            f"{c['cli16_s']:.1f}s / cold {cc['cli16_s']:.1f}s wall; {e_cpu:.0f} vs {c_cpu:.0f} / "
+            f"{cc['cpu_import_s'] + cc['cpu_construct_s'] + cc['cpu_batch_s']:.0f} CPU-s")
+        speed = summ.get("compiled_over_eager", {}).get("req_per_cpu_s")
+        if speed and speed > 1:
+            rate = summ["throughput"][res["group1"]["batch"]]["req_per_cpu_s"]  # eager requests per CPU-s
+            saved = 1 / rate - 1 / (rate * speed)
+            extra = c["cpu_construct_s"] - e["cpu_construct_s"]
+            summ["compiled_break_even_requests"] = round(max(0.0, extra) / saved)
+            row("1 verdict", "compiled pays off after", f"~{max(0.0, extra) / saved:.0f} requests (warm cache; "
+                f"+{extra:.0f} CPU-s to start, {speed:.2f}x req/CPU-s once running)")
+        elif speed:
+            row("1 verdict", "compiled pays off after", "never: not faster once running")
     return rows, summ
 
 
