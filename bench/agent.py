@@ -16,9 +16,14 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
+# This file is named agent.py (the issue names it), so running it puts bench/ first on sys.path, where
+# "agent" would resolve to this script; drop that entry so "agent" is the package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 def build(n_users: int, store_dir: Path):
     import shutil
