@@ -243,8 +243,7 @@ class InterestAgent:
             model = interest_output_model(self.catalog.taxonomy, n)
             reqs = [GenerationRequest(prompt=self.interest_prompt(ctxs[i]),
                                       max_tokens=self.config.interest_max_tokens) for i in idx]
-            res = generate_structured(self.engine, model, reqs, attempts=self.config.attempts,  # type: ignore[arg-type]
-                                      validate=_unique_labels)
+            res = generate_structured(self.engine, model, reqs, attempts=self.config.attempts)  # type: ignore[arg-type]
             for i, r in zip(idx, res, strict=True):
                 out[i] = r
         return out
@@ -331,8 +330,9 @@ class InterestAgent:
                 reasons, attempts, res = res.reasons[-10:], res.attempts, None
             if res is not None:
                 ids = s.ctx.evidence_ids()
-                found = [Interest(label=i.label, confidence=i.confidence, horizon=i.horizon,
-                                  evidence=[ids[e - 1] for e in i.evidence]) for i in res.value.interests]
+                found = _merge_repeats([Interest(label=i.label, confidence=i.confidence, horizon=i.horizon,
+                                                 evidence=[ids[e - 1] for e in i.evidence])
+                                        for i in res.value.interests])
                 attempts, reasons = res.attempts, res.reasons[-10:]
             else:
                 found = self._interests_from_profile(s.ctx)
@@ -376,7 +376,15 @@ class InterestAgent:
             cold_start=ctx.cold, fallback="length" if out.finish_reason == "length" else None))
 
 
-def _unique_labels(value: Any) -> None:
-    labels = [i.label for i in value.interests]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"interest labels repeat: {labels}")
+def _merge_repeats(interests: list[Interest]) -> list[Interest]:
+    """One interest per label: a small model often repeats a label (the schema cannot forbid it); keep the
+    first occurrence with the union of the evidence rather than reject an otherwise valid answer."""
+    merged: dict[str, Interest] = {}
+    for it in interests:
+        if it.label not in merged:
+            merged[it.label] = it
+            continue
+        first = merged[it.label]
+        evidence = list(dict.fromkeys([*first.evidence, *it.evidence]))[:3]
+        merged[it.label] = first.model_copy(update={"evidence": evidence})
+    return list(merged.values())

@@ -87,13 +87,13 @@ def main() -> None:
     results: dict[str, object] = {"users": len(users), "ingest_s": ingest_s, "load_start": load0}
 
     # warm-up (engine kernels, prefix cache)
-    agent.predict_many(users, progress=False)
+    agent.predict_many(users, progress=False, fallback=True)
     choice, gen = raw_requests(agent, users)
     tide_s, raw_s = [], []
     preds = []
     for _ in range(args.reps):
         t = time.perf_counter()
-        preds = agent.predict_many(users, progress=False)
+        preds = agent.predict_many(users, progress=False, fallback=True)
         tide_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         llm.generate([p for p, _ in choice], [s for _, s in choice], use_tqdm=False)
@@ -113,7 +113,7 @@ def main() -> None:
     lat = []
     for u in users[:16]:
         t = time.perf_counter()
-        agent.predict(u)
+        agent.predict(u, fallback=True)
         lat.append(1000 * (time.perf_counter() - t))
     lat.sort()
     results["latency_ms_p50"] = statistics.median(lat)
@@ -124,7 +124,7 @@ def main() -> None:
     for bs in (1, 8, 32):
         agent.config.batch_size = bs
         t = time.perf_counter()
-        agent.predict_many(users, progress=False)
+        agent.predict_many(users, progress=False, fallback=True)
         scaling[bs] = len(users) / (time.perf_counter() - t)
     results["users_per_s_by_batch"] = scaling
     results["load_end"] = os.getloadavg()[0]

@@ -214,7 +214,7 @@ class AgentPredictor(MemoryPredictor):
             ranked = self.agent.fuse(s, p, k)
             valid = not isinstance(it, StructuredOutputError)
             if it is not None and valid:
-                labels = [x.label for x in it.value.interests]
+                labels = list(dict.fromkeys(x.label for x in it.value.interests))
             else:
                 labels = [x.label for x in self.agent._interests_from_profile(s.ctx)]
             info = {"interests": labels, "valid": valid,

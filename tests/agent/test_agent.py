@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ScriptedEngine
+from agent_fakes import ScriptedEngine
 
 from agent import (
     AgentConfig,
@@ -128,3 +128,12 @@ def test_chat_is_grounded_in_this_users_memory(world, catalog):
 def test_chat_requires_a_user_question(world, catalog):
     with pytest.raises(ValueError, match="user message"):
         _agent(world, catalog, ScriptedEngine([])).chat("ann", [{"role": "assistant", "content": "hi"}])
+
+
+def test_repeated_labels_are_merged_not_rejected(world, catalog):
+    body = json.dumps({"interests": [
+        {"label": "Sci-Fi", "confidence": "high", "horizon": "short", "evidence": [1]},
+        {"label": "Sci-Fi", "confidence": "low", "horizon": "long", "evidence": [2, 1]}]})
+    pred = _agent(world, catalog, ScriptedEngine([body])).predict("ann")
+    assert [(i.label, i.confidence) for i in pred.interests] == [("Sci-Fi", "high")]
+    assert len(pred.interests[0].evidence) == 2 and pred.provenance.attempts == 1

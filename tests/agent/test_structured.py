@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pytest
-from conftest import ScriptedEngine
+from agent_fakes import ScriptedEngine
 from pydantic import BaseModel, Field
 
 from agent import GenerationRequest, Message, StructuredOutputError, generate_structured, schema_for
