@@ -2,16 +2,18 @@
 
 Usage::
 
-    .venv/bin/python bench/engine.py            # full run (~25 min on a 2-core machine)
-    .venv/bin/python bench/engine.py --quick    # smaller run (~8 min): no compiled mode, smaller batches
+    .venv/bin/python bench/engine.py            # full run (~25 min on an otherwise idle 2-core machine)
+    .venv/bin/python bench/engine.py --quick    # smaller run (~7 min idle): no compiled mode, smaller batches
 
 Every engine runs in its own worker subprocess (``bench/engine.py --worker``), started with a fresh
 environment (``VLLM_CPU_KVCACHE_SPACE=2``, a temp ``VLLM_CACHE_ROOT``/``TORCHINDUCTOR_CACHE_DIR``), that
-times its own start (import, engine construction, first answer, a first batch of 16 structured
-requests), then serves timed commands from this process. Other jobs may share this machine, so engines
-are compared side by side in one run, in mirrored order (A B C C B A), and the table prints RATIOS,
-which are far more robust to background load than absolute numbers. The load average is printed at
-start and end.
+times its own start (import, engine construction, first answer, and for part 1 a first batch of 16
+structured requests), then serves timed commands from this process. Other jobs may share this machine,
+so each engine is compared with the default engine side by side in one run, in mirrored order
+(A B B A), and the table prints RATIOS, which are far more robust to background load than absolute
+numbers; it also prints CPU-seconds (the worker's whole process tree), which other jobs disturb much
+less than wall time. The load average is printed at start and end. At most two engines are alive at
+once (~7 GiB each); a worker whose engine is killed from outside is restarted once.
 
 Parts:
 
@@ -69,6 +71,8 @@ N_EVIDENCE = N_RECENT + N_LONG
 MAX_TOKENS = 160  # AgentConfig.interest_max_tokens
 ATTEMPTS = 3  # AgentConfig.attempts: 1 try + 2 retries
 KV_GIB = "2"
+#: anonymous memory of one engine with a 2 GiB KV cache: worker ~4.1 GiB, EngineCore ~1 GiB, client ~1.6 GiB
+ENGINE_GIB = 7.5
 TCMALLOC_GLOBS = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so*", "/usr/lib/x86_64-linux-gnu/libtcmalloc.so*",
                   "/usr/lib/*/libtcmalloc_minimal.so*", "/usr/lib/*/libtcmalloc.so*")
 
@@ -141,7 +145,9 @@ def rank_prompts(n: int, seed: int) -> list[str]:
         for label in LABELS:
             title, year, genres = _item(rng, GENRES)
             cands.append({"label": label, "title": f"{title} ({year})", "categories": genres})
-        out.append(prompts.render("rank", candidates=cands, **hist))
+        # as InterestAgent.rank_prompt: the template file ends in a newline, the agent strips it so the
+        # " A"-style label tokens are the natural next token after "Answer:"
+        out.append(prompts.render("rank", candidates=cands, **hist).rstrip("\n"))
     return out
 
 
@@ -226,7 +232,6 @@ def worker_main(config_path: str, result_fd: int) -> None:
         import vllm  # noqa: F401
 
         from agent import GenerationRequest, VLLMEngine, generate_structured, schema_for
-        from agent._agent import _unique_labels
         from agent._schemas import interest_output_model
         import_s = time.perf_counter() - t0
         cpu_import = tree_cpu_seconds(me)  # includes the interpreter's own start
@@ -243,7 +248,7 @@ def worker_main(config_path: str, result_fd: int) -> None:
 
         def valid(text: str) -> bool:
             try:
-                _unique_labels(model.model_validate_json(text))
+                model.model_validate_json(text)
                 return True
             except ValueError:  # pydantic's ValidationError is a ValueError
                 return False
@@ -255,7 +260,7 @@ def worker_main(config_path: str, result_fd: int) -> None:
         cpu_first = tree_cpu_seconds(me) - cpu_import - cpu_construct
         batch_reqs = requests(cfg["batch_prompts"])
         t0 = time.perf_counter()
-        batch = engine.generate(batch_reqs)
+        batch = engine.generate(batch_reqs) if batch_reqs else []
         batch_s = time.perf_counter() - t0
         cpu_batch = tree_cpu_seconds(me) - cpu_import - cpu_construct - cpu_first
         send({"event": "ready", "t_main_wall": t_main_wall, "import_s": import_s, "construct_s": construct_s,
@@ -336,19 +341,23 @@ def worker_main(config_path: str, result_fd: int) -> None:
         return {**t, "n": len(prompts), "best": best, "label_mass": mass}
 
     def op_structured(cmd: dict[str, Any]) -> dict[str, Any]:
-        """The agent's path: ``generate_structured`` with the real validator, in agent-sized batches."""
+        """The agent's path (``InterestAgent._llm_interests``): ``generate_structured`` in agent-sized batches.
+
+        The agent merges repeated labels afterwards (the schema cannot forbid them); they are counted."""
         prompts, bs = cmd["prompts"], cmd["batch_size"]
         per: list[dict[str, Any]] = []
         seconds, tokens = 0.0, 0
         for start in range(0, len(prompts), bs):
             reqs = [GenerationRequest(prompt=p, max_tokens=MAX_TOKENS) for p in prompts[start:start + bs]]
             t0 = time.perf_counter()
-            res = generate_structured(engine, model, reqs, attempts=cmd["attempts"], validate=_unique_labels)
+            res = generate_structured(engine, model, reqs, attempts=cmd["attempts"])
             seconds += time.perf_counter() - t0
             for r in res:
                 ok = not isinstance(r, Exception)
                 tokens += r.completion_tokens if ok else 0
+                labels = [i.label for i in r.value.interests] if ok else []
                 per.append({"ok": ok, "attempts": r.attempts, "reasons": list(r.reasons),
+                            "repeated_labels": len(labels) != len(set(labels)), "n_interests": len(labels),
                             "raw": [] if ok else [x[:300] for x in r.raw_outputs]})
         return {"seconds": seconds, "n": len(prompts), "tokens_valid": tokens, "per": per}
 
@@ -378,8 +387,18 @@ class Worker:
 
     def __init__(self, name: str, engine: dict[str, Any], *, cache_dir: Path, logdir: Path,
                  first_prompt: str, batch_prompts: list[str], ld_preload: str | None = None) -> None:
+        self._args: dict[str, Any] = dict(name=name, engine=engine, cache_dir=cache_dir, logdir=logdir,
+                                          first_prompt=first_prompt, batch_prompts=batch_prompts,
+                                          ld_preload=ld_preload)
+        self.restarts: list[str] = []
+        self._spawn(**self._args)
+
+    def _spawn(self, name: str, engine: dict[str, Any], *, cache_dir: Path, logdir: Path,
+               first_prompt: str, batch_prompts: list[str], ld_preload: str | None = None) -> None:
         self.name = name
         self.log_path = logdir / f"{name}.log"
+        if self.log_path.exists():  # keep the log of a worker that died
+            self.log_path.rename(logdir / f"{name}.died-{len(self.restarts)}.log")
         cfg_path = logdir / f"{name}.config.json"
         cfg_path.write_text(json.dumps({"engine": engine, "first_prompt": first_prompt,
                                         "batch_prompts": batch_prompts}))
@@ -442,13 +461,26 @@ class Worker:
             return "?"
         return f"cores [{cores[-1]}]" + (f", reserved [{reserved[-1]}]" if reserved and reserved[-1] else "")
 
-    def call(self, cmd: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        msg = self._read(timeout)
-        if not msg.get("ok"):
-            raise WorkerError(f"{self.name}: {cmd['op']} failed: {msg.get('error')}\n{self.log_tail()}")
+    def call(self, cmd: dict[str, Any], timeout: float = 1800, retry: bool = True) -> dict[str, Any]:
+        """Run one command; if the worker or its engine died (e.g. another job on this machine killed
+        vLLM processes), start it again once and repeat the command."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+            msg = self._read(timeout)
+            if not msg.get("ok"):
+                raise WorkerError(f"{self.name}: {cmd['op']} failed: {msg.get('error')}\n{self.log_tail()}")
+        except (WorkerError, OSError) as exc:
+            if not retry:
+                raise
+            reason = str(exc).splitlines()[0][:200]
+            say(f"  !! {self.name} failed ({reason}); restarting it and repeating the command")
+            self.restarts.append(reason)
+            self.close()
+            self._spawn(**self._args)
+            self.wait_ready()
+            return self.call(cmd, timeout, retry=False)
         return msg
 
     def close(self) -> None:
@@ -477,6 +509,25 @@ class Worker:
 
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def mem_available_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 2**20
+    return float("inf")
+
+
+def wait_for_memory(need_gib: float = ENGINE_GIB, max_wait_s: float = 900) -> None:
+    """Hold off starting an engine while other jobs leave too little memory for it (no OOM kills)."""
+    t0 = time.monotonic()
+    if mem_available_gib() >= need_gib:
+        return
+    say(f"only {mem_available_gib():.1f} GiB available, an engine needs ~{need_gib:.0f}: waiting up to "
+        f"{max_wait_s / 60:.0f} min for other jobs")
+    while mem_available_gib() < need_gib and time.monotonic() - t0 < max_wait_s:
+        time.sleep(10)
+    say(f"  {mem_available_gib():.1f} GiB available after {time.monotonic() - t0:.0f}s; starting")
 
 
 def say(msg: str) -> None:
@@ -553,13 +604,14 @@ def find_tcmalloc(install: bool) -> tuple[str | None, str]:
 # ------------------------------------------------------------------------------------------------------
 # the run
 # ------------------------------------------------------------------------------------------------------
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """Run every part; ``result`` fills as parts finish (so a failed run still leaves what it measured)."""
     from agent import ensure_model
 
     quick = args.quick
     t_run = time.perf_counter()
-    result: dict[str, Any] = {"quick": quick, "load_start": loadavg(), "cores": os.cpu_count(),
-                              "kv_cache_gib": int(KV_GIB), "bindings": {}}
+    result.update({"quick": quick, "load_start": loadavg(), "cores": os.cpu_count(), "kv_cache_gib": int(KV_GIB),
+                   "bindings": {}})
     say(f"bench/engine.py {'--quick ' if quick else ''}on {os.cpu_count()} cores; load average at start "
         f"{result['load_start']}")
     model_path = ensure_model()
@@ -589,18 +641,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ovh_pairs = 2 if quick else 3
 
     workers: list[Worker] = []
+    all_workers: list[Worker] = []
 
-    def start(name: str, engine: dict[str, Any], cache: Path, ld_preload: str | None = None) -> Worker:
+    def start(name: str, engine: dict[str, Any], cache: Path, ld_preload: str | None = None,
+              batch: bool = False) -> Worker:
+        """A worker; ``batch``: also time a first batch of 16 (part 1's one-off CLI), else one answer only."""
+        wait_for_memory()
         say(f"starting worker {name}: {engine}" + (f" LD_PRELOAD={ld_preload}" if ld_preload else ""))
         w = Worker(name, {"dtype": "bfloat16", "enforce_eager": True, "cpu_threads": "auto", **engine},
-                   cache_dir=cache, logdir=logdir, first_prompt=start_first, batch_prompts=start_batch,
-                   ld_preload=ld_preload)
+                   cache_dir=cache, logdir=logdir, first_prompt=start_first,
+                   batch_prompts=start_batch if batch else [], ld_preload=ld_preload)
         workers.append(w)
-        r = w.wait_ready()
+        all_workers.append(w)
+        try:
+            r = dict(w.wait_ready())
+        except WorkerError as exc:  # killed from outside while starting: one more try
+            reason = str(exc).splitlines()[0][:200]
+            say(f"  !! {name} failed to start ({reason}); starting it again")
+            w.restarts.append(f"start: {reason}")
+            w.close()
+            w._spawn(**w._args)
+            r = dict(w.wait_ready())
         result["bindings"][name] = r["binding"]
         say(f"  {name}: interpreter {r['interpreter_s']:.1f}s import {r['import_s']:.1f}s construct "
-            f"{r['construct_s']:.1f}s ({r['cpu_construct_s']:.1f} CPU-s) first answer {r['first_s']:.1f}s "
-            f"batch16 {r['batch_s']:.1f}s; {r['binding']}")
+            f"{r['construct_s']:.1f}s ({r['cpu_construct_s']:.1f} CPU-s) first answer {r['first_s']:.1f}s"
+            + (f" batch16 {r['batch_s']:.1f}s" if batch else "") + f"; {r['binding']}")
         return w
 
     def stop(w: Worker) -> None:
@@ -609,54 +674,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         # ---- part 1: engine start --------------------------------------------------------------------
+        # At most two engines are alive at once (each holds ~7 GB RSS across its three processes).
         starts: dict[str, dict[str, Any]] = {}
-        compiled = None
         if quick:  # one start only: eager with a fresh cache; it serves every part below
-            default = start("eager-cold", {}, caches["eager"])
+            default = start("eager-cold", {}, caches["eager"], batch=True)
             starts["eager-cold"] = default.ready or {}
         else:
             for name, engine, cache in (("eager-cold", {}, "eager"),
                                         ("compiled-cold", {"enforce_eager": False}, "compiled")):
-                w = start(name, engine, caches[cache])
+                w = start(name, engine, caches[cache], batch=True)
                 starts[name] = w.ready or {}
                 stop(w)
-            compiled = start("compiled-warm", {"enforce_eager": False}, caches["compiled"])
-            starts["compiled-warm"] = compiled.ready or {}
-            default = start("eager-warm", {}, caches["eager"])  # the default engine serves every part below
+            default = start("eager-warm", {}, caches["eager"], batch=True)  # serves every part below
             starts["eager-warm"] = default.ready or {}
         result["default"] = default.name
-        result["starts"] = {k: {x: y for x, y in v.items() if x != "description"} for k, v in starts.items()}
+        result["starts"] = starts
 
-        # ---- part 2: float32 (and compiled) beside the default, same requests, mirrored order ------------
-        say(f"part 2: engines side by side on {cmp_n} structured requests")
-        fp32 = start("float32", {"dtype": "float32"}, caches["other"])
-        group1 = [default, fp32] + ([compiled] if compiled else [])
-        g1 = mirrored(group1, {"op": "gen", "prompts": cmp_prompts, "mode": "tide", "texts": True}, rounds)
-        same_text = sum(a == b for a, b in zip(g1[default.name][0]["texts"], g1["float32"][0]["texts"], strict=True))
-        for runs in g1.values():
-            for r in runs:
-                r.pop("texts", None)
-        result["group1"] = {"batch": cmp_n, "runs": g1, "bf16_fp32_same_text": same_text}
-        stop(fp32)
-        if compiled:
-            stop(compiled)
-
-        # ---- part 2 (cpu_threads) + part 7 (tcmalloc) beside the default ------------------------------
+        # ---- part 2 / 7: one engine beside the default, same requests, mirrored order (A B B A) ---------
         tc_path, tc_note = find_tcmalloc(not args.no_install)
         say(f"tcmalloc: {tc_note}")
         result["tcmalloc"] = {"note": tc_note, "path": tc_path}
-        group2 = [default]
+        others: list[tuple[str, dict[str, Any], Path, str | None, list[str]]] = []
         if not quick:
-            group2.append(start("threads-vllm", {"cpu_threads": "vllm"}, caches["other"]))
+            others.append(("compiled-warm", {"enforce_eager": False}, caches["compiled"], None, cmp_prompts))
+        others.append(("float32", {"dtype": "float32"}, caches["other"], None, cmp_prompts))
+        if not quick:
+            others.append(("threads-vllm", {"cpu_threads": "vllm"}, caches["other"], None, tc_prompts))
         if tc_path:
-            group2.append(start("tcmalloc", {}, caches["other"], ld_preload=tc_path))
-        if len(group2) > 1:
-            say(f"part 2/7: engines side by side on {tc_n} structured requests")
-            g2 = mirrored(group2, {"op": "gen", "prompts": tc_prompts, "mode": "tide"}, rounds)
-            result["group2"] = {"batch": tc_n, "runs": g2}
-            result["procs"] = {w.name: (w.ready or {}).get("procs") for w in group2}
-            for w in group2[1:]:
-                stop(w)
+            others.append(("tcmalloc", {}, caches["other"], tc_path, tc_prompts))
+        result["pairs"] = {}
+        result["procs"] = {default.name: (default.ready or {}).get("procs")}
+        for name, engine, cache, preload, batch_prompts in others:
+            w = start(name, engine, cache, ld_preload=preload, batch=name == "compiled-warm")
+            if name == "compiled-warm":
+                starts[name] = w.ready or {}
+            result["procs"][name] = (w.ready or {}).get("procs")
+            say(f"part {'7' if name == 'tcmalloc' else '2'}: {default.name} vs {name} on {len(batch_prompts)} "
+                f"structured requests")
+            runs = mirrored([default, w], {"op": "gen", "prompts": batch_prompts, "mode": "tide", "texts": True},
+                            rounds)
+            same = sum(a == b for a, b in zip(runs[default.name][0]["texts"], runs[name][0]["texts"], strict=True))
+            for rs in runs.values():
+                for r in rs:
+                    r.pop("texts", None)
+            result["pairs"][name] = {"batch": len(batch_prompts), "runs": runs, "same_text": same}
+            stop(w)
+        result["starts"] = {k: {x: y for x, y in v.items() if x != "description"} for k, v in starts.items()}
 
         # ---- part 3: batch size 1 (8, 16, 32 come from the runs above and below) ----------------------
         say("part 3: batch size 1")
@@ -680,11 +743,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pair = {m: default.call({**score_cmd, "mode": m}) for m in modes}
             score_pairs.append(pair)
             say(f"  pair {i + 1}: tide {pair['tide']['seconds']:.2f}s raw {pair['raw']['seconds']:.2f}s")
-        # diagnostic: the rank template renders a trailing newline after "Answer:"; the labels are " A"-style
-        stripped = default.call({**score_cmd, "prompts": [p.rstrip("\n") for p in score_prompts], "mode": "tide"})
+        # diagnostic: label mass if the template's trailing newline were kept after "Answer:" (the agent strips it)
+        newline = default.call({**score_cmd, "prompts": [p + "\n" for p in score_prompts], "mode": "tide"})
         result["overhead"] = {"gen_batch": ovh_n, "gen_warmup": gen_warm, "gen_pairs": gen_pairs,
                               "score_batch": len(score_prompts), "score_warmup": score_warm,
-                              "score_pairs": score_pairs, "score_stripped": stripped,
+                              "score_pairs": score_pairs, "score_newline": newline,
                               "rank_prompt_tail": score_prompts[0][-40:]}
 
         # ---- part 4: valid-output rate ----------------------------------------------------------------
@@ -696,6 +759,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for w in list(workers):
             w.close()
         shutil.rmtree(tmp, ignore_errors=True)
+        result["restarts"] = {w.name: w.restarts for w in all_workers if w.restarts}
     result["load_end"] = loadavg()
     result["total_s"] = time.perf_counter() - t_run
     return result
@@ -730,51 +794,56 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
         "interpreter_s", "import_s", "construct_s", "first_s", "batch_s", "to_first_answer_s", "cli16_s",
         "cpu_import_s", "cpu_construct_s", "cpu_first_s", "cpu_batch_s")} for k, v in starts.items()}
 
-    # ---- part 2 / 7: ratios to the default engine (bf16, eager, cpu_threads=auto, glibc malloc)
-    g1 = res["group1"]["runs"]
-    base1 = g1[dflt]
-    row("2 dtype", f"bf16 default ({res['group1']['batch']} req)",
-        f"{med(tput(r)[0] for r in base1):6.2f} req/s {med(tput(r)[1] for r in base1):7.1f} tok/s")
-    fp_tok, each = paired_ratio(base1, g1["float32"], "tok/s")
-    fp_req, _ = paired_ratio(base1, g1["float32"], "req/s")
-    fp_cpu, _ = paired_ratio(base1, g1["float32"], "tok/CPU-s")
-    summ["fp32_over_bf16"] = {"tok_s": round(fp_tok, 3), "req_s": round(fp_req, 3), "tok_per_cpu_s": round(fp_cpu, 3)}
-    row("2 dtype", "float32 / bfloat16", f"{fp_tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {fp_req:.3f} req/s, "
-        f"{fp_cpu:.3f} tok/CPU-s -> bf16 {1 / fp_tok:.2f}x faster")
-    row("2 dtype", "same greedy text bf16 vs fp32",
-        f"{res['group1']['bf16_fp32_same_text']}/{res['group1']['batch']}; valid fp32 "
-        f"{g1['float32'][0]['valid']}/{g1['float32'][0]['n']}, bf16 {base1[0]['valid']}/{base1[0]['n']}")
-    if "compiled-warm" in g1:
-        c_req, each = paired_ratio(base1, g1["compiled-warm"], "req/s")
-        c_cpu, _ = paired_ratio(base1, g1["compiled-warm"], "req/CPU-s")
+    # ---- part 2 / 7: ratios to the default engine (bf16, eager, cpu_threads=auto, glibc malloc), each
+    # measured in its own A B B A pair on the same requests
+    pairs = res["pairs"]
+
+    def pair(name: str, metric: str) -> tuple[float, list[float]]:
+        return paired_ratio(pairs[name]["runs"][dflt], pairs[name]["runs"][name], metric)
+
+    if "float32" in pairs:
+        p = pairs["float32"]
+        base, fp = p["runs"][dflt], p["runs"]["float32"]
+        fp_tok, each = pair("float32", "tok/s")
+        fp_req, _ = pair("float32", "req/s")
+        fp_cpu, _ = pair("float32", "tok/CPU-s")
+        summ["fp32_over_bf16"] = {"tok_s": round(fp_tok, 3), "req_s": round(fp_req, 3),
+                                  "tok_per_cpu_s": round(fp_cpu, 3)}
+        row("2 dtype", f"bfloat16 default ({p['batch']} req)",
+            f"{med(tput(r)[0] for r in base):6.2f} req/s {med(tput(r)[1] for r in base):7.1f} tok/s")
+        row("2 dtype", "float32 / bfloat16", f"{fp_tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {fp_req:.3f} req/s, "
+            f"{fp_cpu:.3f} tok/CPU-s -> bf16 {1 / fp_tok:.2f}x faster (wall), {1 / fp_cpu:.2f}x (CPU)")
+        row("2 dtype", "same greedy text bf16 vs fp32", f"{p['same_text']}/{p['batch']}; valid fp32 "
+            f"{fp[0]['valid']}/{fp[0]['n']}, bf16 {base[0]['valid']}/{base[0]['n']}")
+    if "compiled-warm" in pairs:
+        c_req, each = pair("compiled-warm", "req/s")
+        c_cpu, _ = pair("compiled-warm", "req/CPU-s")
         summ["compiled_over_eager"] = {"req_s": round(c_req, 3), "req_per_cpu_s": round(c_cpu, 3)}
-        row("2 compile", "compiled / eager steady state", f"{c_req:6.3f} req/s (rounds {fmt_ratios(each)}), "
-            f"{c_cpu:.3f} req/CPU-s")
-    if "group2" in res:
-        g2 = res["group2"]["runs"]
-        base2 = g2[dflt]
-        if "threads-vllm" in g2:
-            t_req, each = paired_ratio(base2, g2["threads-vllm"], "req/s")
-            summ["threads_vllm_over_auto_req_s"] = round(t_req, 3)
-            row("2 threads", f"cpu_threads vllm / auto ({res['group2']['batch']} req)",
-                f"{t_req:6.3f} req/s (rounds {fmt_ratios(each)}) -> auto {1 / t_req:.2f}x faster")
-            row("2 threads", "bindings", f"auto: {res['bindings'].get(dflt)}; vllm: {res['bindings'].get('threads-vllm')}")
-        if "tcmalloc" in g2:
-            m_req, each = paired_ratio(base2, g2["tcmalloc"], "req/s")
-            m_cpu, _ = paired_ratio(base2, g2["tcmalloc"], "req/CPU-s")
-            summ["tcmalloc_over_glibc"] = {"req_s": round(m_req, 3), "req_per_cpu_s": round(m_cpu, 3)}
-            mapped = [p["name"] for p in (res.get("procs", {}).get("tcmalloc") or []) if p["tcmalloc"]]
-            row("7 tcmalloc", f"LD_PRELOAD / none ({res['group2']['batch']} req)", f"{m_req:6.3f} req/s (rounds "
-                f"{fmt_ratios(each)}), {m_cpu:.3f} req/CPU-s; tcmalloc mapped in {len(mapped)} processes")
+        row("2 compile", f"compiled / eager, running ({pairs['compiled-warm']['batch']} req)",
+            f"{c_req:6.3f} req/s (rounds {fmt_ratios(each)}), {c_cpu:.3f} req/CPU-s; same text "
+            f"{pairs['compiled-warm']['same_text']}/{pairs['compiled-warm']['batch']}")
+    if "threads-vllm" in pairs:
+        t_req, each = pair("threads-vllm", "req/s")
+        t_cpu, _ = pair("threads-vllm", "req/CPU-s")
+        summ["threads_vllm_over_auto"] = {"req_s": round(t_req, 3), "req_per_cpu_s": round(t_cpu, 3)}
+        row("2 threads", f"cpu_threads vllm / auto ({pairs['threads-vllm']['batch']} req)",
+            f"{t_req:6.3f} req/s (rounds {fmt_ratios(each)}), {t_cpu:.3f} req/CPU-s -> auto {1 / t_req:.2f}x faster")
+        row("2 threads", "OpenMP binding", f"auto: {res['bindings'].get(dflt)}; vllm: {res['bindings'].get('threads-vllm')}")
+    if "tcmalloc" in pairs:
+        m_req, each = pair("tcmalloc", "req/s")
+        m_cpu, _ = pair("tcmalloc", "req/CPU-s")
+        summ["tcmalloc_over_glibc"] = {"req_s": round(m_req, 3), "req_per_cpu_s": round(m_cpu, 3)}
+        mapped = [p["name"] for p in (res.get("procs", {}).get("tcmalloc") or []) if p["tcmalloc"]]
+        row("7 tcmalloc", f"LD_PRELOAD / none ({pairs['tcmalloc']['batch']} req)", f"{m_req:6.3f} req/s (rounds "
+            f"{fmt_ratios(each)}), {m_cpu:.3f} req/CPU-s; libtcmalloc mapped in {len(mapped)} processes")
     row("7 tcmalloc", "library", res["tcmalloc"]["note"])
 
     # ---- part 3: throughput by batch size (default engine, engine.generate, prefix cache reset per batch)
     o = res["overhead"]
     by_bs: dict[int, list[dict[str, Any]]] = {1: list(res["bs1"])}
     by_bs.setdefault(o["gen_batch"], []).extend(p["tide"] for p in o["gen_pairs"])
-    by_bs.setdefault(res["group1"]["batch"], []).extend(base1)
-    if "group2" in res:
-        by_bs.setdefault(res["group2"]["batch"], []).extend(res["group2"]["runs"][dflt])
+    for p in pairs.values():
+        by_bs.setdefault(p["batch"], []).extend(p["runs"][dflt])
     summ["throughput"] = {}
     for bs in sorted(by_bs):
         rs = by_bs[bs]
@@ -794,9 +863,11 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
     first_reasons = Counter(_reason_kind(p["reasons"][0]) for p in per if p["reasons"])
     final_reasons = Counter(_reason_kind(p["reasons"][-1]) for p in per if not p["ok"])
     attempts_hist = Counter(p["attempts"] for p in per if p["ok"])
+    repeats = sum(1 for p in per if p["ok"] and p.get("repeated_labels"))
     summ["validity"] = {"n": n, "first_attempt_pct": round(100 * first / n, 2),
                         "within_2_retries_pct": round(100 * ok / n, 2), "attempts_of_valid": dict(attempts_hist),
                         "first_failure_reasons": dict(first_reasons), "final_failure_reasons": dict(final_reasons),
+                        "valid_with_repeated_labels": repeats,
                         "seconds": round(v["seconds"], 1)}
     row("4 valid", f"first attempt ({n} distinct prompts)", f"{100 * first / n:6.2f}% ({first}/{n})")
     row("4 valid", "within 2 retries (3 attempts)", f"{100 * ok / n:6.2f}% ({ok}/{n}; target >= 99.5%; valid "
@@ -804,33 +875,34 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
     row("4 valid", "first-attempt failure reasons",
         "; ".join(f"{k}: {c}" for k, c in first_reasons.most_common()) or "none")
     row("4 valid", "final failure reasons", "; ".join(f"{k}: {c}" for k, c in final_reasons.most_common()) or "none")
+    row("4 valid", "valid but a label repeated", f"{repeats}/{ok} (the agent merges them: _merge_repeats)")
     row("4 valid", "generate_structured, batches of 32", f"{n / v['seconds']:6.2f} req/s incl. retries "
         f"({v['seconds']:.0f}s)")
 
     # ---- part 5
     sc = [p["tide"] for p in o["score_pairs"]]
     summ["score"] = {"req_s": round(med(tput(r)[0] for r in sc), 3), "batch": o["score_batch"],
-                     "label_mass_as_rendered": round(statistics.fmean(r["label_mass"] for r in sc), 5),
-                     "label_mass_newline_stripped": round(o["score_stripped"]["label_mass"], 5),
+                     "label_mass": round(statistics.fmean(r["label_mass"] for r in sc), 5),
+                     "label_mass_with_trailing_newline": round(o["score_newline"]["label_mass"], 5),
                      "warmup_s": round(o["score_warmup"]["seconds"], 2)}
     row("5 choices", f"score_choices, 20 labels ({o['score_batch']} req)",
         f"{summ['score']['req_s']:6.2f} req/s ({med(r['seconds'] for r in sc):.1f}s/batch; first call "
         f"{o['score_warmup']['seconds']:.1f}s)")
-    row("5 choices", "label mass: as rendered / stripped",
-        f"{summ['score']['label_mass_as_rendered']:.5f} / {summ['score']['label_mass_newline_stripped']:.3f} "
-        f"(prompt ends {o['rank_prompt_tail'][-12:]!r}; labels are ' A'-style tokens)")
+    row("5 choices", "label mass on ' A'..' T'", f"{summ['score']['label_mass']:.3f} (prompt ends "
+        f"{o['rank_prompt_tail'][-10:]!r}); {summ['score']['label_mass_with_trailing_newline']:.5f} if it ended "
+        f"'Answer:\\n' (the template's own ending)")
 
     # ---- part 6
-    for kind, pairs, warm in (("generate", o["gen_pairs"], o["gen_warmup"]),
+    for kind, kpairs, warm in (("generate", o["gen_pairs"], o["gen_warmup"]),
                               ("score_choices", o["score_pairs"], o["score_warmup"])):
-        ratios = [p["tide"]["seconds"] / p["raw"]["seconds"] for p in pairs]
+        ratios = [p["tide"]["seconds"] / p["raw"]["seconds"] for p in kpairs]
         m = med(ratios)
         # every timed tide call measured its own share; for generate that is every batch of part 3
-        tides = [warm] + ([r for rs in by_bs.values() for r in rs] if kind == "generate" else [p["tide"] for p in pairs])
+        tides = [warm] + ([r for rs in by_bs.values() for r in rs] if kind == "generate" else [p["tide"] for p in kpairs])
         share = med((r["seconds"] - r["inner_s"]) / r["inner_s"] for r in tides)
         per_req_ms = med((r["seconds"] - r["inner_s"]) / r["n"] * 1000 for r in tides)
         same = all(p["tide"].get("tokens") == p["raw"].get("tokens") and p["tide"].get("best") == p["raw"].get("best")
-                   for p in pairs)
+                   for p in kpairs)
         summ[f"overhead_{kind}"] = {"ab_median_ratio": round(m, 4), "ab_ratios": [round(x, 4) for x in ratios],
                                     "in_call_share": round(share, 5), "in_call_ms_per_req": round(per_req_ms, 3),
                                     "in_call_samples": len(tides), "same_output": same}
@@ -850,16 +922,23 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
         row("1 verdict", "one-off CLI, 16 answers", f"{faster} soonest: eager {e['cli16_s']:.1f}s vs compiled warm "
             f"{c['cli16_s']:.1f}s / cold {cc['cli16_s']:.1f}s wall; {e_cpu:.0f} vs {c_cpu:.0f} / "
             f"{cc['cpu_import_s'] + cc['cpu_construct_s'] + cc['cpu_batch_s']:.0f} CPU-s")
-        speed = summ.get("compiled_over_eager", {}).get("req_per_cpu_s")
-        if speed and speed > 1:
-            rate = summ["throughput"][res["group1"]["batch"]]["req_per_cpu_s"]  # eager requests per CPU-s
-            saved = 1 / rate - 1 / (rate * speed)
-            extra = c["cpu_construct_s"] - e["cpu_construct_s"]
-            summ["compiled_break_even_requests"] = round(max(0.0, extra) / saved)
-            row("1 verdict", "compiled pays off after", f"~{max(0.0, extra) / saved:.0f} requests (warm cache; "
-                f"+{extra:.0f} CPU-s to start, {speed:.2f}x req/CPU-s once running)")
-        elif speed:
-            row("1 verdict", "compiled pays off after", "never: not faster once running")
+        row("1 verdict", "first answer (1 request)", f"eager {e['to_first_answer_s']:.1f}s vs compiled warm "
+            f"{c['to_first_answer_s']:.1f}s / cold {cc['to_first_answer_s']:.1f}s wall")
+        co = summ.get("compiled_over_eager", {})
+        bs = pairs["compiled-warm"]["batch"]
+        parts = []
+        for label, speed, rate, extra in (
+                ("CPU", co.get("req_per_cpu_s"), summ["throughput"][bs]["req_per_cpu_s"],
+                 c["cpu_construct_s"] - e["cpu_construct_s"]),
+                ("wall", co.get("req_s"), summ["throughput"][bs]["req_s"], c["construct_s"] - e["construct_s"])):
+            if not speed or speed <= 1:
+                parts.append(f"never by {label} (not faster once running: {speed})")
+                continue
+            saved = 1 / rate - 1 / (rate * speed)  # seconds saved per request once running
+            n = max(0.0, extra) / saved
+            summ[f"compiled_break_even_requests_{label.lower()}"] = round(n)
+            parts.append(f"~{n:.0f} requests by {label} (+{extra:.0f}s to start, {speed:.2f}x once running)")
+        row("1 verdict", "compiled (warm cache) pays off after", "; ".join(parts))
     return rows, summ
 
 
@@ -886,15 +965,24 @@ def main() -> None:
         worker_main(args.worker, args.result_fd)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    res = run(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res: dict[str, Any] = {}
+    try:
+        run(args, res)
+    except BaseException:
+        res["failed_at_load"] = loadavg()
+        out.write_text(json.dumps({"summary": None, "partial": True, "raw": res}, indent=1, default=str))
+        print(f"run failed; partial results in {out}", file=sys.stderr)
+        raise
     rows, summ = summarize(res)
     table = format_table(rows)
     print()
     print(table)
     print(f"\nload average: start {res['load_start']}, end {res['load_end']} ({res['cores']} cores); "
           f"total {res['total_s'] / 60:.1f} min")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if res.get("restarts"):
+        print(f"workers restarted after dying mid-run: {res['restarts']}")
     out.write_text(json.dumps({"summary": summ, "table": table, "raw": res}, indent=1, default=str))
     print(f"wrote {out}")
 
