@@ -815,27 +815,36 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
             f"{fp_cpu:.3f} tok/CPU-s -> bf16 {1 / fp_tok:.2f}x faster (wall), {1 / fp_cpu:.2f}x (CPU)")
         row("2 dtype", "same greedy text bf16 vs fp32", f"{p['same_text']}/{p['batch']}; valid fp32 "
             f"{fp[0]['valid']}/{fp[0]['n']}, bf16 {base[0]['valid']}/{base[0]['n']}")
+    # Ratios are of generated tokens per second: greedy text can differ between engines (other kernels,
+    # other rounding), and then requests differ in length; "same text" says how many did not.
+    def ratios(name: str) -> tuple[float, list[float], float, float]:
+        tok, each = pair(name, "tok/s")
+        return tok, each, pair(name, "req/s")[0], pair(name, "tok/CPU-s")[0]
+
     if "compiled-warm" in pairs:
-        c_req, each = pair("compiled-warm", "req/s")
-        c_cpu, _ = pair("compiled-warm", "req/CPU-s")
-        summ["compiled_over_eager"] = {"req_s": round(c_req, 3), "req_per_cpu_s": round(c_cpu, 3)}
+        c_tok, each, c_req, c_cpu = ratios("compiled-warm")
+        summ["compiled_over_eager"] = {"tok_s": round(c_tok, 3), "req_s": round(c_req, 3),
+                                       "tok_per_cpu_s": round(c_cpu, 3)}
         row("2 compile", f"compiled / eager, running ({pairs['compiled-warm']['batch']} req)",
-            f"{c_req:6.3f} req/s (rounds {fmt_ratios(each)}), {c_cpu:.3f} req/CPU-s; same text "
+            f"{c_tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {c_req:.3f} req/s, {c_cpu:.3f} tok/CPU-s; same text "
             f"{pairs['compiled-warm']['same_text']}/{pairs['compiled-warm']['batch']}")
     if "threads-vllm" in pairs:
-        t_req, each = pair("threads-vllm", "req/s")
-        t_cpu, _ = pair("threads-vllm", "req/CPU-s")
-        summ["threads_vllm_over_auto"] = {"req_s": round(t_req, 3), "req_per_cpu_s": round(t_cpu, 3)}
+        t_tok, each, t_req, t_cpu = ratios("threads-vllm")
+        summ["threads_vllm_over_auto"] = {"tok_s": round(t_tok, 3), "req_s": round(t_req, 3),
+                                          "tok_per_cpu_s": round(t_cpu, 3)}
         row("2 threads", f"cpu_threads vllm / auto ({pairs['threads-vllm']['batch']} req)",
-            f"{t_req:6.3f} req/s (rounds {fmt_ratios(each)}), {t_cpu:.3f} req/CPU-s -> auto {1 / t_req:.2f}x faster")
+            f"{t_tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {t_req:.3f} req/s, {t_cpu:.3f} tok/CPU-s -> auto "
+            f"{1 / t_tok:.2f}x faster; same text {pairs['threads-vllm']['same_text']}/{pairs['threads-vllm']['batch']}")
         row("2 threads", "OpenMP binding", f"auto: {res['bindings'].get(dflt)}; vllm: {res['bindings'].get('threads-vllm')}")
     if "tcmalloc" in pairs:
-        m_req, each = pair("tcmalloc", "req/s")
-        m_cpu, _ = pair("tcmalloc", "req/CPU-s")
-        summ["tcmalloc_over_glibc"] = {"req_s": round(m_req, 3), "req_per_cpu_s": round(m_cpu, 3)}
+        m_tok, each, m_req, m_cpu = ratios("tcmalloc")
+        summ["tcmalloc_over_glibc"] = {"tok_s": round(m_tok, 3), "req_s": round(m_req, 3),
+                                       "tok_per_cpu_s": round(m_cpu, 3)}
         mapped = [p["name"] for p in (res.get("procs", {}).get("tcmalloc") or []) if p["tcmalloc"]]
-        row("7 tcmalloc", f"LD_PRELOAD / none ({pairs['tcmalloc']['batch']} req)", f"{m_req:6.3f} req/s (rounds "
-            f"{fmt_ratios(each)}), {m_cpu:.3f} req/CPU-s; libtcmalloc mapped in {len(mapped)} processes")
+        row("7 tcmalloc", f"LD_PRELOAD / none ({pairs['tcmalloc']['batch']} req)", f"{m_tok:6.3f} tok/s (rounds "
+            f"{fmt_ratios(each)}), {m_req:.3f} req/s, {m_cpu:.3f} tok/CPU-s; same text "
+            f"{pairs['tcmalloc']['same_text']}/{pairs['tcmalloc']['batch']}; libtcmalloc mapped in {len(mapped)} "
+            f"processes")
     row("7 tcmalloc", "library", res["tcmalloc"]["note"])
 
     # ---- part 3: throughput by batch size (default engine, engine.generate, prefix cache reset per batch)
@@ -849,7 +858,8 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
         rs = by_bs[bs]
         req, tok = med(tput(r)[0] for r in rs), med(tput(r)[1] for r in rs)
         summ["throughput"][bs] = {"req_s": round(req, 3), "tok_s": round(tok, 1), "runs": len(rs),
-                                  "req_per_cpu_s": round(med(METRICS["req/CPU-s"](r) for r in rs), 3)}
+                                  "req_per_cpu_s": round(med(METRICS["req/CPU-s"](r) for r in rs), 3),
+                                  "tok_per_cpu_s": round(med(METRICS["tok/CPU-s"](r) for r in rs), 1)}
         row("3 batch", f"batch {bs:3d} (median of {len(rs)})", f"{req:6.2f} req/s {tok:7.1f} tok/s "
             f"({med(r['tokens'] / r['n'] for r in rs):.0f} tok/req, {med(r['seconds'] for r in rs):.1f}s/batch, "
             f"{summ['throughput'][bs]['req_per_cpu_s']:.2f} req/CPU-s)")
@@ -928,13 +938,13 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
         bs = pairs["compiled-warm"]["batch"]
         parts = []
         for label, speed, rate, extra in (
-                ("CPU", co.get("req_per_cpu_s"), summ["throughput"][bs]["req_per_cpu_s"],
+                ("CPU", co.get("tok_per_cpu_s"), summ["throughput"][bs]["req_per_cpu_s"],
                  c["cpu_construct_s"] - e["cpu_construct_s"]),
-                ("wall", co.get("req_s"), summ["throughput"][bs]["req_s"], c["construct_s"] - e["construct_s"])):
+                ("wall", co.get("tok_s"), summ["throughput"][bs]["req_s"], c["construct_s"] - e["construct_s"])):
             if not speed or speed <= 1:
                 parts.append(f"never by {label} (not faster once running: {speed})")
                 continue
-            saved = 1 / rate - 1 / (rate * speed)  # seconds saved per request once running
+            saved = 1 / rate - 1 / (rate * speed)  # seconds saved per (eager-length) request once running
             n = max(0.0, extra) / saved
             summ[f"compiled_break_even_requests_{label.lower()}"] = round(n)
             parts.append(f"~{n:.0f} requests by {label} (+{extra:.0f}s to start, {speed:.2f}x once running)")
@@ -958,11 +968,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller run: no compiled mode, smaller batches")
     parser.add_argument("--out", default="runs/bench/engine.json", help="JSON results (logs go beside it)")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install libtcmalloc if absent")
+    parser.add_argument("--summarize", metavar="JSON", help="print the table of a finished run's JSON again")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker_main(args.worker, args.result_fd)
+        return
+    if args.summarize:
+        res = json.loads(Path(args.summarize).read_text())["raw"]
+        rows, _ = summarize(res)
+        print(format_table(rows))
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = Path(args.out)
