@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/engine.py            # full run (~25 min on an otherwise idle 2-core machine)
     .venv/bin/python bench/engine.py --quick    # smaller run (~7 min idle): no compiled mode, smaller batches
+    .venv/bin/python bench/engine.py --summarize runs/bench/engine.json   # the table of a finished run again
 
 Every engine runs in its own worker subprocess (``bench/engine.py --worker``), started with a fresh
 environment (``VLLM_CPU_KVCACHE_SPACE=2``, a temp ``VLLM_CACHE_ROOT``/``TORCHINDUCTOR_CACHE_DIR``), that
