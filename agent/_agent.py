@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 import prompts
-from memory import MemoryStore
+from memory import MemoryStore, StoredBehavior
 
 from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex, minmax_rows
 from ._catalog import Catalog
@@ -30,6 +30,7 @@ from ._schemas import (
     InterestSummary,
     Provenance,
     RankedItem,
+    grounded_interest_model,
     interest_output_model,
 )
 from ._structured import generate_structured
@@ -54,7 +55,9 @@ class AgentConfig(BaseModel):
     attempts: int = Field(default=3, ge=1, le=10)
     interests: bool = True
     interest_max_tokens: int = Field(default=160, ge=16, le=1024)
-    summary_max_tokens: int = Field(default=220, ge=32, le=1024)
+    #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
+    interest_labels: int = Field(default=6, ge=2, le=100)
+    summary_max_tokens: int = Field(default=120, ge=32, le=1024)
     chat_max_tokens: int = Field(default=160, ge=16, le=1024)
     #: on an LLM failure after retries: False raises, True falls back to retrieval-only (flagged)
     fallback: bool = False
@@ -166,9 +169,53 @@ class InterestAgent:
         # the template file ends in a newline; the labels are read as the next token after "Answer:" (" A")
         return prompts.render("rank", candidates=cands, **prompt_history(s.ctx)).rstrip("\n")
 
-    def interest_prompt(self, ctx: UserContext) -> str:
-        return prompts.render("predict", taxonomy=self.catalog.taxonomy, max_interests=MAX_INTERESTS,
-                              **prompt_history(ctx))
+    def interest_labels(self, s: _Scored) -> list[str]:
+        """The labels this user's interests may take: the taxonomy's categories that the user's memory
+        (short- and long-horizon shares) and top candidates show, by that mass, at most
+        ``config.interest_labels`` of them; the whole taxonomy when fewer than two are grounded.
+
+        Restricting the enum grounds the answer in what memory shows and keeps a small model from picking
+        categories by their place in a long list.
+        """
+        taxonomy = self.catalog.taxonomy
+        known = set(taxonomy)
+        mass: dict[str, float] = {}
+        for a in (*s.ctx.profile.short.top_attributes, *s.ctx.profile.long.top_attributes):
+            if a.name in known:
+                mass[a.name] = mass.get(a.name, 0.0) + a.share
+        top = s.candidates[:10]
+        for i in top:  # the candidates carry as much mass as one horizon
+            cats = [c for c in self.catalog.items[i].categories if c in known]
+            for c in cats:
+                mass[c] = mass.get(c, 0.0) + 1.0 / (len(top) * len(cats))
+        labels = sorted(mass, key=lambda c: (-mass[c], taxonomy.index(c)))[: self.config.interest_labels]
+        return labels if len(labels) >= 2 else list(taxonomy)
+
+    def behavior_categories(self, b: StoredBehavior) -> list[str]:
+        """A behavior's categories: its catalog item's, else its own attributes (genres/categories)."""
+        if b.item_id and b.item_id in self.catalog.index:
+            return list(self.catalog.items[self.catalog.index[b.item_id]].categories)
+        for key in self.store.config.attribute_keys:
+            value = b.attributes.get(key)
+            if isinstance(value, str):
+                return [v for v in value.split("|") if v]
+            if isinstance(value, list | tuple):
+                return [str(v) for v in value]
+        return []
+
+    def interest_support(self, ctx: UserContext, labels: Sequence[str]) -> list[tuple[str, list[int]]]:
+        """For each label, the prompt's behavior numbers that carry it; labels no shown behavior carries
+        are dropped (an interest must cite its evidence)."""
+        shown = [*reversed(ctx.recent), *(r.behavior for r in ctx.long_range)]  # the prompt's [1..n] order
+        cats = [set(self.behavior_categories(b)) for b in shown]
+        support = [(label, [n + 1 for n, c in enumerate(cats) if label in c]) for label in labels]
+        return [(label, ids) for label, ids in support if ids]
+
+    def interest_prompt(self, ctx: UserContext, labels: Sequence[str] | None = None) -> str:
+        """The interest prompt; ``labels`` (default: the taxonomy) are shown with their short-horizon share."""
+        share = {a.name: a.share for a in ctx.profile.short.top_attributes}
+        cats = [f"{c} {round(100 * share.get(c, 0.0))}%" for c in (self.catalog.taxonomy if labels is None else labels)]
+        return prompts.render("predict", categories=cats, max_interests=MAX_INTERESTS, **prompt_history(ctx))
 
     def llm_choice_probs(self, scored: Sequence[_Scored]) -> list[np.ndarray | None]:
         """The LLM's probability for each candidate (None for cold users or a single candidate)."""
@@ -233,19 +280,26 @@ class InterestAgent:
                 out.append(Interest(label=name[:60], confidence="low", horizon="long", evidence=[]))
         return out
 
-    def _llm_interests(self, ctxs: Sequence[UserContext]) -> list[Any]:
-        live = [i for i, c in enumerate(ctxs) if not c.cold]
-        out: list[Any] = [None] * len(ctxs)
-        by_n: dict[int, list[int]] = {}
+    def _llm_interests(self, scored: Sequence[_Scored]) -> list[Any]:
+        """Constrained interests for each warm user (None for cold ones), batched across users."""
+        live = [i for i, s in enumerate(scored) if not s.ctx.cold]
+        out: list[Any] = [None] * len(scored)
+        if not live:
+            return out
+        labels, models = {}, []
         for i in live:
-            by_n.setdefault(len(ctxs[i].evidence_ids()), []).append(i)
-        for n, idx in by_n.items():
-            model = interest_output_model(self.catalog.taxonomy, n)
-            reqs = [GenerationRequest(prompt=self.interest_prompt(ctxs[i]),
-                                      max_tokens=self.config.interest_max_tokens) for i in idx]
-            res = generate_structured(self.engine, model, reqs, attempts=self.config.attempts)  # type: ignore[arg-type]
-            for i, r in zip(idx, res, strict=True):
-                out[i] = r
+            support = self.interest_support(scored[i].ctx, self.interest_labels(scored[i]))
+            if len(support) >= 2:  # grounded: each label may cite only behaviors that carry it
+                labels[i] = [label for label, _ in support]
+                models.append(grounded_interest_model(support))
+            else:  # too little categorised evidence: the whole taxonomy, any shown behavior as evidence
+                labels[i] = list(self.catalog.taxonomy)
+                models.append(interest_output_model(labels[i], len(scored[i].ctx.evidence_ids())))
+        reqs = [GenerationRequest(prompt=self.interest_prompt(scored[i].ctx, labels[i]),
+                                  max_tokens=self.config.interest_max_tokens) for i in live]
+        res = generate_structured(self.engine, models, reqs, attempts=self.config.attempts)  # type: ignore[arg-type]
+        for i, r in zip(live, res, strict=True):
+            out[i] = r
         return out
 
     def _provenance(self, s: _Scored, **kw: Any) -> Provenance:
@@ -313,7 +367,7 @@ class InterestAgent:
         interests: list[Any] = [None] * len(scored)
         if self.config.interests and failure is None:
             try:
-                interests = self._llm_interests([s.ctx for s in scored])
+                interests = self._llm_interests(scored)
             except EngineError as exc:
                 if not fb:
                     raise
@@ -331,7 +385,7 @@ class InterestAgent:
             if res is not None:
                 ids = s.ctx.evidence_ids()
                 found = _merge_repeats([Interest(label=i.label, confidence=i.confidence, horizon=i.horizon,
-                                                 evidence=[ids[e - 1] for e in i.evidence])
+                                                 evidence=list(dict.fromkeys(ids[e - 1] for e in i.evidence)))
                                         for i in res.value.interests])
                 attempts, reasons = res.attempts, res.reasons[-10:]
             else:

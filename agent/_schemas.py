@@ -6,8 +6,10 @@ cannot loop, and so callers can rely on sizes.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -23,6 +25,7 @@ __all__ = [
     "RankedItem",
     "SummaryFacts",
     "interest_output_model",
+    "grounded_interest_model",
     "summary_output_model",
 ]
 
@@ -32,7 +35,7 @@ Horizon = Literal["short", "long"]
 MAX_INTERESTS = 3
 MAX_EVIDENCE = 3
 SUMMARY_MIN_CHARS = 40
-SUMMARY_MAX_CHARS = 600
+SUMMARY_MAX_CHARS = 500
 
 
 class Interest(BaseModel):
@@ -122,11 +125,16 @@ class ChatReply(BaseModel):
     provenance: Provenance
 
 
-def interest_output_model(taxonomy: list[str], n_evidence: int) -> type[BaseModel]:
+def interest_output_model(taxonomy: Sequence[str], n_evidence: int) -> type[BaseModel]:
     """The schema the LLM fills for interests: labels from the taxonomy, evidence as behavior numbers.
 
     Evidence numbers are the ``[n]`` the prompt shows (1..n_evidence); the agent maps them to ids.
     """
+    return _interest_output_model(tuple(taxonomy), n_evidence)
+
+
+@functools.lru_cache(maxsize=4096)  # one class per (label set, evidence count); users share them
+def _interest_output_model(taxonomy: tuple[str, ...], n_evidence: int) -> type[BaseModel]:
     label_t: Any = Literal[tuple(taxonomy)] if taxonomy else str  # type: ignore[valid-type]
     ev_t: Any = Literal[tuple(range(1, max(1, n_evidence) + 1))]  # type: ignore[valid-type]
     item = create_model(
@@ -141,6 +149,39 @@ def interest_output_model(taxonomy: list[str], n_evidence: int) -> type[BaseMode
         "LLMInterests",
         __config__=ConfigDict(extra="forbid"),
         interests=(list[item], Field(min_length=1, max_length=MAX_INTERESTS)),  # type: ignore[valid-type]
+    )
+
+
+def grounded_interest_model(support: Sequence[tuple[str, Sequence[int]]]) -> type[BaseModel]:
+    """The interest schema with evidence grounded by construction: each label may cite only the behavior
+    numbers that carry it (``support``: label -> those numbers, in the prompt's order).
+
+    The JSON schema is a union with one branch per label, so constrained decoding cannot pair a label with a
+    behavior that does not show it.
+    """
+    return _grounded_interest_model(tuple((label, tuple(ids)) for label, ids in support))
+
+
+@functools.lru_cache(maxsize=4096)
+def _grounded_interest_model(support: tuple[tuple[str, tuple[int, ...]], ...]) -> type[BaseModel]:
+    if not support or any(not ids for _, ids in support):
+        raise ValueError("every label needs at least one supporting behavior")
+    branches = []
+    for n, (label, ids) in enumerate(support):
+        ev_t: Any = Literal[ids]  # type: ignore[valid-type]
+        branches.append(create_model(
+            f"LLMInterest{n}",
+            __config__=ConfigDict(extra="forbid"),
+            label=(Literal[label], ...),  # type: ignore[valid-type]
+            confidence=(Confidence, ...),
+            horizon=(Horizon, ...),
+            evidence=(list[ev_t], Field(min_length=1, max_length=MAX_EVIDENCE)),
+        ))
+    item: Any = Union[tuple(branches)] if len(branches) > 1 else branches[0]  # noqa: UP007
+    return create_model(
+        "LLMGroundedInterests",
+        __config__=ConfigDict(extra="forbid"),
+        interests=(list[item], Field(min_length=1, max_length=MAX_INTERESTS)),
     )
 
 

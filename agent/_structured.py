@@ -72,20 +72,25 @@ def _reask(request: GenerationRequest, raw: str, reason: str) -> GenerationReque
 
 def generate_structured(
     engine: LLMEngine,
-    model: type[T],
+    model: type[T] | Sequence[type[T]],
     requests: Sequence[GenerationRequest],
     *,
     attempts: int = DEFAULT_ATTEMPTS,
     validate: Callable[[T], None] | None = None,
+    parse: Callable[[Completion], T] | None = None,
 ) -> list[StructuredResult[T] | StructuredOutputError]:
     """Generate one validated ``model`` per request, in batches, retrying only the failed ones.
 
     Args:
         engine: the LLM engine.
-        model: the pydantic output model; its schema constrains decoding.
+        model: the pydantic output model whose schema constrains decoding, or one model per request
+            (e.g. each user's own label set); the engine still batches them together.
         requests: requests without ``json_schema`` (it is set here); ``max_tokens`` must be set.
         attempts: total attempts per request (first try included).
         validate: extra semantic checks (e.g. evidence ids must be known); raise ``ValueError`` to fail.
+        parse: turn a completion into the model yourself (raise ``ValueError``/``ValidationError`` to fail);
+            decoding is then not JSON-constrained: for plain text that a pydantic model still bounds and
+            checks, such as a summary paragraph a base model writes better as prose than inside JSON.
 
     Returns:
         Per request, a :class:`StructuredResult` or the :class:`StructuredOutputError` that ended it —
@@ -93,8 +98,14 @@ def generate_structured(
     """
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
-    schema = schema_for(model)
-    current = [r.model_copy(update={"json_schema": schema}) for r in requests]
+    models = [model] * len(requests) if isinstance(model, type) else list(model)
+    if len(models) != len(requests):
+        raise ValueError(f"got {len(models)} models for {len(requests)} requests")
+    schemas: dict[int, dict[str, Any]] = {}
+    for m in models:
+        schemas.setdefault(id(m), schema_for(m))
+    current = [r if parse is not None else r.model_copy(update={"json_schema": schemas[id(m)]})
+               for r, m in zip(requests, models, strict=True)]
     raws: list[list[str]] = [[] for _ in requests]
     reasons: list[list[str]] = [[] for _ in requests]
     tokens = [0] * len(requests)
@@ -109,7 +120,7 @@ def generate_structured(
             raws[i].append(out.text)
             tokens[i] += out.completion_tokens
             try:
-                value = _check(model, out)
+                value = _check(models[i], out) if parse is None else parse(out)
                 if validate is not None:
                     validate(value)
             except (ValidationError, ValueError) as exc:
@@ -132,7 +143,7 @@ def generate_structured(
         pass
     results: list[StructuredResult[T] | StructuredOutputError] = []
     for i in range(len(requests)):
-        results.append(done[i] if i in done else StructuredOutputError(model.__name__, raws[i], reasons[i]))
+        results.append(done[i] if i in done else StructuredOutputError(models[i].__name__, raws[i], reasons[i]))
     return results
 
 

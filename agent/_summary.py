@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import prompts
 
 from ._context import UserContext
-from ._engine import GenerationRequest
+from ._engine import Completion, GenerationRequest
 from ._errors import StructuredOutputError
 from ._schemas import InterestSummary, Provenance, SummaryFacts, summary_output_model
 from ._structured import generate_structured
@@ -17,7 +19,8 @@ from ._structured import generate_structured
 if TYPE_CHECKING:
     from ._agent import InterestAgent
 
-__all__ = ["build_facts", "chat_context", "render_template_summary", "summarize_batch"]
+__all__ = ["OPENING", "build_facts", "chat_context", "grounding_check", "parse_summary", "render_template_summary",
+           "summarize_batch"]
 
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 #: number of retrieved behaviors a chat answer is grounded in
@@ -84,16 +87,49 @@ def render_template_summary(f: SummaryFacts) -> str:
     return " ".join(parts)
 
 
-def _grounded(facts: SummaryFacts):
-    names = {n.lower() for n, _ in facts.short_top + facts.long_top}
+#: the paragraph's first words are given; a base model continues them with the facts above (prose is what
+#: it was trained on; inside a JSON string it drifts)
+OPENING = "Lately this person has mostly chosen"
+MAX_SENTENCES = 2
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def _word(name: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w-])" + re.escape(name.lower()) + r"(?![\w-])")
+
+
+def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str]):
+    """The semantic check of an LLM summary: it names at least one of the user's top interests, names no
+    category that is not among the facts (a small model copies examples and invents), and does not loop."""
+    top = {n.lower() for n, _ in facts.short_top + facts.long_top}
+    allowed = top | {n.lower() for n in facts.rising + facts.fading}
+    foreign = [c for c in taxonomy if c.lower() not in allowed]
+    days = {d.lower() for d in facts.peak_days}
+    other_days = [d for d in _DAYS if d.lower() not in days]
 
     def check(value: Any) -> None:
         text = value.summary.lower()
-        if names and not any(n in text for n in names):
-            raise ValueError("the summary names none of the user's top interests: "
-                             + ", ".join(sorted(names)[:5]))
+        if top and not any(_word(n).search(text) for n in top):
+            raise ValueError("the summary names none of the user's top interests: " + ", ".join(sorted(top)[:5]))
+        invented = [c for c in foreign if _word(c).search(text)]
+        invented += [d for d in other_days if re.search(rf"\b{d.lower()}s?\b", text)]
+        if invented:
+            raise ValueError("the summary names categories that are not in the facts: " + ", ".join(invented[:5]))
+        sentences = [x.strip() for x in _SENTENCE_END.split(text) if x.strip()]
+        if len(sentences) != len(set(sentences)):
+            raise ValueError("the summary repeats a sentence")
 
     return check
+
+
+def parse_summary(model: type[Any], out: Completion) -> Any:
+    """The opening plus the model's continuation, cut after at most ``MAX_SENTENCES`` complete sentences
+    (a small model's later sentences drift from the facts), as ``model``."""
+    text = " ".join((OPENING + out.text).split())
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if not ends:
+        raise ValueError(f"no complete sentence in {out.completion_tokens} tokens")
+    return model(summary=text[: ends[: MAX_SENTENCES][-1]])
 
 
 def summarize_batch(agent: InterestAgent, ctxs: Sequence[UserContext]) -> list[InterestSummary]:
@@ -103,10 +139,13 @@ def summarize_batch(agent: InterestAgent, ctxs: Sequence[UserContext]) -> list[I
     results: dict[int, Any] = {}
     if live and agent.engine is not None:
         for i in live:  # one call per user: each has its own grounding check
-            req = GenerationRequest(prompt=prompts.render("summarize", **_template_context(facts[i], ctxs[i].now)),
-                                    max_tokens=agent.config.summary_max_tokens)
-            [results[i]] = generate_structured(agent.engine, model, [req], attempts=agent.config.attempts,
-                                               validate=_grounded(facts[i]))
+            prompt = prompts.render("summarize", opening=OPENING, **_template_context(facts[i], ctxs[i].now))
+            req = GenerationRequest(prompt=prompt.rstrip("\n"),  # the model continues the opening's line
+                                    max_tokens=agent.config.summary_max_tokens, stop=("\n",))
+            [results[i]] = generate_structured(
+                agent.engine, model, [req], attempts=agent.config.attempts,
+                validate=grounding_check(facts[i], agent.catalog.taxonomy),
+                parse=functools.partial(parse_summary, model))
     out = []
     for i, ctx in enumerate(ctxs):
         res = results.get(i)

@@ -130,7 +130,7 @@ def predict_prompts(n: int, seed: int) -> list[str]:
     from agent._schemas import MAX_INTERESTS
 
     rng = random.Random(seed)
-    return [prompts.render("predict", taxonomy=TAXONOMY, max_interests=MAX_INTERESTS, **synthetic_history(rng))
+    return [prompts.render("predict", categories=TAXONOMY, max_interests=MAX_INTERESTS, **synthetic_history(rng))
             for _ in range(n)]
 
 

@@ -146,7 +146,7 @@ class Dataset:
                     "timestamp": event.time,
                     "lat": None,
                     "lon": None,
-                    "place": user.zip_code if user is not None else None,
+                    "place": f"zip code {user.zip_code}" if user is not None and user.zip_code else None,
                     "weight": float(event.rating),
                     "attributes": {"rating": event.rating, "genres": list(item.genres), "year": item.year},
                 }

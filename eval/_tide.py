@@ -132,15 +132,24 @@ class MemoryPredictor:
         self.name = name
         self.agent = agent
         self.sync = sync
-        self.tunable: dict[str, list[Any]] = {"w_co": [0.0, 1.0, 2.0, 4.0]}
+        # short-horizon half-life in days (10 min .. 30 days): MovieLens users rate in sessions of minutes,
+        # other data moves over weeks; validation picks
+        self.tunable: dict[str, list[Any]] = {"w_co": [0.0, 1.0, 2.0, 4.0],
+                                              "short_half_life_days": [1 / 144, 1 / 24, 1.0, 7.0, 30.0]}
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"agent": self.agent.config.model_dump(), "sequential": type(self.agent.sequential).__name__
-                if self.agent.sequential else None}
+        return {"agent": self.agent.config.model_dump(), "memory": self.agent.store.config.model_dump(mode="json"),
+                "sequential": type(self.agent.sequential).__name__ if self.agent.sequential else None}
 
     def set_params(self, **params: Any) -> None:
-        self.agent.config.retrieval = self.agent.config.retrieval.model_copy(update=params)
+        from memory import MemoryStore
+
+        mem = {k: params.pop(k) for k in list(params) if k in MemoryStore.QUERY_SETTINGS}
+        if mem:  # decay half-lives and scoring weights live in the store (the agent shares it)
+            self.agent.store.reconfigure(**mem)
+        if params:
+            self.agent.config.retrieval = self.agent.config.retrieval.model_copy(update=params)
 
     def fit(self, split: Split) -> None:
         from agent import TransitionIndex
@@ -204,7 +213,7 @@ class AgentPredictor(MemoryPredictor):
             t0 = time.perf_counter()
             probs = self.agent.llm_choice_probs([scored[i] for i in todo])
             want = self.agent.config.interests and self._stage != "val"
-            interests = self.agent._llm_interests([ctxs[i] for i in todo]) if want else [None] * len(todo)
+            interests = self.agent._llm_interests([scored[i] for i in todo]) if want else [None] * len(todo)
             self.llm_seconds += time.perf_counter() - t0
             for i, p, it in zip(todo, probs, interests, strict=True):
                 self._cache[keys[i]] = (p, it)

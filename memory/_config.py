@@ -68,6 +68,9 @@ class MemoryConfig(BaseModel):
         centroid_window: How many most recent behaviors stand for "now" when ``retrieve`` gets no query.
         profile_top_attributes: How many attributes each profile horizon lists (and rising/fading lists).
         profile_top_places: How many places the profile lists.
+        profile_min_shift: Smallest change of an attribute's share between the horizons (short minus long)
+            that lists it as rising or fading; smaller differences are noise (e.g. when every behavior is
+            recent, both horizons hold the same shares).
         profile_mass_fraction: A horizon's time span is the newest window holding this share of its mass.
         attribute_keys: Attribute names whose values (list of strings or one string) feed the profile's
             attribute shares; the first present key of a behavior is used.
@@ -88,6 +91,7 @@ class MemoryConfig(BaseModel):
     profile_top_attributes: Annotated[int, Field(ge=1, le=1000)] = 10
     profile_top_places: Annotated[int, Field(ge=0, le=1000)] = 5
     profile_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    profile_min_shift: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
     attribute_keys: tuple[str, ...] = ("genres", "categories")
     cache_max_bytes: Annotated[int, Field(ge=0)] = DEFAULT_CACHE_MAX_BYTES
     embed_batch_size: Annotated[int, Field(ge=1, le=65_536)] = 64

@@ -135,8 +135,9 @@ def build_profile(user_id: str, state: UserState | None, now: datetime, config: 
         return AttributeChange(name=state.tag_names[c], short_share=float(s_shares[c]),
                                long_share=float(l_shares[c]), delta=float(delta[c]))
 
-    rising = [change(c) for c in np.argsort(-delta, kind="stable")[:top] if delta[c] > 0]
-    fading = [change(c) for c in np.argsort(delta, kind="stable")[:top] if delta[c] < 0]
+    shift = config.profile_min_shift
+    rising = [change(c) for c in np.argsort(-delta, kind="stable")[:top] if delta[c] > shift]
+    fading = [change(c) for c in np.argsort(delta, kind="stable")[:top] if delta[c] < -shift]
     return Profile(
         user_id=user_id,
         as_of=now,

@@ -151,8 +151,10 @@ class Profile(BaseModel):
         long: Long horizon (``long_half_life_days``).
         drift: ``1 − cos(short.vector, long.vector)`` in ``[0, 2]``; 0 = interests unchanged. ``None``
             without behaviors.
-        rising: Attributes whose short-horizon share exceeds the long one, largest gain first.
-        fading: Attributes whose short-horizon share is below the long one, largest loss first.
+        rising: Attributes whose short-horizon share exceeds the long one by more than
+            ``profile_min_shift``, largest gain first.
+        fading: Attributes whose short-horizon share is below the long one by more than
+            ``profile_min_shift``, largest loss first.
         hour_of_day: Counts of visible behaviors per UTC hour (24 entries).
         day_of_week: Counts per UTC weekday, Monday first (7 entries).
         top_places: Most frequent places, when behaviors carry locations.

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from memory._cache import StateCache
 from memory._config import MemoryConfig, ScoringWeights
@@ -186,6 +187,37 @@ class MemoryStore:
     def config(self) -> MemoryConfig:
         """The configuration (dump it next to results for provenance)."""
         return self._config
+
+    #: settings read only when answering queries; changing them leaves stored data and indexes valid
+    QUERY_SETTINGS = frozenset({
+        "weights", "recency_half_life_days", "short_half_life_days", "long_half_life_days", "centroid_window",
+        "profile_top_attributes", "profile_top_places", "profile_mass_fraction", "profile_min_shift",
+    })
+
+    def reconfigure(self, **changes: Any) -> MemoryConfig:
+        """Change query-time settings (half-lives, scoring weights, profile sizes) of an open store.
+
+        This is how a harness tunes the decay half-lives on validation data without reopening or
+        re-ingesting. Settings that shape what is stored (``attribute_keys``, ``synchronous``,
+        ``cache_max_bytes``, ``embed_batch_size``) need a reopen and are refused.
+
+        Returns:
+            The new configuration.
+
+        Raises:
+            InvalidQueryError: An unknown or storage-shaping setting, or a value the config rejects.
+        """
+        self._check_open()
+        bad = sorted(set(changes) - self.QUERY_SETTINGS)
+        if bad:
+            raise InvalidQueryError(f"cannot change on an open store (allowed: {', '.join(sorted(self.QUERY_SETTINGS))})",
+                                    argument=", ".join(bad))
+        try:
+            new = MemoryConfig.model_validate({**self._config.model_dump(), **changes})
+        except ValidationError as exc:
+            raise InvalidQueryError(str(exc), argument=", ".join(sorted(changes))) from exc
+        self._config = new
+        return new
 
     def stats(self) -> dict[str, int]:
         """Counters: cached users and bytes, index files loaded/rebuilt/written."""

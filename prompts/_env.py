@@ -22,9 +22,9 @@ __all__ = ["TEMPLATE_VERSIONS", "PromptError", "environment", "quote", "render",
 #: the version of every template; bump it whenever a template's text changes (recorded in provenance)
 TEMPLATE_VERSIONS: dict[str, str] = {
     "system": "system-v1",
-    "predict": "predict-v1",
+    "predict": "predict-v2",
     "rank": "rank-v1",
-    "summarize": "summarize-v1",
+    "summarize": "summarize-v2",
     "chat": "chat-v1",
 }
 

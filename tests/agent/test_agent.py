@@ -25,14 +25,24 @@ def _interests(*labels, evidence=(1,)):
 
 
 def test_predict_ranks_unconsumed_items_and_maps_evidence(world, catalog):
-    eng = ScriptedEngine([_interests("Comedy", "Sci-Fi", evidence=(1, 2))])
+    # ann's behaviors in prompt order: [1] Alien, [2] Aliens, [3] Terminator (sci-fi), [4] Toy Story,
+    # [5] Jumanji (comedy)
+    body = json.dumps({"interests": [
+        {"label": "Comedy", "confidence": "high", "horizon": "short", "evidence": [4, 5, 5]},
+        {"label": "Sci-Fi", "confidence": "medium", "horizon": "long", "evidence": [1, 2]}]})
+    eng = ScriptedEngine([body])
     pred = _agent(world, catalog, eng, fusion_weight=0.0).predict("ann", k=5)
     ids = [i.item_id for i in pred.next_items]
     assert len(ids) == 5 and not {"m1", "m2", "m3", "m4", "m11"} & set(ids)
     assert [i.label for i in pred.interests] == ["Comedy", "Sci-Fi"]
-    oldest_two = [b.id for b in reversed(world.recent("ann", k=5))][:2]
-    assert pred.interests[0].evidence == oldest_two
+    in_order = [b.id for b in reversed(world.recent("ann", k=5))]
+    assert pred.interests[0].evidence == in_order[3:5] and pred.interests[1].evidence == in_order[:2]
     assert pred.provenance.templates["rank"] == "rank-v1" and pred.provenance.attempts == 1
+    # the schema offered only ann's grounded labels, each citing only behaviors that carry it
+    items = {d["properties"]["label"]["const"]: d["properties"]["evidence"]["items"]
+             for d in eng.requests[0].json_schema["$defs"].values()}
+    branches = {label: it.get("enum", [it.get("const")]) for label, it in items.items()}
+    assert branches["Sci-Fi"] == [1, 2, 3] and branches["Comedy"] == [4, 5] and "Romance" not in branches
     assert not pred.provenance.cold_start and pred.provenance.fallback is None
     assert pred.drift.score is not None
     # the rank prompt lists the candidates as lettered choices, and names none of bob's behaviors
@@ -41,10 +51,10 @@ def test_predict_ranks_unconsumed_items_and_maps_evidence(world, catalog):
 
 
 def test_llm_choice_moves_the_ranking_with_fusion_weight(world, catalog):
-    base = _agent(world, catalog, ScriptedEngine([_interests("Comedy")]), fusion_weight=0.0).predict("ann", k=3)
+    base = _agent(world, catalog, ScriptedEngine([_interests("Sci-Fi")]), fusion_weight=0.0).predict("ann", k=3)
     probs = [0.0] * 20
     probs[2] = 1.0  # the LLM is sure about candidate C
-    eng = ScriptedEngine([_interests("Comedy")], choice_probs=probs)
+    eng = ScriptedEngine([_interests("Sci-Fi")], choice_probs=probs)
     fused = _agent(world, catalog, eng, fusion_weight=1.0).predict("ann", k=3)
     assert fused.next_items[0].item_id == base.next_items[2].item_id
     assert fused.next_items[0].llm_prob == pytest.approx(1.0)
@@ -56,6 +66,14 @@ def test_interest_labels_outside_taxonomy_are_retried(world, catalog):
     assert [i.label for i in pred.interests] == ["Drama"]
     assert pred.provenance.attempts == 2 and "label" in pred.provenance.reasons[0]
     assert "Knitting" in eng.requests[1].prompt  # the failed answer was echoed back
+
+
+def test_evidence_that_does_not_show_the_label_is_retried(world, catalog):
+    # [1] is Alien (Horror, Sci-Fi): it cannot be the evidence of a Comedy interest
+    eng = ScriptedEngine([_interests("Comedy", evidence=(1,)), _interests("Comedy", evidence=(4,))])
+    pred = _agent(world, catalog, eng).predict("ann")
+    assert [i.label for i in pred.interests] == ["Comedy"] and pred.provenance.attempts == 2
+    assert pred.interests[0].evidence == [b.id for b in reversed(world.recent("ann", k=5))][3:4]
 
 
 def test_retry_exhaustion_raises_with_details(world, catalog):
@@ -101,14 +119,31 @@ def test_predict_many_batches_users_through_the_engine(world, catalog):
 
 
 def test_summarize_uses_llm_when_grounded(world, catalog):
-    text = "This user loves Sci-Fi and lately also enjoys Comedy, a clear shift in taste."
-    summary = _agent(world, catalog, ScriptedEngine([json.dumps({"summary": text})])).summarize("ann")
-    assert summary.generated_by == "llm" and summary.text == text
+    # the model continues the given opening; text after the second sentence is cut
+    text = " Sci-Fi, and lately also Comedy. A clear shift in taste! It is a lovely day."
+    eng = ScriptedEngine([text])
+    summary = _agent(world, catalog, eng).summarize("ann")
+    assert summary.generated_by == "llm"
+    assert summary.text == "Lately this person has mostly chosen Sci-Fi, and lately also Comedy. A clear shift in taste!"
     assert summary.facts.n_behaviors == 5 and summary.facts.short_top
+    req = eng.requests[0]
+    assert req.prompt.endswith("Paragraph: Lately this person has mostly chosen") and req.json_schema is None
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (" Sci-Fi and Romance.", "not in the facts: Romance"),  # ann never watched a romance
+    (" Sci-Fi. Lately this person has mostly chosen Sci-Fi.", "repeats a sentence"),
+    (" Sci-Fi and Comedy, on Tuesdays", "no complete sentence"),
+])
+def test_summary_that_invents_loops_or_trails_off_is_retried(world, catalog, bad, reason):
+    good = " Sci-Fi, with some Comedy."
+    summary = _agent(world, catalog, ScriptedEngine([bad, good])).summarize("ann")
+    assert summary.generated_by == "llm" and summary.provenance.attempts == 2
+    assert reason in summary.provenance.reasons[0]
 
 
 def test_summarize_falls_back_to_template_when_ungrounded(world, catalog):
-    off = json.dumps({"summary": "The weather today is lovely and the sea is calm and blue."})
+    off = " the weather today, which is lovely and the sea is calm and blue."
     summary = _agent(world, catalog, ScriptedEngine([off] * 3)).summarize("ann")
     assert summary.generated_by == "template" and "failed validation" in summary.provenance.fallback
     top = summary.facts.short_top[0][0]

@@ -71,5 +71,5 @@ def test_behavior_text_names_movie_year_genres_rating() -> None:
 def test_behavior_rows_use_ingest_schema(ml100k: Dataset) -> None:
     rows = list(ml100k.behavior_rows("1"))
     assert len(rows) == len(ml100k.sequences["1"])
-    assert rows[0]["place"] == "85711" and rows[0]["timestamp"].tzinfo is UTC
+    assert rows[0]["place"] == "zip code 85711" and rows[0]["timestamp"].tzinfo is UTC
     assert "/5." in rows[0]["text"]

@@ -16,21 +16,28 @@ from eval._tide import AgentPredictor, MemoryPredictor, MemorySync, catalog_from
 
 
 class FakeEngine:
-    """Prefers the second candidate; answers interests with the first taxonomy label."""
+    """Prefers the second candidate; answers interests with the first label the prompt offers."""
 
-    def __init__(self, label: str):
-        self.label = label
+    def __init__(self):
         self.generated = 0
         self.scored = 0
+        self.offered: list[list[str]] = []
 
     model_name = "fake"
     description = {"engine": "fake"}
 
     def generate(self, requests):
         self.generated += len(requests)
-        body = json.dumps({"interests": [{"label": self.label, "confidence": "high", "horizon": "short",
-                                          "evidence": [1]}]})
-        return [Completion(text=body, finish_reason="stop", prompt_tokens=1, completion_tokens=1) for _ in requests]
+        out = []
+        for r in requests:
+            # the grounded schema: one branch per offered label, citing only behaviors that carry it
+            branches = [d for name, d in sorted(r.json_schema["$defs"].items()) if name.startswith("LLMInterest")]
+            self.offered.append([b["properties"]["label"]["const"] for b in branches])
+            first = branches[0]["properties"]
+            body = json.dumps({"interests": [{"label": first["label"]["const"], "confidence": "high",
+                                              "horizon": "short", "evidence": [first["evidence"]["items"].get("enum", [first["evidence"]["items"].get("const")])[0]]}]})
+            out.append(Completion(text=body, finish_reason="stop", prompt_tokens=1, completion_tokens=1))
+        return out
 
     def score_choices(self, prompts, labels):
         self.scored += len(prompts)
@@ -62,7 +69,7 @@ def parts(synth, embedder, tmp_path):
 
     ds, split = synth
     store = MemoryStore.open(tmp_path / "m", embedder=embedder)
-    engine = FakeEngine(sorted({g for it in ds.items.values() for g in it.genres})[0])
+    engine = FakeEngine()
     agent = InterestAgent(store, catalog_from_dataset(ds, embedder), engine, AgentConfig())
     yield ds, split, store, agent, engine
     store.close()
@@ -95,6 +102,8 @@ def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tm
     # one LLM pass per (user, stage) despite six grid points; interests only for the test stage
     assert engine.scored == 12 and engine.generated == 6
     assert result.summary["models"]["agent"]["valid_rate"] == 1.0
-    for ranking in result.rankings["agent"]:
-        assert ranking.info["interests"] == [engine.label]
+    # each user chose among their own grounded labels (a few of the taxonomy, never all of it)
+    taxonomy = agent.catalog.taxonomy
+    assert all(2 <= len(offered) <= agent.config.interest_labels < len(taxonomy) for offered in engine.offered)
+    assert sorted(r.info["interests"][0] for r in result.rankings["agent"]) == sorted(o[0] for o in engine.offered)
     assert (tmp_path / "out" / "rankings.jsonl").exists()

@@ -53,6 +53,36 @@ def test_constant_interest_has_no_drift(store):
     assert [a.name for a in p.short.top_attributes] == ["Docs"] and p.rising == [] and p.fading == []
 
 
+def test_same_session_history_lists_no_rising_or_fading(store, tmp_path, embedder):
+    # A MovieLens-style rating session: 40 ratings in 40 minutes. Both horizons see the same shares up to
+    # rounding, so nothing may be reported as rising or fading; a lower threshold shows the noise.
+    genres = ["Drama", "Comedy", "Action", "Horror"]
+    rows = [behavior("s", f"m{i}", days=i / 1440, text=f"film {i}", attributes={"genres": [genres[i % 4]]})
+            for i in range(40)]
+    store.add(rows)
+    p = store.profile("s", now=T0 + timedelta(hours=1))
+    assert p.n_behaviors == 40 and p.drift == pytest.approx(0.0, abs=1e-3)
+    assert p.rising == [] and p.fading == []
+    with MemoryStore.open(tmp_path / "loose", embedder=embedder, config=MemoryConfig(profile_min_shift=0.0)) as s:
+        s.add(rows)
+        noise = s.profile("s", now=T0 + timedelta(hours=1))
+    assert noise.rising and all(0 < c.delta < 1e-3 for c in noise.rising)
+
+
+def test_min_shift_is_configurable(tmp_path, embedder):
+    rows = _shift_history()
+    now = T0 + timedelta(days=194)
+    with MemoryStore.open(tmp_path / "a", embedder=embedder, config=MemoryConfig(profile_min_shift=0.0)) as loose:
+        loose.add(rows)
+        all_moves = loose.profile("p", now=now)
+    with MemoryStore.open(tmp_path / "b", embedder=embedder, config=MemoryConfig(profile_min_shift=0.6)) as strict:
+        strict.add(rows)
+        big_moves = strict.profile("p", now=now)
+    assert {c.name for c in all_moves.rising} >= {"Comedy", "Romance"}
+    assert all(abs(c.delta) > 0.6 for c in big_moves.rising + big_moves.fading)
+    assert len(big_moves.rising) + len(big_moves.fading) < len(all_moves.rising) + len(all_moves.fading)
+
+
 def test_time_and_place_counts(store):
     rows = [
         behavior("t", "a", days=0.0, location={"place": "Cinema Paradiso", "lat": 45.0, "lon": 9.0}),  # Sat 12h
@@ -92,3 +122,29 @@ def test_horizons_come_from_config(tmp_path, embedder):
         p = s.profile("h", now=T0 + timedelta(days=2))
         assert (p.short.half_life_days, p.long.half_life_days) == (2, 30)
         assert p.short.mass == pytest.approx(0.5) and p.long.mass == pytest.approx(0.5 ** (2 / 30))
+
+
+def test_reconfigure_changes_horizons_without_reingest(store):
+    store.add(_shift_history())
+    now = T0 + timedelta(days=194)
+    before = store.profile("p", now=now)
+    new = store.reconfigure(short_half_life_days=60.0, long_half_life_days=400.0)
+    assert new.short_half_life_days == 60.0 and store.config is new
+    after = store.profile("p", now=now)
+    assert after.short.half_life_days == 60.0 and after.long.half_life_days == 400.0
+    # a slower short horizon remembers more of the dramas
+    short_share = {a.name: a.share for a in after.short.top_attributes}
+    assert short_share["Drama"] > {a.name: a.share for a in before.short.top_attributes}.get("Drama", 0.0)
+    assert store.count("p") == 44
+
+
+@pytest.mark.parametrize("changes", [{"attribute_keys": ("tags",)}, {"synchronous": "NORMAL"},
+                                     {"short_half_life_days": 500.0}, {"no_such_setting": 1}])
+def test_reconfigure_rejects_storage_settings_and_bad_values(store, changes):
+    from memory import InvalidQueryError
+
+    old = store.config
+    with pytest.raises(InvalidQueryError) as info:
+        store.reconfigure(**changes)
+    assert list(changes)[0] in str(info.value)
+    assert store.config is old

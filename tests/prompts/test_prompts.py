@@ -40,15 +40,17 @@ def test_rank_golden():
 
 def test_predict_golden_tail_and_shared_prefix():
     rank = render("rank", candidates=[], **HISTORY)
-    predict = render("predict", taxonomy=["Action", "Horror"], max_interests=3, **HISTORY)
+    predict = render("predict", categories=["Horror 50%", "Action 0%"], max_interests=3, **HISTORY)
     shared = rank[: rank.index("Candidates:")]
     assert predict.startswith(shared)  # rank and predict share the history prefix (vLLM prefix cache)
     assert predict[len(shared):] == (
-        "Interest categories: Action, Horror\n"
+        "Interest categories, with their share of this person's recent behavior: Horror 50%, Action 0%\n"
         "\n"
-        "Task: name up to 3 categories this person will be interested in next. For each, give the confidence "
-        "(low, medium or high), the horizon (short: a current interest; long: a lasting one) and the numbers of "
-        "the behaviors above that show it.\n"
+        "Task: name the two or three categories this person will be interested in next, most likely first. For "
+        "each, give the confidence (low, medium or high), the horizon (short: a current interest; long: a lasting "
+        "one) and the numbers of the behaviors above that show it.\n"
+        'Example of the format: {"interests":[{"label":"CATEGORY","confidence":"high","horizon":"short",'
+        '"evidence":[3,7]},{"label":"CATEGORY","confidence":"medium","horizon":"long","evidence":[10]}]}\n'
         "JSON:\n"
     )
 
