@@ -280,25 +280,32 @@ class InterestAgent:
                 out.append(Interest(label=name[:60], confidence="low", horizon="long", evidence=[]))
         return out
 
+    def interest_requests(self, scored: Sequence[_Scored]) -> list[tuple[int, type[BaseModel], GenerationRequest]]:
+        """(index, output model, request) of the interest generation for each warm user."""
+        out = []
+        for i, s in enumerate(scored):
+            if s.ctx.cold:
+                continue
+            support = self.interest_support(s.ctx, self.interest_labels(s))
+            if len(support) >= 2:  # grounded: each label may cite only behaviors that carry it
+                labels = [label for label, _ in support]
+                model = grounded_interest_model(support)
+            else:  # too little categorised evidence: the whole taxonomy, any shown behavior as evidence
+                labels = list(self.catalog.taxonomy)
+                model = interest_output_model(labels, len(s.ctx.evidence_ids()))
+            out.append((i, model, GenerationRequest(prompt=self.interest_prompt(s.ctx, labels),
+                                                    max_tokens=self.config.interest_max_tokens)))
+        return out
+
     def _llm_interests(self, scored: Sequence[_Scored]) -> list[Any]:
         """Constrained interests for each warm user (None for cold ones), batched across users."""
-        live = [i for i, s in enumerate(scored) if not s.ctx.cold]
         out: list[Any] = [None] * len(scored)
-        if not live:
+        todo = self.interest_requests(scored)
+        if not todo:
             return out
-        labels, models = {}, []
-        for i in live:
-            support = self.interest_support(scored[i].ctx, self.interest_labels(scored[i]))
-            if len(support) >= 2:  # grounded: each label may cite only behaviors that carry it
-                labels[i] = [label for label, _ in support]
-                models.append(grounded_interest_model(support))
-            else:  # too little categorised evidence: the whole taxonomy, any shown behavior as evidence
-                labels[i] = list(self.catalog.taxonomy)
-                models.append(interest_output_model(labels[i], len(scored[i].ctx.evidence_ids())))
-        reqs = [GenerationRequest(prompt=self.interest_prompt(scored[i].ctx, labels[i]),
-                                  max_tokens=self.config.interest_max_tokens) for i in live]
-        res = generate_structured(self.engine, models, reqs, attempts=self.config.attempts)  # type: ignore[arg-type]
-        for i, r in zip(live, res, strict=True):
+        res = generate_structured(self.engine, [m for _, m, _ in todo], [r for _, _, r in todo],  # type: ignore[arg-type]
+                                  attempts=self.config.attempts)
+        for (i, _, _), r in zip(todo, res, strict=True):
             out[i] = r
         return out
 

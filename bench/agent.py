@@ -54,9 +54,7 @@ def raw_requests(agent, users):
     """The exact prompts/params Tide sends for these users, for vllm.LLM.generate."""
     from vllm import SamplingParams
 
-    from agent import GenerationRequest
     from agent._agent import LABELS
-    from agent._schemas import interest_output_model
     from agent._structured import schema_for
 
     ctxs = agent.contexts(users, [None] * len(users))
@@ -66,10 +64,8 @@ def raw_requests(agent, users):
     choice = [(agent.rank_prompt(s), SamplingParams(temperature=0.0, max_tokens=1, logprobs=len(ids),
                                                     logprob_token_ids=ids)) for s in scored]
     gen = []
-    for c in ctxs:
-        model = interest_output_model(agent.catalog.taxonomy, len(c.evidence_ids()))
-        req = GenerationRequest(prompt=agent.interest_prompt(c), max_tokens=agent.config.interest_max_tokens,
-                                json_schema=schema_for(model))
+    for _, model, req in agent.interest_requests(scored):  # per-user grounded schemas, as Tide sends them
+        req = req.model_copy(update={"json_schema": schema_for(model)})
         gen.append((req.prompt, eng.sampling_params(req)))
     return choice, gen
 

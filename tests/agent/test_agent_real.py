@@ -16,11 +16,14 @@ def test_predict_summarize_chat_on_the_real_engine(world, catalog, engine):
         assert len(p.next_items) == 5
         assert all(i.llm_prob is not None for i in p.next_items)
         assert 1 <= len(p.interests) <= 3 and {i.label for i in p.interests} <= set(catalog.taxonomy)
-        user_ids = {b.id for b in world.recent(p.user_id, k=10)}
-        assert all(set(i.evidence) <= user_ids for i in p.interests)
+        genres = {b.id: set(b.attributes["genres"]) for b in world.recent(p.user_id, k=10)}
+        # grounded by construction: every cited behavior is this user's and carries the interest's label
+        assert all(i.evidence and all(i.label in genres[e] for e in i.evidence) for i in p.interests)
         assert p.provenance.engine["engine"] == "vllm" and p.provenance.attempts >= 1
     summary = agent.summarize("ann")
-    assert summary.text and len(summary.text) <= 2000
-    assert summary.generated_by in {"llm", "template"}
+    # greedy decoding is deterministic: the packaged model writes a summary that passes the grounding check
+    assert summary.generated_by == "llm", summary.provenance.reasons
+    assert summary.text.startswith("Lately this person has mostly chosen") and len(summary.text) <= 500
+    assert any(name in summary.text for name, _ in summary.facts.short_top)
     reply = agent.chat("ann", [{"role": "user", "content": "What kind of movies does this user like?"}])
     assert reply.text and reply.evidence

@@ -107,3 +107,15 @@ def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tm
     assert all(2 <= len(offered) <= agent.config.interest_labels < len(taxonomy) for offered in engine.offered)
     assert sorted(r.info["interests"][0] for r in result.rankings["agent"]) == sorted(o[0] for o in engine.offered)
     assert (tmp_path / "out" / "rankings.jsonl").exists()
+
+
+def test_memory_tunes_the_decay_half_life_in_the_shared_store(parts):
+    ds, _, store, agent, _ = parts
+    pred = MemoryPredictor(agent, MemorySync(store, ds))
+    assert "short_half_life_days" in pred.tunable
+    pred.set_params(w_co=2.0, short_half_life_days=1 / 24)
+    assert store.config.short_half_life_days == 1 / 24  # a store setting: the agent sees it too
+    assert agent.config.retrieval.w_co == 2.0
+    assert pred.config["memory"]["short_half_life_days"] == 1 / 24
+    with pytest.raises(ValueError, match="long_half_life_days"):
+        pred.set_params(short_half_life_days=1000.0)  # must stay below the long horizon
