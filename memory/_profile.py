@@ -26,9 +26,18 @@ PLACE_GRID_DECIMALS = 2
 _MIN_NORM = 1e-12
 
 
-def _masses(state: UserState, pos: np.ndarray, now_us: int, half_life_days: float) -> np.ndarray:
+def _masses(state: UserState, pos: np.ndarray, now_us: int, half_life_days: float) -> tuple[np.ndarray, float]:
+    """Decayed masses relative to the newest behavior's decay, and that decay factor.
+
+    Shares, the vector, the span and the effective count do not depend on a common factor, so they are
+    computed on relative masses: with a short half-life and an old history the absolute masses underflow to
+    zero (2**-1000 and below), the relative ones never do for the newest behaviors.
+    """
     age_hours = (now_us - state.ts_us[pos]) / US_PER_HOUR
-    return state.weights[pos].astype(np.float64) * recency_decay(age_hours, half_life_days * HOURS_PER_DAY)
+    hl_hours = half_life_days * HOURS_PER_DAY
+    youngest = float(age_hours.min()) if len(age_hours) else 0.0
+    rel = state.weights[pos].astype(np.float64) * recency_decay(age_hours - youngest, hl_hours)
+    return rel, float(recency_decay(np.array([youngest]), hl_hours)[0])
 
 
 def _tag_mass(state: UserState, pos: np.ndarray, mass: np.ndarray) -> np.ndarray:
@@ -49,7 +58,7 @@ def _horizon(
     state: UserState, pos: np.ndarray, now_us: int, half_life_days: float, config: MemoryConfig
 ) -> tuple[HorizonProfile, np.ndarray]:
     """One horizon and its normalised tag shares (by tag code)."""
-    mass = _masses(state, pos, now_us, half_life_days)
+    mass, scale = _masses(state, pos, now_us, half_life_days)
     total = float(mass.sum())
     tag_mass = _tag_mass(state, pos, mass)
     tag_total = float(tag_mass.sum())
@@ -69,8 +78,8 @@ def _horizon(
         HorizonProfile(
             half_life_days=half_life_days,
             vector=vector,
-            mass=total,
-            effective_n=total**2 / float((mass**2).sum()),
+            mass=total * scale,
+            effective_n=total**2 / max(float((mass**2).sum()), np.finfo(np.float64).tiny),
             span_start=from_us(int(state.ts_us[pos[cut]])),
             span_end=from_us(int(state.ts_us[pos[first_with_mass]])),
             top_attributes=[AttributeShare(name=state.tag_names[c], share=float(shares[c])) for c in top if shares[c] > 0],

@@ -100,7 +100,10 @@ def score(
     age = np.asarray(age_hours, dtype=np.float64)
     imp = np.asarray(importance, dtype=np.float64)
     rec = recency_decay(age, half_life_hours)
-    rel_n, rec_n, imp_n = minmax(rel), minmax(rec), minmax(imp)
+    # min-max is scale-free: normalise decays relative to the youngest candidate, which cannot underflow
+    # (with an old history and a short half-life every absolute decay is 0.0 in float64)
+    rec_rel = recency_decay(age - age.min(), half_life_hours) if len(age) else rec
+    rel_n, rec_n, imp_n = minmax(rel), minmax(rec_rel), minmax(imp)
     total = weights.relevance + weights.recency + weights.importance
     combined = (weights.relevance * rel_n + weights.recency * rec_n + weights.importance * imp_n) / total
     return ScoreBreakdown(rel, rec, imp, rel_n, rec_n, imp_n, age, combined)

@@ -148,3 +148,18 @@ def test_reconfigure_rejects_storage_settings_and_bad_values(store, changes):
         store.reconfigure(**changes)
     assert list(changes)[0] in str(info.value)
     assert store.config is old
+
+
+def test_short_half_life_on_an_old_history_does_not_underflow(store):
+    # 1-hour half-life, history ending 3 years before `now`: every absolute decay is 0.0 in float64
+    store.reconfigure(short_half_life_days=1 / 24, recency_half_life_days=1 / 24)
+    store.add(_shift_history())
+    now = T0 + timedelta(days=194 + 3 * 365)
+    p = store.profile("p", now=now)
+    assert p.short.mass == 0.0 and p.short.vector is not None
+    assert p.short.top_attributes[0].name in {"Comedy", "Romance"}  # the newest behavior dominates
+    assert 1.0 <= p.short.effective_n < 1.5
+    assert p.long.top_attributes[0].name == "Drama"
+    # retrieval still orders by recency among equally relevant behaviors
+    got = store.retrieve("p", query=np.ones(384, dtype=np.float32), k=3, now=now, explain=True)
+    assert [r.behavior.item_id for r in got][0] == "c13"
