@@ -52,6 +52,9 @@ class AgentConfig(BaseModel):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     #: weight of the LLM's choice probability against the retrieval score among the candidates
     fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: divide the LLM's choice probabilities by its content-free prior over the letters (contextual
+    #: calibration, Zhao et al. 2021): small models prefer "A" whatever the candidates are
+    calibrate: bool = False
     attempts: int = Field(default=3, ge=1, le=10)
     interests: bool = True
     interest_max_tokens: int = Field(default=160, ge=16, le=1024)
@@ -84,6 +87,7 @@ class InterestAgent:
         self.config = config
         self.transitions = transitions
         self.sequential = sequential
+        self._priors: dict[int, np.ndarray] = {}
 
     @classmethod
     def from_defaults(cls, store: MemoryStore, catalog: Catalog, engine_url: str | None = None, *,
@@ -226,10 +230,29 @@ class InterestAgent:
         for i in todo:
             by_n.setdefault(len(scored[i].candidates), []).append(i)
         for n, idx in by_n.items():
+            if self.config.calibrate:
+                self.choice_prior(n)  # here, so an engine failure meets the caller's fallback choice
             res = self.engine.score_choices([self.rank_prompt(scored[i]) for i in idx], LABELS[:n])
             for i, r in zip(idx, res, strict=True):
                 out[i] = np.asarray(r.probs)
         return out
+
+    def choice_prior(self, n: int) -> np.ndarray:
+        """The LLM's probabilities for the first ``n`` letters on a content-free rank prompt (no history,
+        every candidate "N/A"), computed once per ``n``: the position bias that calibration divides out."""
+        if n not in self._priors:
+            assert self.engine is not None
+            cands = [{"label": LABELS[j], "title": "N/A", "categories": []} for j in range(n)]
+            prompt = prompts.render("rank", candidates=cands, recent=[], long_range=[], short_shares=[],
+                                    long_shares=[]).rstrip("\n")
+            [res] = self.engine.score_choices([prompt], LABELS[:n])
+            self._priors[n] = np.maximum(np.asarray(res.probs, dtype=float), 1e-6)
+        return self._priors[n]
+
+    def calibrated(self, probs: np.ndarray) -> np.ndarray:
+        """``probs`` divided by the content-free prior and renormalised."""
+        p = probs / self.choice_prior(len(probs))
+        return p / p.sum()
 
     def fuse(self, s: _Scored, probs: np.ndarray | None, k: int, weight: float | None = None
              ) -> list[RankedItem]:
@@ -241,8 +264,11 @@ class InterestAgent:
         cand = np.asarray(s.candidates, dtype=int)
         if len(cand) == 0:
             return []
+        llm = probs
+        if probs is not None and self.config.calibrate and w > 0:
+            llm = self.calibrated(probs)
         retr = minmax_rows(s.retrieval[cand][None, :])[0]
-        fused = retr if probs is None else (1 - w) * retr + w * minmax_rows(probs[None, :])[0]
+        fused = retr if llm is None else (1 - w) * retr + w * minmax_rows(llm[None, :])[0]
         order = np.argsort(-fused, kind="stable")
         items = [RankedItem(item_id=self.catalog.items[cand[j]].item_id, title=self.catalog.items[cand[j]].title,
                             score=float(fused[j]), retrieval_score=float(s.retrieval[cand[j]]),
@@ -316,6 +342,7 @@ class InterestAgent:
             templates={n: prompts.version(n) for n in ("system", "rank", "predict")},
             retrieval={**self.config.retrieval.model_dump(), "n_recent": self.config.n_recent,
                        "n_long": self.config.n_long, "fusion_weight": self.config.fusion_weight,
+                       "calibrate": self.config.calibrate,
                        "candidates": len(s.candidates)},
             cold_start=s.ctx.cold, **kw)
 

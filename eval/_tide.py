@@ -184,7 +184,7 @@ class AgentPredictor(MemoryPredictor):
 
     def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "agent"):
         super().__init__(agent, sync, name)
-        self.tunable = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0]}
+        self.tunable = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0], "calibrate": [False, True]}
         self._cache: dict[tuple[str, int, int], tuple[Any, Any]] = {}
         self.llm_seconds = 0.0
         self._stage = "test"

@@ -60,6 +60,23 @@ def test_llm_choice_moves_the_ranking_with_fusion_weight(world, catalog):
     assert fused.next_items[0].llm_prob == pytest.approx(1.0)
 
 
+def test_calibration_divides_out_a_pure_position_bias(world, catalog):
+    base = _agent(world, catalog, ScriptedEngine([_interests("Sci-Fi")]), fusion_weight=0.0).predict("ann", k=5)
+    probs = [0.01] * 20
+    probs[2] = 1.0  # the LLM says C whatever the candidates are: no content signal at all
+    biased = _agent(world, catalog, ScriptedEngine([_interests("Sci-Fi")], choice_probs=probs),
+                    fusion_weight=1.0).predict("ann", k=5)
+    assert biased.next_items[0].item_id == base.next_items[2].item_id  # uncalibrated: the bias ranks
+    eng = ScriptedEngine([_interests("Sci-Fi")], choice_probs=probs)
+    calibrated = _agent(world, catalog, eng, fusion_weight=0.5, calibrate=True).predict("ann", k=5)
+    assert [i.item_id for i in calibrated.next_items] == [i.item_id for i in base.next_items]
+    n = calibrated.provenance.retrieval["candidates"]  # 7: ann has seen 5 of the 12 movies
+    assert calibrated.next_items[0].llm_prob == pytest.approx(0.01 / (1.0 + 0.01 * (n - 1)))  # raw, as the LLM said
+    assert calibrated.provenance.retrieval["calibrate"] is True
+    content_free = eng.choice_prompts[0]  # the prior's prompt: no history, every candidate N/A
+    assert '"N/A"' in content_free and "Alien" not in content_free and len(eng.choice_prompts) == 2
+
+
 def test_interest_labels_outside_taxonomy_are_retried(world, catalog):
     eng = ScriptedEngine([_interests("Knitting"), _interests("Drama")])
     pred = _agent(world, catalog, eng).predict("bob")

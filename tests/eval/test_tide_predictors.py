@@ -98,9 +98,11 @@ def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tm
     result = run_evaluation(ds, [memory, agent_pred], split, users=6, seed=0, out_dir=tmp_path / "out",
                             n_bootstrap=50, progress=False, sampled_negatives=0)
     tuning = result.summary["models"]["agent"]["tuning"]
-    assert [r["params"]["fusion_weight"] for r in tuning["results"]] == agent_pred.tunable["fusion_weight"]
-    # one LLM pass per (user, stage) despite six grid points; interests only for the test stage
-    assert engine.scored == 12 and engine.generated == 6
+    grid = [(w, c) for w in agent_pred.tunable["fusion_weight"] for c in agent_pred.tunable["calibrate"]]
+    assert [(r["params"]["fusion_weight"], r["params"]["calibrate"]) for r in tuning["results"]] == grid
+    # one LLM pass per (user, stage) despite twelve grid points (+ one content-free prompt per candidate
+    # count for calibration); interests only for the test stage
+    assert engine.scored - len(agent._priors) == 12 and 1 <= len(agent._priors) <= 2 and engine.generated == 6
     assert result.summary["models"]["agent"]["valid_rate"] == 1.0
     # each user chose among their own grounded labels (a few of the taxonomy, never all of it)
     taxonomy = agent.catalog.taxonomy
