@@ -100,6 +100,9 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
             f"{model['valid_rate']:.3f} | {model['throughput_users_per_s']:.1f} | "
             f"{model['latency_ms_per_user']['mean']:.2f} | {model['fit_seconds']:.1f} |"
         )
+    recall = {n: m["candidate_recall"] for n, m in summary["models"].items() if m.get("candidate_recall")}
+    for name, r in recall.items():
+        lines += ["", f"Candidate stage of **{name}**: recall@{r['n']} {_ci(r, 3)} (the LLM ranks only these)."]
     sig = summary.get("significance", [])
     if sig:
         lines += [

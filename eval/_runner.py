@@ -278,6 +278,10 @@ def run_evaluation(
             "fit_seconds": fit_seconds[p.name],
             "config": component_config(p),
         }
+        if ranked and all("candidates" in r.info for r in ranked):
+            # a re-ranker can only rank what its candidate stage showed it: recall@N of that stage
+            hits = np.array([float(t in r.info["candidates"]) for r, t in zip(ranked, targets, strict=True)])
+            entry["candidate_recall"] = ci(hits) | {"n": max(len(r.info["candidates"]) for r in ranked)}
         if p.name in tuning:
             entry["tuning"] = tuning[p.name]
         if negatives:

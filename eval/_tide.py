@@ -227,6 +227,7 @@ class AgentPredictor(MemoryPredictor):
             else:
                 labels = [x.label for x in self.agent._interests_from_profile(s.ctx)]
             info = {"interests": labels, "valid": valid,
+                    "candidates": [self.agent.catalog.items[i].item_id for i in s.candidates],
                     "attempts": getattr(it, "attempts", 0), "cold_start": s.ctx.cold}
             out.append(Ranking([x.item_id for x in ranked], [x.score for x in ranked], info))
         return out

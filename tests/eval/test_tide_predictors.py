@@ -121,3 +121,14 @@ def test_memory_tunes_the_decay_half_life_in_the_shared_store(parts):
     assert pred.config["memory"]["short_half_life_days"] == 1 / 24
     with pytest.raises(ValueError, match="long_half_life_days"):
         pred.set_params(short_half_life_days=1000.0)  # must stay below the long horizon
+
+
+def test_agent_reports_its_candidate_stage_recall(parts, tmp_path):
+    ds, split, _, agent, _ = parts
+    sync = MemorySync(agent.store, ds)
+    result = run_evaluation(ds, [AgentPredictor(agent, sync)], split, users=4, seed=0, out_dir=tmp_path / "o",
+                            n_bootstrap=20, progress=False, sampled_negatives=0, tune=False)
+    rec = result.summary["models"]["agent"]["candidate_recall"]
+    hits = [split.test[u].item_id in r.info["candidates"] for u, r in zip(result.users, result.rankings["agent"], strict=True)]
+    assert rec["n"] == agent.config.retrieval.n_candidates and rec["mean"] == pytest.approx(sum(hits) / len(hits))
+    assert f"recall@{rec['n']}" in (tmp_path / "o" / "results.md").read_text()
