@@ -99,9 +99,11 @@ def _word(name: str) -> re.Pattern[str]:
 
 
 def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str]):
-    """The semantic check of an LLM summary: it names at least one of the user's top interests, names no
-    category that is not among the facts (a small model copies examples and invents), and does not loop."""
+    """The semantic check of an LLM summary: the first category it names is one of the user's two top recent
+    interests, it names no category that is not among the facts (a small model copies examples and
+    invents), and it does not loop."""
     top = {n.lower() for n, _ in facts.short_top + facts.long_top}
+    lead = {n.lower() for n, _ in facts.short_top[:2]}
     allowed = top | {n.lower() for n in facts.rising + facts.fading}
     foreign = [c for c in taxonomy if c.lower() not in allowed]
     days = {d.lower() for d in facts.peak_days}
@@ -111,6 +113,9 @@ def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str]):
         text = value.summary.lower()
         if top and not any(_word(n).search(text) for n in top):
             raise ValueError("the summary names none of the user's top interests: " + ", ".join(sorted(top)[:5]))
+        named = sorted((m.start(), c.lower()) for c in taxonomy for m in [_word(c).search(text)] if m)
+        if lead and named and named[0][1] not in lead:
+            raise ValueError(f"the summary leads with {named[0][1]}, not a top recent interest ({', '.join(sorted(lead))})")
         invented = [c for c in foreign if _word(c).search(text)]
         invented += [d for d in other_days if re.search(rf"\b{d.lower()}s?\b", text)]
         if invented:
