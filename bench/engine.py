@@ -818,29 +818,26 @@ def summarize(res: dict[str, Any]) -> tuple[list[tuple[str, str, str]], dict[str
             f"{fp[0]['valid']}/{fp[0]['n']}, bf16 {base[0]['valid']}/{base[0]['n']}")
     # Ratios are of generated tokens per second: greedy text can differ between engines (other kernels,
     # other rounding), and then requests differ in length; "same text" says how many did not.
-    def ratios(name: str) -> tuple[float, list[float], float, float]:
+    def ratios(name: str, key: str) -> tuple[float, list[float], float, float]:
+        """The pair's ratios (tok/s with each round's, req/s, tok/CPU-s), also recorded as ``summ[key]``."""
         tok, each = pair(name, "tok/s")
-        return tok, each, pair(name, "req/s")[0], pair(name, "tok/CPU-s")[0]
+        req, cpu = pair(name, "req/s")[0], pair(name, "tok/CPU-s")[0]
+        summ[key] = {"tok_s": round(tok, 3), "req_s": round(req, 3), "tok_per_cpu_s": round(cpu, 3)}
+        return tok, each, req, cpu
 
     if "compiled-warm" in pairs:
-        c_tok, each, c_req, c_cpu = ratios("compiled-warm")
-        summ["compiled_over_eager"] = {"tok_s": round(c_tok, 3), "req_s": round(c_req, 3),
-                                       "tok_per_cpu_s": round(c_cpu, 3)}
+        c_tok, each, c_req, c_cpu = ratios("compiled-warm", "compiled_over_eager")
         row("2 compile", f"compiled / eager, running ({pairs['compiled-warm']['batch']} req)",
             f"{c_tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {c_req:.3f} req/s, {c_cpu:.3f} tok/CPU-s; same text "
             f"{pairs['compiled-warm']['same_text']}/{pairs['compiled-warm']['batch']}")
     if "threads-vllm" in pairs:
-        t_tok, each, t_req, t_cpu = ratios("threads-vllm")
-        summ["threads_vllm_over_auto"] = {"tok_s": round(t_tok, 3), "req_s": round(t_req, 3),
-                                          "tok_per_cpu_s": round(t_cpu, 3)}
+        t_tok, each, t_req, t_cpu = ratios("threads-vllm", "threads_vllm_over_auto")
         row("2 threads", f"cpu_threads vllm / auto ({pairs['threads-vllm']['batch']} req)",
             f"{t_tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {t_req:.3f} req/s, {t_cpu:.3f} tok/CPU-s -> auto "
             f"{1 / t_tok:.2f}x faster; same text {pairs['threads-vllm']['same_text']}/{pairs['threads-vllm']['batch']}")
         row("2 threads", "OpenMP binding", f"auto: {res['bindings'].get(dflt)}; vllm: {res['bindings'].get('threads-vllm')}")
     if "tcmalloc" in pairs:
-        m_tok, each, m_req, m_cpu = ratios("tcmalloc")
-        summ["tcmalloc_over_glibc"] = {"tok_s": round(m_tok, 3), "req_s": round(m_req, 3),
-                                       "tok_per_cpu_s": round(m_cpu, 3)}
+        m_tok, each, m_req, m_cpu = ratios("tcmalloc", "tcmalloc_over_glibc")
         mapped = [p["name"] for p in (res.get("procs", {}).get("tcmalloc") or []) if p["tcmalloc"]]
         row("7 tcmalloc", f"LD_PRELOAD / none ({pairs['tcmalloc']['batch']} req)", f"{m_tok:6.3f} tok/s (rounds "
             f"{fmt_ratios(each)}), {m_req:.3f} req/s, {m_cpu:.3f} tok/CPU-s; same text "
