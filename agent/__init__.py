@@ -13,6 +13,7 @@ from ._engine import (
     render_base_prompt,
     render_messages,
 )
+from ._engines import make_engine
 from ._errors import (
     AgentError,
     EngineError,
@@ -48,6 +49,7 @@ __all__ = [
     "VLLMEngineConfig",
     "ensure_model",
     "generate_structured",
+    "make_engine",
     "model_dir",
     "prepare_model",
     "render_base_prompt",
