@@ -23,13 +23,22 @@ from ._errors import (
     TideError,
     UnknownUserError,
 )
-from ._model import ensure_model, model_dir, prepare_model, tide_home, verify_with_engine
+from ._model import (
+    ensure_model,
+    load_manifest,
+    model_dir,
+    prepare_model,
+    tide_home,
+    verify_files,
+    verify_with_engine,
+)
 from ._openai import OpenAIEngine, OpenAIEngineConfig
 from ._structured import StructuredResult, generate_structured, schema_for
-from ._vllm import VLLMEngine, VLLMEngineConfig
+from ._vllm import VERIFY_DTYPE, VLLMEngine, VLLMEngineConfig
 
 __all__ = [
     "BASE_FORMAT_VERSION",
+    "VERIFY_DTYPE",
     "AgentError",
     "ChoiceScores",
     "Completion",
@@ -49,6 +58,7 @@ __all__ = [
     "VLLMEngineConfig",
     "ensure_model",
     "generate_structured",
+    "load_manifest",
     "make_engine",
     "model_dir",
     "prepare_model",
@@ -56,6 +66,7 @@ __all__ = [
     "render_messages",
     "schema_for",
     "tide_home",
+    "verify_files",
     "verify_with_engine",
 ]
 
