@@ -2,8 +2,8 @@
 
 Usage::
 
-    .venv/bin/python bench/memory.py                 # 10,000 users x 100 behaviors (~1M rows)
-    .venv/bin/python bench/memory.py --users 1000    # quicker
+    .venv/bin/python -m bench.memory                 # 10,000 users x 100 behaviors (~1M rows)
+    .venv/bin/python -m bench.memory --users 1000    # quicker
 
 Two parts, printed side by side:
 
@@ -22,22 +22,16 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# This file is bench/memory.py: drop its folder from sys.path so `import memory` finds the package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from memory import MemoryConfig, MemoryStore, SentenceTransformerEmbedder  # noqa: E402
+from bench._harness import load_line
+from memory import MemoryConfig, MemoryStore, SentenceTransformerEmbedder
 
 T0 = datetime(1997, 9, 20, tzinfo=UTC)
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi", "Romance", "Thriller", "Documentary", "Animation"]
@@ -90,10 +84,6 @@ def measure(fn, items) -> list[tuple[float, float]]:
         fn(item)
         out.append((time.perf_counter() - w, time.thread_time() - c))
     return out
-
-
-def load() -> str:
-    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3]) + f" on {os.cpu_count()} cores"
 
 
 def timed(fn, *args, **kw) -> float:
@@ -182,7 +172,7 @@ def part_scale(
     hot = sample[:1000]
     measure(retrieve, enumerate(hot))  # make sure they are cached
     warm_users = [hot[i] for i in rng.integers(len(hot), size=queries)]
-    print(f"  ({load()})")
+    print(f"  ({load_line()})")
     lat = measure(retrieve, enumerate(warm_users))
     print(f"  retrieve warm (k=20, vector query; {len(hot)} cached users)     {pct(lat)}  target p99 <= 2 ms")
     lat = measure(lambda u: s.retrieve(u, None, k=20, now=now, exclude_recent=10), warm_users)
@@ -191,7 +181,7 @@ def part_scale(
     print(f"  recent warm (k=20)                                          {pct(lat)}")
     lat = measure(lambda u: s.profile(u, now=now), warm_users[: queries // 2])
     print(f"  profile warm                                                {pct(lat)}")
-    print(f"  ({load()})")
+    print(f"  ({load_line()})")
     rss, peak = rss_mib()
     print(f"  RSS now {rss:,.0f} MiB, peak {peak:,.0f} MiB")
     s.close()
@@ -211,7 +201,7 @@ def main() -> None:
     try:
         t = time.perf_counter()
         embedder = SentenceTransformerEmbedder.from_package()
-        print(f"embedder {embedder.name} dim {embedder.dim} loaded in {time.perf_counter() - t:.1f} s ({load()})")
+        print(f"embedder {embedder.name} dim {embedder.dim} loaded in {time.perf_counter() - t:.1f} s ({load_line()})")
         print("[1] ingest throughput vs the raw embedder (real embeddings, same texts)")
         raw_tp = part_ingest(embedder, args.texts, workdir)
         print(f"[2] scale: {args.users:,} users x {args.per_user} behaviors, random unit vectors via add(embeddings=...)")
