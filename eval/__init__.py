@@ -5,7 +5,7 @@ leave-one-out or a global temporal cut, full ranking over the catalogue with eve
 item excluded, HR/NDCG/MRR with bootstrap CIs and paired tests. torch is imported only by the LSTM, on use.
 """
 
-from eval._behaviors import BEHAVIOR_COLUMNS, RejectedRow, load_behaviors_file, parse_behavior
+from eval._behaviors import BEHAVIOR_COLUMNS, RejectedRow, load_behaviors_file, parse_behavior, validate_rows
 from eval._data import (
     Dataset,
     Interaction,
@@ -96,4 +96,5 @@ __all__ = [
     "temporal_split",
     "to_datetime",
     "top_k_excluding",
+    "validate_rows",
 ]

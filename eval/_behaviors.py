@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from eval.errors import DataFormatError
 
-__all__ = ["BEHAVIOR_COLUMNS", "RejectedRow", "load_behaviors_file", "parse_behavior"]
+__all__ = ["BEHAVIOR_COLUMNS", "RejectedRow", "load_behaviors_file", "parse_behavior", "validate_rows"]
 
 BEHAVIOR_COLUMNS = (
     "user_id", "item_id", "action", "text", "timestamp", "lat", "lon", "place", "weight", "attributes",
@@ -31,15 +31,21 @@ class RejectedRow:
         line: 1-based physical line number in the file (CSV header is line 1).
         reason: Why the row was rejected.
         raw: The raw row text (truncated to 500 characters).
+        field: The column to blame, when one is (``"timestamp"``, ``"lat"``…).
     """
 
     line: int
     reason: str
     raw: str
+    field: str | None = None
 
 
 class _RowError(DataFormatError):
-    """One row is invalid; the message is the reason."""
+    """One row is invalid; the message is the reason, ``field`` the column to blame (if one is)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _blank(value: Any) -> bool:
@@ -50,18 +56,18 @@ def _parse_iso(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError as exc:
-        raise _RowError(f"unparseable timestamp {text[:40]!r}") from exc
+        raise _RowError(f"unparseable timestamp {text[:40]!r}", "timestamp") from exc
     if parsed.tzinfo is None:
         # Naive times are ambiguous (local? UTC?), so they are refused rather than guessed.
-        raise _RowError(f"timestamp {text[:40]!r} has no timezone")
+        raise _RowError(f"timestamp {text[:40]!r} has no timezone", "timestamp")
     return parsed.astimezone(UTC)
 
 
 def _parse_timestamp(value: Any) -> datetime:
     if _blank(value):
-        raise _RowError("missing timestamp")
+        raise _RowError("missing timestamp", "timestamp")
     if isinstance(value, bool):
-        raise _RowError("timestamp must be ISO 8601 with a timezone or epoch seconds")
+        raise _RowError("timestamp must be ISO 8601 with a timezone or epoch seconds", "timestamp")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -71,11 +77,11 @@ def _parse_timestamp(value: Any) -> datetime:
         except ValueError:
             return _parse_iso(text)
     if not math.isfinite(seconds):
-        raise _RowError("timestamp is not finite")
+        raise _RowError("timestamp is not finite", "timestamp")
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
-        raise _RowError(f"epoch timestamp {seconds} out of range") from exc
+        raise _RowError(f"epoch timestamp {seconds} out of range", "timestamp") from exc
 
 
 def _parse_float(value: Any, name: str, low: float, high: float) -> float | None:
@@ -84,20 +90,20 @@ def _parse_float(value: Any, name: str, low: float, high: float) -> float | None
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise _RowError(f"{name} is not a number: {str(value)[:40]!r}") from exc
+        raise _RowError(f"{name} is not a number: {str(value)[:40]!r}", name) from exc
     if not math.isfinite(number) or not low <= number <= high:
-        raise _RowError(f"{name} {number} outside [{low}, {high}]")
+        raise _RowError(f"{name} {number} outside [{low}, {high}]", name)
     return number
 
 
 def _parse_id(value: Any, name: str, required: bool) -> str | None:
     if _blank(value):
         if required:
-            raise _RowError(f"missing {name}")
+            raise _RowError(f"missing {name}", name)
         return None
     text = str(value).strip()
     if len(text) > MAX_ID_CHARS:
-        raise _RowError(f"{name} longer than {MAX_ID_CHARS} characters")
+        raise _RowError(f"{name} longer than {MAX_ID_CHARS} characters", name)
     return text
 
 
@@ -113,6 +119,9 @@ def parse_behavior(row: dict[str, Any]) -> dict[str, Any]:
     Args:
         row: Column name to raw value.
 
+    The row must also make a valid ``memory.Behavior`` (a timestamp more than a day ahead, an action
+    that is not a lower-case token, …), so a row accepted here is never refused later by the store.
+
     Returns:
         The normalised row with every column in ``BEHAVIOR_COLUMNS``; ``timestamp`` is a UTC datetime.
 
@@ -121,21 +130,21 @@ def parse_behavior(row: dict[str, Any]) -> dict[str, Any]:
     """
     unknown = sorted(set(row) - set(BEHAVIOR_COLUMNS))
     if unknown:
-        raise _RowError(f"unknown columns {unknown}")
+        raise _RowError(f"unknown columns {unknown}", unknown[0])
     user_id = _parse_id(row.get("user_id"), "user_id", required=True)
     item_id = _parse_id(row.get("item_id"), "item_id", required=False)
     action = _parse_id(row.get("action"), "action", required=False) or DEFAULT_ACTION
     text = row.get("text")
     if _blank(text):
-        raise _RowError("missing text")
+        raise _RowError("missing text", "text")
     text = str(text).strip()
     if len(text) > MAX_TEXT_CHARS:
-        raise _RowError(f"text longer than {MAX_TEXT_CHARS} characters")
+        raise _RowError(f"text longer than {MAX_TEXT_CHARS} characters", "text")
     timestamp = _parse_timestamp(row.get("timestamp"))
     lat = _parse_float(row.get("lat"), "lat", -90.0, 90.0)
     lon = _parse_float(row.get("lon"), "lon", -180.0, 180.0)
     if (lat is None) != (lon is None):
-        raise _RowError("lat and lon must be given together")
+        raise _RowError("lat and lon must be given together", "lon" if lon is None else "lat")
     place = row.get("place")
     place = None if _blank(place) else str(place).strip()[:MAX_ID_CHARS]
     weight = _parse_float(row.get("weight"), "weight", 0.0, math.inf)
@@ -146,10 +155,10 @@ def parse_behavior(row: dict[str, Any]) -> dict[str, Any]:
         try:
             attributes = json.loads(attributes)
         except json.JSONDecodeError as exc:
-            raise _RowError(f"attributes is not valid JSON: {exc.msg}") from exc
+            raise _RowError(f"attributes is not valid JSON: {exc.msg}", "attributes") from exc
     if not isinstance(attributes, dict):
-        raise _RowError("attributes must be a JSON object")
-    return {
+        raise _RowError("attributes must be a JSON object", "attributes")
+    out = {
         "user_id": user_id,
         "item_id": item_id,
         "action": action,
@@ -161,6 +170,44 @@ def parse_behavior(row: dict[str, Any]) -> dict[str, Any]:
         "weight": 1.0 if weight is None else weight,
         "attributes": attributes,
     }
+    _to_behavior(out)
+    return out
+
+
+def _to_behavior(row: dict[str, Any]) -> Any:
+    """The :class:`memory.Behavior` of a normalised row, or a ``_RowError`` naming the column."""
+    from eval._tide import behavior_from_row
+    from memory import InvalidBehaviorError
+
+    try:
+        return behavior_from_row(row)
+    except InvalidBehaviorError as exc:
+        field = (exc.field or "").removeprefix("location.") or None
+        raise _RowError(exc.reason, "lat" if field == "location" else field) from None
+
+
+def validate_rows(records: list[Any]) -> tuple[list[tuple[int, Any]], list[RejectedRow]]:
+    """Validate already-decoded rows (e.g. a JSON request) with the same policy as ``load_behaviors_file``.
+
+    Args:
+        records: Row mappings in the ``tide ingest`` schema; anything else is a rejected row.
+
+    Returns:
+        ``(behaviors, rejected)``: ``(line, memory.Behavior)`` for each valid row and a ``RejectedRow`` for
+        each invalid one; lines are 1-based positions in ``records``.
+    """
+    good: list[tuple[int, Any]] = []
+    rejected: list[RejectedRow] = []
+    for line, record in enumerate(records, start=1):
+        raw = json.dumps(record, default=str, ensure_ascii=False)[:500]
+        if not isinstance(record, dict):
+            rejected.append(RejectedRow(line, "row is not a JSON object", raw))
+            continue
+        try:
+            good.append((line, _to_behavior(parse_behavior(record))))
+        except _RowError as exc:
+            rejected.append(RejectedRow(line, str(exc), raw, exc.field))
+    return good, rejected
 
 
 def load_behaviors_file(
@@ -206,7 +253,7 @@ def load_behaviors_file(
                 except json.JSONDecodeError as exc:
                     rejected.append(RejectedRow(line_no, f"invalid JSON: {exc.msg}", raw.strip()[:500]))
                 except _RowError as exc:
-                    rejected.append(RejectedRow(line_no, str(exc), raw.strip()[:500]))
+                    rejected.append(RejectedRow(line_no, str(exc), raw.strip()[:500], exc.field))
         return rows, rejected
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
@@ -226,5 +273,5 @@ def load_behaviors_file(
             try:
                 rows.append(parse_behavior(dict(zip(header, record, strict=True))))
             except _RowError as exc:
-                rejected.append(RejectedRow(line_no, str(exc), raw))
+                rejected.append(RejectedRow(line_no, str(exc), raw, exc.field))
     return rows, rejected
