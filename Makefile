@@ -18,4 +18,4 @@ lint:
 	$(VENV)/bin/ruff check agent memory prompts eval tests bench
 
 bench: setup
-	$(VENV)/bin/python bench/engine.py
+	$(VENV)/bin/python -m bench.engine
