@@ -7,7 +7,7 @@ timed against ``vllm.LLM.generate`` called directly with the very prompts and sa
 (choice scoring + the interest JSON). Runs alternate A B A B after one warm-up, so vLLM's prefix cache is
 equally warm for both; the median ratio is printed.
 
-Usage: python bench/agent.py [--users 32] [--reps 3] [--out runs/bench/agent.json]
+Usage (from the repository root): python -m bench.agent [--users 32] [--reps 3] [--out runs/bench/agent.json]
 """
 
 from __future__ import annotations
@@ -15,22 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-# This file is named agent.py (the issue names it), so running it puts bench/ first on sys.path, where
-# "agent" would resolve to this script; drop that entry so "agent" is the package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+from bench._harness import median_ratio
+
 
 def build(n_users: int, store_dir: Path):
-    import shutil
-
     from agent import AgentConfig, InterestAgent, TransitionIndex, VLLMEngine
-    from eval import leave_one_out, load_ml100k
-    from eval._tide import catalog_from_dataset, dataset_behaviors
+    from eval import catalog_from_dataset, dataset_behaviors, leave_one_out, load_ml100k
     from memory import MemoryStore, SentenceTransformerEmbedder
 
     ds = load_ml100k()
@@ -54,15 +50,18 @@ def raw_requests(agent, users):
     """The exact prompts/params Tide sends for these users, for vllm.LLM.generate."""
     from vllm import SamplingParams
 
-    from agent._agent import LABELS
-    from agent._structured import schema_for
+    from agent import CHOICE_LABELS, choice_orders, schema_for
 
-    ctxs = agent.contexts(users, [None] * len(users))
-    scored = agent._score(ctxs)
+    scored = agent.score_candidates(users)
     eng = agent.engine
-    ids = eng.label_token_ids(LABELS)
-    choice = [(agent.rank_prompt(s), SamplingParams(temperature=0.0, max_tokens=1, logprobs=len(ids),
-                                                    logprob_token_ids=ids)) for s in scored]
+    choice = []
+    for s in scored:  # as the agent's re-ranker: warm users with more than one candidate, in every order
+        n = len(s.candidates)
+        if s.context.cold or n < 2:
+            continue
+        ids = eng.label_token_ids(CHOICE_LABELS[:n])
+        params = SamplingParams(temperature=0.0, max_tokens=1, logprobs=len(ids), logprob_token_ids=ids)
+        choice += [(agent.choice_prompt(s, order), params) for order in choice_orders(n, agent.config.choice_orders)]
     gen = []
     for _, model, req in agent.interest_requests(scored):  # per-user grounded schemas, as Tide sends them
         req = req.model_copy(update={"json_schema": schema_for(model)})
@@ -71,7 +70,7 @@ def raw_requests(agent, users):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.agent", description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", default="runs/bench/agent.json")
@@ -79,15 +78,30 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     load0 = os.getloadavg()[0]
     agent, users, ingest_s = build(args.users, Path(args.out).parent / "agent_store")
-    llm = agent.engine._llm
-    results: dict[str, object] = {"users": len(users), "ingest_s": ingest_s, "load_start": load0}
+    try:
+        results = {"users": len(users), "ingest_s": ingest_s, "load_start": load0, **measure(agent, users, args.reps)}
+        print("\n== bench.agent (embedded engine:", json.dumps(agent.engine.description), ")")
+    finally:
+        agent.store.close()
+        agent.close()
+    report(results, args.reps)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written {out}")
+
+
+def measure(agent, users: list[str], reps: int) -> dict[str, Any]:
+    """Tide against raw vLLM on the same requests, per-user latency, throughput by batch size."""
+    llm = agent.engine._llm  # the raw vllm.LLM inside Tide's engine: what Tide is measured against
+    results: dict[str, Any] = {}
 
     # warm-up (engine kernels, prefix cache)
     agent.predict_many(users, progress=False, fallback=True)
     choice, gen = raw_requests(agent, users)
     tide_s, raw_s = [], []
     preds = []
-    for _ in range(args.reps):
+    for _ in range(reps):
         t = time.perf_counter()
         preds = agent.predict_many(users, progress=False, fallback=True)
         tide_s.append(time.perf_counter() - t)
@@ -95,7 +109,7 @@ def main() -> None:
         llm.generate([p for p, _ in choice], [s for _, s in choice], use_tqdm=False)
         llm.generate([p for p, _ in gen], [s for _, s in gen], use_tqdm=False)
         raw_s.append(time.perf_counter() - t)
-    ratio = statistics.median(a / b for a, b in zip(tide_s, raw_s, strict=True))
+    ratio, _ = median_ratio(tide_s, raw_s)
     results["predict_many_s"] = tide_s
     results["raw_engine_s"] = raw_s
     results["overhead_ratio_median"] = ratio
@@ -118,16 +132,21 @@ def main() -> None:
     # throughput vs batch size
     scaling = {}
     for bs in (1, 8, 32):
-        agent.config.batch_size = bs
+        batched = agent.with_config(batch_size=bs)  # shares the store and the engine
         t = time.perf_counter()
-        agent.predict_many(users, progress=False, fallback=True)
+        batched.predict_many(users, progress=False, fallback=True)
         scaling[bs] = len(users) / (time.perf_counter() - t)
     results["users_per_s_by_batch"] = scaling
     results["load_end"] = os.getloadavg()[0]
+    return results
 
-    print("\n== bench/agent.py (embedded engine:", json.dumps(agent.engine.description), ")")
-    print(f"users {len(users)}; load average {load0:.2f} -> {results['load_end']:.2f} on 2 cores")
-    print(f"predict_many: {results['users_per_s']:.2f} users/s (median of {args.reps}: "
+
+def report(results: dict[str, Any], reps: int) -> None:
+    tide_s, raw_s, ratio = results["predict_many_s"], results["raw_engine_s"], results["overhead_ratio_median"]
+    scaling = results["users_per_s_by_batch"]
+    print(f"users {results['users']}; load average {results['load_start']:.2f} -> {results['load_end']:.2f} on "
+          f"{os.cpu_count()} cores")
+    print(f"predict_many: {results['users_per_s']:.2f} users/s (median of {reps}: "
           f"{', '.join(f'{x:.1f}' for x in tide_s)} s)")
     print(f"raw vllm.LLM.generate, same requests: {', '.join(f'{x:.1f}' for x in raw_s)} s")
     print(f"Tide / raw time, median of interleaved runs: {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f}%, target <= +10%)")
@@ -135,12 +154,6 @@ def main() -> None:
     print(f"valid structured output: first attempt {100 * results['valid_first_attempt']:.1f}%, "
           f"within retries {100 * results['valid_within_retries']:.1f}%")
     print("users/s by batch size: " + ", ".join(f"{k}: {v:.2f}" for k, v in scaling.items()))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
-    agent.store.close()
-    agent.close()
 
 
 if __name__ == "__main__":
