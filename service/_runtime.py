@@ -1,0 +1,277 @@
+"""What the server holds: the store (one process owns it), the agent, the keys, the batcher, the metrics.
+
+Every store and agent call runs in ONE worker thread, in arrival order: the store is single-process and
+the engine is not re-entrant, and a write is acknowledged only after ``MemoryStore.add`` has committed.
+The engine starts in its own thread so writes are served while it warms up; ``ready`` turns true once it
+has answered a probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent import GenerationRequest, InterestAgent, TideError
+from memory import Embedder, MemoryStore, StoredBehavior
+
+from ._batcher import PredictBatcher, PredictJob
+from ._errors import ServiceError
+from ._keys import ApiKey, KeyStore
+from ._metrics import Metrics
+from ._timeline import timeline
+
+__all__ = ["AgentFactory", "Forbidden", "NotReady", "NotSupported", "Runtime", "RowsRejected", "ServiceConfig", "UnknownUser"]
+
+log = logging.getLogger("tide.service")
+T = TypeVar("T")
+AgentFactory = Callable[[MemoryStore], InterestAgent]
+# bounded reads for the page: a user's full history is read only up to this many behaviors
+MAX_HISTORY_READ = 5000
+
+
+class ServiceConfig(BaseModel):
+    """Settings of one ``tide serve`` process (printed at start)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: Path
+    keys: Path | None = Field(default=None, description="key database (default: <store>/keys.db)")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    engine_url: str | None = None
+    #: requests larger than this are refused with 413 before they are parsed
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: how long the first prediction request waits for others to share its engine batch
+    batch_window_ms: float = Field(default=10.0, ge=0.0, le=1000.0)
+    max_batch: int = Field(default=32, ge=1, le=1024)
+    #: seconds SIGTERM waits for in-flight requests before closing the store
+    drain_timeout_s: float = Field(default=60.0, ge=0.0)
+
+
+class UnknownUser(ServiceError):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"unknown user {user_id!r}: no behaviors stored")
+        self.user_id = user_id
+
+
+class Forbidden(ServiceError):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"this key may not access user {user_id!r}")
+        self.user_id = user_id
+
+
+class NotReady(ServiceError):
+    """The engine has not answered yet (or failed to start)."""
+
+
+class NotSupported(ServiceError):
+    """A request field this server's agent cannot honour."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RowsRejected(ServiceError):
+    """A strict batch had invalid rows; nothing was stored."""
+
+    def __init__(self, rejected: list[Any]) -> None:
+        super().__init__(f"{len(rejected)} row(s) rejected; strict batch refused, nothing stored")
+        self.rejected = rejected
+
+
+class Runtime:
+    """The server's state; build with a config and (for predictions) an agent factory."""
+
+    def __init__(self, config: ServiceConfig, agent_factory: AgentFactory | None, *,
+                 embedder: Embedder | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.keys = KeyStore(config.keys or config.store / "keys.db")
+        self.store: MemoryStore | None = None
+        self.agent: InterestAgent | None = None
+        self.engine_error: str | None = None
+        self._factory = agent_factory
+        self._embedder = embedder
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tide-store")
+        self.batcher = PredictBatcher(self._run_batch, window_s=config.batch_window_ms / 1000.0,
+                                      max_batch=config.max_batch, on_batch=self.metrics.batch)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store (in the worker thread), start the batcher and the engine thread."""
+        self.store = await self.call(MemoryStore.open, self.config.store, self._embedder)
+        self.batcher.start()
+        if self._factory is not None:
+            threading.Thread(target=self._start_agent, name="tide-engine-start", daemon=True).start()
+        else:
+            self.engine_error = "no engine configured"
+
+    def _start_agent(self) -> None:
+        assert self._factory is not None and self.store is not None
+        try:
+            agent = self._factory(self.store)
+            if agent.engine is not None:  # ready means the engine has answered, not merely started
+                agent.engine.generate([GenerationRequest(prompt="Ready?", max_tokens=1)])
+            self.agent = agent
+            log.info("engine ready")
+        except Exception as exc:  # reported by /v1/ready; writes keep working
+            self.engine_error = f"{type(exc).__name__}: {exc}"
+            log.exception("engine failed to start")
+
+    async def stop(self) -> None:
+        """Stop batching, close the agent and the store (after every queued worker call)."""
+        await self.batcher.stop()
+        await self.call(self._close)
+        self._pool.shutdown(wait=True)
+        self.keys.close()
+
+    def _close(self) -> None:
+        try:
+            if self.agent is not None:
+                self.agent.close()
+        finally:
+            if self.store is not None:
+                self.store.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.store is not None and self.agent is not None
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in the store's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def _agent(self) -> InterestAgent:
+        if self.agent is None:
+            raise NotReady(self.engine_error or "the engine is starting; retry shortly")
+        return self.agent
+
+    def _known(self, user_id: str) -> MemoryStore:
+        assert self.store is not None
+        if self.store.count(user_id) == 0:
+            raise UnknownUser(user_id)
+        return self.store
+
+    # -- writes (run in the worker) ------------------------------------------------------------------
+    def add(self, key: ApiKey, records: Sequence[Any], strict: bool) -> tuple[list[int | None], list[Any]]:
+        """Validate rows, check the key's scope, store the valid rows in one transaction.
+
+        Returns:
+            ``(ids, rejected)``: per row its id (``None`` if rejected), and the rejected rows.
+        """
+        from eval import validate_rows
+
+        assert self.store is not None
+        for record in records:  # scope first: an out-of-scope row refuses the batch, valid or not
+            if isinstance(record, dict) and isinstance(record.get("user_id"), str | int):
+                uid = str(record["user_id"]).strip()
+                if uid and not key.allows(uid):
+                    raise Forbidden(uid)
+        good, rejected = validate_rows(records)
+        if rejected:
+            self.metrics.count("rows_rejected", len(rejected))
+            if strict:
+                raise RowsRejected(rejected)
+        ids: list[int | None] = [None] * len(records)
+        if good:
+            stored = self.store.add([b for _, b in good])  # commits before returning: then we ack
+            for (line, _), bid in zip(good, stored, strict=True):
+                ids[line - 1] = bid
+            self.metrics.count("behaviors_added", len(good))
+        return ids, rejected
+
+    def forget(self, user_id: str, before: datetime | None) -> int:
+        store = self._known(user_id)
+        deleted = store.forget(user_id, before=before)
+        self.metrics.count("behaviors_forgotten", deleted)
+        return deleted
+
+    def feedback(self, user_id: str, payload: dict[str, Any]) -> Any:
+        self._known(user_id)
+        return self._agent().feedback(user_id, **payload)  # type: ignore[attr-defined]
+
+    # -- reads (run in the worker) -------------------------------------------------------------------
+    def users(self, key: ApiKey) -> list[tuple[str, int]]:
+        assert self.store is not None
+        ids = self.store.users() if key.admin else sorted(u for u in (key.users or ()) if self.store.count(u))
+        return [(u, self.store.count(u)) for u in ids if key.allows(u)]
+
+    def behaviors(self, user_id: str, limit: int, ids: set[int] | None) -> list[StoredBehavior]:
+        store = self._known(user_id)
+        if ids is None:
+            return store.recent(user_id, k=limit)
+        history = store.recent(user_id, k=min(store.count(user_id), MAX_HISTORY_READ))
+        return [b for b in history if b.id in ids][:limit]
+
+    def timeline(self, user_id: str, bins: int) -> dict[str, Any]:
+        store = self._known(user_id)
+        history = store.recent(user_id, k=min(store.count(user_id), MAX_HISTORY_READ))
+        return timeline(user_id, list(reversed(history)), bins)
+
+    def summarize(self, user_id: str, at: datetime | None) -> Any:
+        self._known(user_id)
+        return self._agent().summarize(user_id, now=at)
+
+    def chat(self, user_id: str, messages: list[dict[str, str]], at: datetime | None) -> Any:
+        self._known(user_id)
+        return self._agent().chat(user_id, messages, now=at)
+
+    # -- predictions: batched ------------------------------------------------------------------------
+    @property
+    def supports_place(self) -> bool:
+        return self.agent is not None and "places" in inspect.signature(self.agent.predict_many).parameters
+
+    async def predict(self, user_id: str, k: int, at: datetime | None, place: Any = None) -> Any:
+        """One prediction, sharing an engine batch with concurrent requests."""
+        self._agent()
+        return await self.batcher.submit(PredictJob(user_id=user_id, k=k, at=at, place=place))
+
+    async def _run_batch(self, jobs: Sequence[PredictJob]) -> list[Any]:
+        return await self.call(self._predict_jobs, jobs)
+
+    def _predict_jobs(self, jobs: Sequence[PredictJob]) -> list[Any]:
+        assert self.store is not None
+        out: list[Any] = [None] * len(jobs)
+        live = []
+        for i, job in enumerate(jobs):
+            if self.store.count(job.user_id) == 0:
+                out[i] = UnknownUser(job.user_id)
+            else:
+                live.append(i)
+        if not live:
+            return out
+        try:
+            preds = self._predict_many([jobs[i] for i in live])
+        except (TideError, ValueError) as exc:
+            if len(live) == 1:
+                out[live[0]] = exc
+                return out
+            preds = []  # one bad request must not fail its neighbours: answer them one by one
+            for i in live:
+                try:
+                    preds.append(self._predict_many([jobs[i]])[0])
+                except (TideError, ValueError) as one:
+                    preds.append(one)
+        for i, pred in zip(live, preds, strict=True):
+            out[i] = pred if isinstance(pred, Exception) else pred.model_copy(
+                update={"next_items": pred.next_items[:jobs[i].k]})
+        return out
+
+    def _predict_many(self, jobs: Sequence[PredictJob]) -> list[Any]:
+        # one k for the batch: the largest; each answer is cut to its own k (fusion order does not depend on k)
+        kwargs: dict[str, Any] = {}
+        if any(j.place is not None for j in jobs):
+            kwargs["places"] = [j.place for j in jobs]
+        return self._agent().predict_many([j.user_id for j in jobs], now=[j.at for j in jobs],
+                                          k=max(j.k for j in jobs), progress=False, **kwargs)
