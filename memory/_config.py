@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DEFAULT_RECENCY_HALF_LIFE_DAYS",
+    "ContextWeights",
     "GENERATIVE_AGENTS_HALF_LIFE_HOURS",
     "MemoryConfig",
     "ScoringWeights",
@@ -27,8 +28,43 @@ DEFAULT_CENTROID_WINDOW = 10
 # Fits ~3,000 users × 100 behaviors of 384-d float32 vectors; the rest live on disk.
 DEFAULT_CACHE_MAX_BYTES = 512 * 1024 * 1024
 
+# Context weights (see memory._context): a weight w turns a similarity s into the factor exp(−w·(1 − s)).
+# Hour 2: a behavior twelve hours off the query's hour keeps e^-2 ≈ 14 % of its mass, three hours off 86 %.
+DEFAULT_CONTEXT_HOUR_WEIGHT = 2.0
+# Weekday 1: habits are weekly too, but a weekday is a coarser signal than the hour (Tuesday ≈ Wednesday).
+DEFAULT_CONTEXT_WEEKDAY_WEIGHT = 1.0
+# Place 2 with a 1 km scale: at the query place 100 %, across town (10 km) e^-2 ≈ 14 %.
+DEFAULT_CONTEXT_PLACE_WEIGHT = 2.0
+# One neighbourhood: "at work" and "at home" are usually several km apart, a building is well under 1 km.
+DEFAULT_CONTEXT_PLACE_SCALE_KM = 1.0
+# In retrieval the context factor is a fourth min-max normalised component, as strong as relevance.
+DEFAULT_CONTEXT_RETRIEVAL_WEIGHT = 1.0
+
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 PositiveDays = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+
+class ContextWeights(BaseModel):
+    """How strongly a query's context (time of day, weekday, place) reweighs behaviors (``memory._context``).
+
+    Only used when a call passes a :class:`~memory.QueryContext`; all weights 0 make every factor 1.
+
+    Attributes:
+        hour: Weight of the circular hour-of-day similarity.
+        weekday: Weight of the circular weekday similarity.
+        place: Weight of the place similarity ``exp(−distance / place_scale_km)``.
+        place_scale_km: Distance (km) at which place similarity falls to 1/e.
+        retrieval: Weight of the context factor as a component of ``retrieve``'s score (beside relevance,
+            recency and importance); the profile multiplies masses by the factor and does not use it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hour: NonNegative = DEFAULT_CONTEXT_HOUR_WEIGHT
+    weekday: NonNegative = DEFAULT_CONTEXT_WEEKDAY_WEIGHT
+    place: NonNegative = DEFAULT_CONTEXT_PLACE_WEIGHT
+    place_scale_km: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = DEFAULT_CONTEXT_PLACE_SCALE_KM
+    retrieval: NonNegative = DEFAULT_CONTEXT_RETRIEVAL_WEIGHT
 
 
 class ScoringWeights(BaseModel):
@@ -77,6 +113,7 @@ class MemoryConfig(BaseModel):
         cache_max_bytes: Memory budget of the per-user index LRU; least recently used users are dropped
             (their index files stay on disk).
         embed_batch_size: Batch size passed to the embedder during ``add``.
+        context: Weights of a query context (hour, weekday, place); used only by calls given a context.
         synchronous: SQLite ``synchronous`` level. ``FULL`` survives power loss; ``NORMAL`` (in WAL mode)
             survives process crashes only, and is faster.
     """
@@ -96,6 +133,7 @@ class MemoryConfig(BaseModel):
     cache_max_bytes: Annotated[int, Field(ge=0)] = DEFAULT_CACHE_MAX_BYTES
     embed_batch_size: Annotated[int, Field(ge=1, le=65_536)] = 64
     synchronous: Literal["NORMAL", "FULL"] = "FULL"
+    context: ContextWeights = Field(default_factory=ContextWeights)
 
     @model_validator(mode="after")
     def _horizons_ordered(self) -> MemoryConfig:

@@ -4,6 +4,10 @@ Pure functions of a user's state, ``now`` and the config. Every behavior at or b
 ``weight · 0.5 ** (age / half_life)`` on each horizon; the horizon's vector is the normalised mass-weighted
 sum of embeddings, and each attribute value (e.g. genre) gets the mass of the behaviors carrying it, split
 equally when a behavior carries several. ``drift = 1 − cos(short, long)``.
+
+Given a query context (``memory._context``), each mass is further multiplied by the behavior's context
+factor, so both horizons describe what the user wants *at that hour, weekday and place*; without one the
+computation is the context-free one, unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from memory._config import MemoryConfig
+from memory._context import QueryContext, context_factors
 from memory._results import AttributeChange, AttributeShare, HorizonProfile, PlaceCount, Profile
 from memory._scoring import HOURS_PER_DAY, recency_decay
 from memory._state import UserState
@@ -26,7 +31,8 @@ PLACE_GRID_DECIMALS = 2
 _MIN_NORM = 1e-12
 
 
-def _masses(state: UserState, pos: np.ndarray, now_us: int, half_life_days: float) -> tuple[np.ndarray, float]:
+def _masses(state: UserState, pos: np.ndarray, now_us: int, half_life_days: float,
+            factor: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Decayed masses relative to the newest behavior's decay, and that decay factor.
 
     Shares, the vector, the span and the effective count do not depend on a common factor, so they are
@@ -37,6 +43,8 @@ def _masses(state: UserState, pos: np.ndarray, now_us: int, half_life_days: floa
     hl_hours = half_life_days * HOURS_PER_DAY
     youngest = float(age_hours.min()) if len(age_hours) else 0.0
     rel = state.weights[pos].astype(np.float64) * recency_decay(age_hours - youngest, hl_hours)
+    if factor is not None:
+        rel = rel * factor
     return rel, float(recency_decay(np.array([youngest]), hl_hours)[0])
 
 
@@ -55,10 +63,11 @@ def _tag_mass(state: UserState, pos: np.ndarray, mass: np.ndarray) -> np.ndarray
 
 
 def _horizon(
-    state: UserState, pos: np.ndarray, now_us: int, half_life_days: float, config: MemoryConfig
+    state: UserState, pos: np.ndarray, now_us: int, half_life_days: float, config: MemoryConfig,
+    factor: np.ndarray | None = None,
 ) -> tuple[HorizonProfile, np.ndarray]:
     """One horizon and its normalised tag shares (by tag code)."""
-    mass, scale = _masses(state, pos, now_us, half_life_days)
+    mass, scale = _masses(state, pos, now_us, half_life_days, factor)
     total = float(mass.sum())
     tag_mass = _tag_mass(state, pos, mass)
     tag_total = float(tag_mass.sum())
@@ -110,14 +119,16 @@ def _places(state: UserState, pos: np.ndarray, top: int) -> list[PlaceCount]:
     return out
 
 
-def build_profile(user_id: str, state: UserState | None, now: datetime, config: MemoryConfig) -> Profile:
+def build_profile(user_id: str, state: UserState | None, now: datetime, config: MemoryConfig,
+                  context: QueryContext | None = None) -> Profile:
     """Compute a user's profile as of ``now`` (behaviors after ``now`` are ignored).
 
     Args:
         user_id: The user.
         state: The user's state, or ``None`` for an unknown user.
         now: The "as of" moment (tz-aware UTC).
-        config: Horizons, top-k sizes, mass fraction.
+        config: Horizons, top-k sizes, mass fraction, context weights.
+        context: Weigh masses by similarity to this context's hour, weekday and place; ``None``: no context.
 
     Returns:
         The profile; empty (``n_behaviors == 0``) when nothing is visible.
@@ -131,8 +142,13 @@ def build_profile(user_id: str, state: UserState | None, now: datetime, config: 
     if state is None or not len(pos):
         return Profile(user_id=user_id, as_of=now, n_behaviors=0,
                        short=HorizonProfile(half_life_days=short_hl), long=HorizonProfile(half_life_days=long_hl))
-    short, s_shares = _horizon(state, pos, now_us, short_hl, config)
-    long, l_shares = _horizon(state, pos, now_us, long_hl, config)
+    factor = None
+    if context is not None:
+        weights = context.weights or config.context
+        at = (context.at or now) if context.time else None
+        factor = context_factors(state.ts_us[pos], state.lat[pos], state.lon[pos], at, context.point, weights).factor
+    short, s_shares = _horizon(state, pos, now_us, short_hl, config, factor)
+    long, l_shares = _horizon(state, pos, now_us, long_hl, config, factor)
     drift = None
     if short.vector is not None and long.vector is not None:
         cos = float(np.dot(short.vector.astype(np.float64), long.vector.astype(np.float64)))

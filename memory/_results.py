@@ -52,6 +52,12 @@ class ScoreComponents(BaseModel):
         recency_norm: Min-max normalised recency (0..1).
         importance_norm: Min-max normalised importance (0..1).
         age_hours: Age at ``now`` in hours.
+        hour_similarity: Circular hour-of-day similarity to the query context (0..1); ``None`` without one.
+        weekday_similarity: Circular weekday similarity to the query context (0..1).
+        distance_km: Great-circle distance to the query place (``None`` when either has no coordinates).
+        place_similarity: ``exp(−distance / scale)`` (0.5 for a behavior without coordinates).
+        context: The combined context factor (0..1].
+        context_norm: Min-max normalised context factor (0..1).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -63,6 +69,12 @@ class ScoreComponents(BaseModel):
     recency_norm: float
     importance_norm: float
     age_hours: float
+    hour_similarity: float | None = None
+    weekday_similarity: float | None = None
+    distance_km: float | None = None
+    place_similarity: float | None = None
+    context: float | None = None
+    context_norm: float | None = None
 
 
 class Retrieved(BaseModel):

@@ -8,6 +8,10 @@ min-max normalised over the candidate set and combined with weights::
 
 Min-max normalisation is a strictly increasing map, so with ``w_rec = w_imp = 0`` the ranking is exactly
 the cosine ranking; ties are broken by raw relevance, then newest first, then highest id.
+
+With a query context (``memory._context``) the behavior's context factor is a fourth component, normalised
+the same way: ``score = (… + w_ctx·ctx') / (w_rel + w_rec + w_imp + w_ctx)``. Without one the formula above
+is computed exactly as written.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class ScoreBreakdown:
     importance_norm: np.ndarray
     age_hours: np.ndarray
     score: np.ndarray
+    context: np.ndarray | None = None
+    context_norm: np.ndarray | None = None
 
 
 def score(
@@ -83,6 +89,8 @@ def score(
     importance: np.ndarray,
     weights: ScoringWeights,
     half_life_hours: float,
+    context: np.ndarray | None = None,
+    context_weight: float = 0.0,
 ) -> ScoreBreakdown:
     """Combine relevance, recency and importance into one score per candidate.
 
@@ -92,6 +100,8 @@ def score(
         importance: Each candidate's weight (≥ 0).
         weights: Component weights.
         half_life_hours: Recency half-life in hours.
+        context: Each candidate's context factor in ``(0, 1]``, or ``None`` (no query context).
+        context_weight: Weight of the context component (ignored without ``context``).
 
     Returns:
         The breakdown, including the combined ``score`` in ``[0, 1]``.
@@ -106,7 +116,12 @@ def score(
     rel_n, rec_n, imp_n = minmax(rel), minmax(rec_rel), minmax(imp)
     total = weights.relevance + weights.recency + weights.importance
     combined = (weights.relevance * rel_n + weights.recency * rec_n + weights.importance * imp_n) / total
-    return ScoreBreakdown(rel, rec, imp, rel_n, rec_n, imp_n, age, combined)
+    if context is None:
+        return ScoreBreakdown(rel, rec, imp, rel_n, rec_n, imp_n, age, combined)
+    ctx = np.asarray(context, dtype=np.float64)
+    ctx_n = minmax(ctx)
+    combined = (combined * total + float(context_weight) * ctx_n) / (total + float(context_weight))
+    return ScoreBreakdown(rel, rec, imp, rel_n, rec_n, imp_n, age, combined, ctx, ctx_n)
 
 
 def rank(breakdown: ScoreBreakdown, timestamps: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from memory._cache import StateCache
 from memory._config import MemoryConfig, ScoringWeights
+from memory._context import QueryContext, context_factors
 from memory._db import Database
 from memory._embedder import Embedder, SentenceTransformerEmbedder
 from memory._errors import (
@@ -191,7 +192,7 @@ class MemoryStore:
     #: settings read only when answering queries; changing them leaves stored data and indexes valid
     QUERY_SETTINGS = frozenset({
         "weights", "recency_half_life_days", "short_half_life_days", "long_half_life_days", "centroid_window",
-        "profile_top_attributes", "profile_top_places", "profile_mass_fraction", "profile_min_shift",
+        "profile_top_attributes", "profile_top_places", "profile_mass_fraction", "profile_min_shift", "context",
     })
 
     def reconfigure(self, **changes: Any) -> MemoryConfig:
@@ -262,7 +263,7 @@ class MemoryStore:
         vectors = embed_rows(self._embedder, batch, todo, given)
         with self._db.write_lock:
             self._check_open()
-            inserted = insert_batch(self._db.writer, batch, keys, todo, vectors)
+            inserted = insert_batch(self._db, batch, keys, todo, vectors)
             self._after_commit(batch, inserted, vectors)
         ids_by_key = {**known, **inserted.ids}
         return [ids_by_key[key] for key in keys]
@@ -372,6 +373,7 @@ class MemoryStore:
         hours_of_day: Iterable[int] | None = None,
         days_of_week: Iterable[int] | None = None,
         near: tuple[float, float, float] | None = None,
+        context: QueryContext | None = None,
     ) -> list[Retrieved]:
         """The ``k`` behaviors of a user that matter most now: relevant, recent and important.
 
@@ -395,6 +397,9 @@ class MemoryStore:
             hours_of_day: Keep behaviors whose UTC hour is in this set.
             days_of_week: Keep behaviors whose UTC weekday is in this set (Monday = 0).
             near: ``(lat, lon, radius_km)``: keep behaviors with coordinates within the radius.
+            context: Also score by closeness to this context's hour of day, weekday and place (a fourth
+                component weighted ``context.retrieval``, see ``memory._context``); ``None``: no context,
+                and the ranking is exactly the context-free one.
 
         Returns:
             Up to ``k`` results, best first.
@@ -413,6 +418,8 @@ class MemoryStore:
         elif not isinstance(weights, ScoringWeights):
             raise InvalidQueryError("must be a ScoringWeights", argument="weights")
         filters = make_filters(since, until, hours_of_day, days_of_week, near)
+        if context is not None and not isinstance(context, QueryContext):
+            raise InvalidQueryError("must be a QueryContext or None", argument="context")
         qvec = self._encode(query) if query is not None else None
         info = self._db.user_key(user_id)
         if info is None or k == 0:
@@ -434,7 +441,15 @@ class MemoryStore:
             qvec = centroid(state, visible, self._config.centroid_window)
         sims = similarities(state, qvec)
         ages = (now_us - state.ts_us[cpos]) / US_PER_HOUR
-        bd = score(sims[cpos], ages, state.weights[cpos], weights, self._config.recency_half_life_days * HOURS_PER_DAY)
+        half_life = self._config.recency_half_life_days * HOURS_PER_DAY
+        ctx = None
+        if context is not None:
+            cw = context.weights or self._config.context
+            at = (context.at or now_dt) if context.time else None
+            ctx = context_factors(state.ts_us[cpos], state.lat[cpos], state.lon[cpos], at, context.point, cw)
+            bd = score(sims[cpos], ages, state.weights[cpos], weights, half_life, ctx.factor, cw.retrieval)
+        else:
+            bd = score(sims[cpos], ages, state.weights[cpos], weights, half_life)
         top = rank(bd, state.ts_us[cpos], state.ids[cpos], k)
         found = {b.id: b for b in self._db.fetch(user_id, state.user_key, state.ids[cpos[top]].tolist())}
         out = []
@@ -448,16 +463,19 @@ class MemoryStore:
                     relevance=float(bd.relevance[j]), recency=float(bd.recency[j]), importance=float(bd.importance[j]),
                     relevance_norm=float(bd.relevance_norm[j]), recency_norm=float(bd.recency_norm[j]),
                     importance_norm=float(bd.importance_norm[j]), age_hours=float(bd.age_hours[j]),
+                    **({} if ctx is None else _context_components(ctx, bd, j)),
                 )
             out.append(Retrieved(behavior=behavior, score=float(bd.score[j]), components=components))
         return out
 
-    def profile(self, user_id: str, now: datetime | None = None) -> Profile:
+    def profile(self, user_id: str, now: datetime | None = None, *, context: QueryContext | None = None) -> Profile:
         """A user's short- and long-horizon interest profile as of ``now``.
 
         Args:
             user_id: The user.
             now: The "as of" moment (tz-aware); ``None`` means wall-clock UTC now. Later behaviors are ignored.
+            context: Weigh each behavior's mass by closeness to this context's hour, weekday and place
+                (``memory._context``): the interests of that moment and place. ``None``: no context.
 
         Returns:
             The profile (``n_behaviors == 0`` for an unknown user or nothing visible).
@@ -468,9 +486,11 @@ class MemoryStore:
         self._check_open()
         _check_user_id(user_id)
         now_dt = utc_now() if now is None else require_aware(now, "now")
+        if context is not None and not isinstance(context, QueryContext):
+            raise InvalidQueryError("must be a QueryContext or None", argument="context")
         info = self._db.user_key(user_id)
         state = None if info is None else self._state(info[0], info[1])
-        return build_profile(user_id, state, now_dt, self._config)
+        return build_profile(user_id, state, now_dt, self._config, context)
 
     # -- internals -----------------------------------------------------------------------------------
     def _state(self, user_key: int, version: int) -> UserState | None:
@@ -527,6 +547,15 @@ class MemoryStore:
                 written += 1
                 self._cache.mark_clean(state, _clean(state))
         return written
+
+
+def _context_components(ctx: Any, bd: Any, j: int) -> dict[str, float | None]:
+    def at(values: np.ndarray | None) -> float | None:
+        return None if values is None or np.isnan(values[j]) else float(values[j])
+
+    return {"hour_similarity": at(ctx.hour_similarity), "weekday_similarity": at(ctx.weekday_similarity),
+            "distance_km": at(ctx.distance_km), "place_similarity": at(ctx.place_similarity),
+            "context": float(ctx.factor[j]), "context_norm": float(bd.context_norm[j])}
 
 
 def _clean(state: UserState) -> UserState:
