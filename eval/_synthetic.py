@@ -5,6 +5,11 @@ and has a third category that dominates a daily window of hours (periodic intere
 follow a fixed chain inside each category (a planted sequential pattern that a sequence model can learn
 and a popularity model cannot). The generator returns the truth so tests can check what a model
 recovers: that recent behavior should outweigh old behavior after the drift, and that the hour matters.
+
+With ``habits=True`` the daily window is replaced by spatio-temporal habits (``eval._habits``): each user has
+home, work and weekend places in one city and wants a different category on weekday mornings at work, in
+the evening at home and on weekend afternoons out; every interaction carries its coordinates, so a
+prediction can be asked "at this time, at this place".
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eval._data import Dataset, Interaction, Item, User
+from eval._habits import Habit, Place, habit_of, place_of, sample_places, slot_of
 
 __all__ = ["SyntheticConfig", "SyntheticTruth", "UserTruth", "make_synthetic"]
 
@@ -44,6 +50,11 @@ class SyntheticConfig(BaseModel):
     p_sequential: float = Field(0.0, ge=0.0, le=1.0, description="P(next item = chain successor)")
     mean_gap_hours: float = Field(7.0, gt=0.0)
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
+    habits: bool = Field(False, description="plant spatio-temporal habits instead of the daily window")
+    p_habit: float = Field(0.85, ge=0.0, le=1.0, description="P(habit category | inside its slot)")
+    offslot_activity: float = Field(0.3, gt=0.0, le=1.0, description="P(an off-slot event happens)")
+    city: tuple[float, float] = (48.2082, 16.3738)
+    city_radius_km: float = Field(8.0, ge=3.0, le=100.0)
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticConfig:
@@ -55,6 +66,8 @@ class SyntheticConfig(BaseModel):
             raise ValueError("need at least one item per category")
         if self.start.tzinfo is None:
             raise ValueError("start must be tz-aware")
+        if self.habits and self.n_categories < 5:
+            raise ValueError("habits need at least 5 categories (long-term, drift and three habits)")
         return self
 
 
@@ -77,16 +90,23 @@ class UserTruth:
     drift_time: datetime
     periodic: str
     periodic_hours: tuple[int, int]
+    habits: tuple[Habit, ...] = ()
+    places: tuple[Place, ...] = ()
 
     def in_window(self, when: datetime) -> bool:
-        """Whether ``when`` falls inside the periodic window."""
+        """Whether ``when`` falls inside the periodic window (with habits: inside any habit slot)."""
+        if self.habits:
+            return habit_of(self.habits, when) is not None
         start, end = self.periodic_hours
         hour = when.astimezone(UTC).hour
         return start <= hour < end if start < end else hour >= start or hour < end
 
     def expected_category(self, when: datetime, index: int) -> str:
         """The most likely category of event number ``index`` at time ``when``."""
-        if self.in_window(when):
+        habit = habit_of(self.habits, when) if self.habits else None
+        if habit is not None:
+            return habit.category
+        if not self.habits and self.in_window(when):
             return self.periodic
         return self.drift_to if index >= self.drift_index else self.long_term
 
@@ -109,7 +129,7 @@ def make_synthetic(
         n_users: Number of users.
         n_items: Number of items (spread evenly over categories).
         seed: Seed of the only random generator used.
-        **overrides: Any other ``SyntheticConfig`` field (e.g. ``p_sequential=0.9``).
+        **overrides: Any other ``SyntheticConfig`` field (e.g. ``p_sequential=0.9``, ``habits=True``).
 
     Returns:
         ``(dataset, truth)``. Each user consumes an item at most once, so the
@@ -145,7 +165,16 @@ def make_synthetic(
     for u in range(config.n_users):
         uid = f"u{u}"
         users[uid] = User(uid)
-        long_term, drift_to, periodic = (names[i] for i in rng.choice(config.n_categories, 3, replace=False))
+        habits: tuple[Habit, ...] = ()
+        places: dict[str, Place] = {}
+        if config.habits:
+            long_term, drift_to, *slot_cats = (names[i] for i in rng.choice(config.n_categories, 5, replace=False))
+            places = sample_places(rng, config.city, config.city_radius_km)
+            habits = tuple(Habit(slot, cat, places[where]) for (slot, where), cat in
+                           zip((("work", "work"), ("evening", "home"), ("weekend", "out")), slot_cats, strict=True))
+            periodic = habits[1].category
+        else:
+            long_term, drift_to, periodic = (names[i] for i in rng.choice(config.n_categories, 3, replace=False))
         n_events = int(rng.integers(config.min_events, config.max_events + 1))
         drift_index = int(round(n_events * rng.uniform(config.drift_fraction_low, config.drift_fraction_high)))
         drift_index = min(max(drift_index, 1), n_events - 1)
@@ -157,13 +186,20 @@ def make_synthetic(
         times = [
             (config.start + offset + timedelta(hours=float(g))).replace(microsecond=0) for g in np.cumsum(gaps)
         ]
-        plan = UserTruth(long_term, drift_to, drift_index, times[drift_index], periodic, hours)
+        if config.habits:
+            times = _habit_times(rng, config, config.start + offset, n_events)
+            hours = (19, 0)
+        plan = UserTruth(long_term, drift_to, drift_index, times[drift_index], periodic, hours, habits,
+                         tuple(places.values()))
         truth[uid] = plan
         consumed: set[str] = set()
         previous: str | None = None
         for index, when in enumerate(times):
             roll = rng.random()
-            if plan.in_window(when) and roll < config.p_periodic:
+            habit = habit_of(habits, when) if habits else None
+            if habit is not None and roll < config.p_habit:
+                category = habit.category
+            elif not habits and plan.in_window(when) and roll < config.p_periodic:
                 category = periodic
             elif rng.random() < config.p_noise:
                 category = names[int(rng.integers(config.n_categories))]
@@ -188,9 +224,25 @@ def make_synthetic(
             consumed.add(item_id)
             previous = item_id
             rating = float(rng.integers(3, 6))
-            interactions.append(Interaction(uid, item_id, rating, int(when.timestamp())))
+            if habits:
+                at = place_of(habits, places, when)
+                interactions.append(Interaction(uid, item_id, rating, int(when.timestamp()), at.lat, at.lon, at.name))
+            else:
+                interactions.append(Interaction(uid, item_id, rating, int(when.timestamp())))
     category_of = {iid: item.genres[0] for iid, item in items.items()}
     dataset = Dataset(
         "synthetic", items, users, interactions, meta={"generator": config.model_dump(mode="json")}
     )
     return dataset, SyntheticTruth(truth, category_of, config)
+
+
+def _habit_times(rng: np.random.Generator, config: SyntheticConfig, start: datetime, n: int) -> list[datetime]:
+    """``n`` event times from a Poisson stream thinned off-slot: activity concentrates in the habit slots."""
+    out: list[datetime] = []
+    t = start
+    while len(out) < n:
+        t = t + timedelta(hours=float(rng.exponential(config.mean_gap_hours)))
+        keep = slot_of(t) is not None or rng.random() < config.offslot_activity
+        if keep:
+            out.append(t.replace(microsecond=0))
+    return out
