@@ -15,7 +15,7 @@ test: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
 
 lint:
-	$(VENV)/bin/ruff check agent memory prompts eval tests bench
+	$(VENV)/bin/ruff check agent memory prompts eval tide tests bench
 
 bench: setup
 	$(VENV)/bin/python -m bench.engine

@@ -6,6 +6,7 @@ item excluded, HR/NDCG/MRR with bootstrap CIs and paired tests. torch is importe
 """
 
 from eval._behaviors import BEHAVIOR_COLUMNS, RejectedRow, load_behaviors_file, parse_behavior, validate_rows
+from eval._catalogs import dataset_popularity, load_catalog
 from eval._data import (
     Dataset,
     Interaction,
@@ -35,6 +36,7 @@ from eval._runner import EvalConfig, EvalResult, run_evaluation, sample_users
 from eval._split import Split, Target, leave_one_out, temporal_split
 from eval._stats import BootstrapCI, PairedTest, bootstrap_ci, paired_test
 from eval._synthetic import SyntheticConfig, SyntheticTruth, UserTruth, make_synthetic
+from eval._tide import behavior_from_row, catalog_from_dataset, dataset_behaviors
 from eval.errors import DataFormatError, EvalError, NotFittedError, SplitError
 
 __all__ = [
@@ -68,13 +70,18 @@ __all__ = [
     "Tunable",
     "User",
     "UserTruth",
+    "behavior_from_row",
     "behavior_text",
     "bootstrap_ci",
+    "catalog_from_dataset",
+    "dataset_behaviors",
+    "dataset_popularity",
     "format_table",
     "interest_prf",
     "interest_shares",
     "leave_one_out",
     "load_behaviors_file",
+    "load_catalog",
     "load_ml100k",
     "make_synthetic",
     "metrics_from_ranks",

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from agent._cli import app
+from tide.cli import app
 
 runner = CliRunner()
 

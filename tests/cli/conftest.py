@@ -1,0 +1,58 @@
+"""Fixtures for the CLI tests: small real input files, and the environment a `tide` subprocess runs in."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+MOVIES = {
+    "m1": ("Alien (1979)", ("Horror", "Sci-Fi")), "m2": ("Aliens (1986)", ("Action", "Sci-Fi")),
+    "m3": ("The Terminator (1984)", ("Action", "Sci-Fi")), "m4": ("Toy Story (1995)", ("Animation", "Comedy")),
+    "m5": ("Babe (1995)", ("Comedy", "Drama")), "m6": ("Heat (1995)", ("Action", "Crime")),
+    "m7": ("Predator (1987)", ("Action", "Sci-Fi")), "m8": ("Sense and Sensibility (1995)", ("Drama", "Romance")),
+    "m9": ("Scream (1996)", ("Horror", "Thriller")), "m10": ("Fargo (1996)", ("Crime", "Drama")),
+    "m11": ("Jumanji (1995)", ("Adventure", "Comedy")), "m12": ("Contact (1997)", ("Drama", "Sci-Fi")),
+}
+T0 = datetime(1997, 10, 1, 12, tzinfo=UTC)
+#: (user, item, day): `ann` likes sci-fi and drifts to comedy, `bob` watches drama, `cy` action
+HISTORY = [("ann", "m1", 0), ("ann", "m2", 1), ("ann", "m3", 2), ("ann", "m4", 30), ("ann", "m11", 31),
+           ("bob", "m8", 0), ("bob", "m10", 1), ("bob", "m5", 2), ("cy", "m6", 3), ("cy", "m7", 4)]
+
+
+@pytest.fixture
+def behaviors_file(tmp_path) -> Path:
+    """A JSONL behavior file in the `tide ingest` schema: three users, ten behaviors."""
+    rows = [{"user_id": u, "item_id": i, "action": "rated", "timestamp": (T0 + timedelta(days=day)).isoformat(),
+             "text": f'Rated "{MOVIES[i][0]}" ({", ".join(MOVIES[i][1])}) 5/5.',
+             "attributes": {"genres": list(MOVIES[i][1])}, "weight": 5.0} for u, i, day in HISTORY]
+    path = tmp_path / "behaviors.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def items_file(tmp_path) -> Path:
+    """A JSONL item catalogue (item_id, title, text, categories)."""
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps({"item_id": i, "title": t, "text": f'Watched "{t}" ({", ".join(g)}).',
+                                        "categories": list(g)}) + "\n" for i, (t, g) in MOVIES.items()))
+    return path
+
+
+@pytest.fixture
+def tide_env(tmp_path) -> dict[str, str]:
+    """Environment for a `tide` subprocess: its own $TIDE_HOME (catalog cache, store), the prepared model."""
+    from agent import model_dir
+
+    home = tmp_path / "home"
+    home.mkdir()
+    models = model_dir().parent
+    if models.exists():  # the prepared embedded model is shared, not converted again
+        (home / "models").symlink_to(models, target_is_directory=True)
+    return dict(os.environ, TIDE_HOME=str(home), HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="1",
+                COLUMNS="200")
+

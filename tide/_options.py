@@ -1,0 +1,58 @@
+"""Option checks that run while the command line is parsed, before any data is loaded or engine started.
+
+A bad value is a usage error (exit 2, typer's message), not a failure an hour into an evaluation.
+"""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["EVAL_MODELS", "check_models", "check_show_user", "check_split", "check_users"]
+
+#: the models ``tide eval`` knows, simplest first (each is compared with every simpler one listed before it)
+EVAL_MODELS = ("pop", "lstm", "memory", "agent")
+SPLITS = ("loo", "temporal")
+#: ``--show-user`` values that are not user ids
+SHOW_AUTO, SHOW_NONE = "auto", "none"
+
+
+def check_models(value: str) -> str:
+    """``pop,lstm`` -> ``pop,lstm``: known names, at least one, none twice, normalised (no blanks)."""
+    names = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in names if m not in EVAL_MODELS]
+    if unknown:
+        raise typer.BadParameter(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(EVAL_MODELS)}")
+    if not names:
+        raise typer.BadParameter(f"name at least one of {', '.join(EVAL_MODELS)}")
+    if len(set(names)) != len(names):
+        raise typer.BadParameter("a model is named twice")
+    return ",".join(names)
+
+
+def check_split(value: str) -> str:
+    if value not in SPLITS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(SPLITS)}")
+    return value
+
+
+def check_users(value: str) -> str:
+    """A positive sample size or ``all``."""
+    if value == "all":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise typer.BadParameter(f"{value!r} is neither a positive number of users nor 'all'")
+    return str(n)
+
+
+def check_show_user(value: str) -> str:
+    """A user id, ``auto`` (the first evaluated user) or ``none`` (show no user); case-insensitive words."""
+    word = value.strip()
+    if word.lower() in (SHOW_AUTO, SHOW_NONE):
+        return word.lower()
+    if not word or any(c.isspace() for c in word) or "," in word:
+        raise typer.BadParameter(f"{value!r} is not a user id; give an id, '{SHOW_AUTO}' or '{SHOW_NONE}'")
+    return word
