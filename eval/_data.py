@@ -69,12 +69,19 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Interaction:
-    """One user-item event. ``timestamp`` is epoch seconds (UTC); ``time`` gives the datetime."""
+    """One user-item event. ``timestamp`` is epoch seconds (UTC); ``time`` gives the datetime.
+
+    ``lat``/``lon``/``place`` say where it happened, when the dataset knows (the synthetic habits do;
+    MovieLens does not).
+    """
 
     user_id: str
     item_id: str
     rating: float
     timestamp: int
+    lat: float | None = None
+    lon: float | None = None
+    place: str | None = None
 
     @property
     def time(self) -> datetime:
@@ -144,9 +151,9 @@ class Dataset:
                     "action": "rated",
                     "text": behavior_text(item, event.rating),
                     "timestamp": event.time,
-                    "lat": None,
-                    "lon": None,
-                    "place": f"zip code {user.zip_code}" if user is not None and user.zip_code else None,
+                    "lat": event.lat,
+                    "lon": event.lon,
+                    "place": event.place or (f"zip code {user.zip_code}" if user is not None and user.zip_code else None),
                     "weight": float(event.rating),
                     "attributes": {"rating": event.rating, "genres": list(item.genres), "year": item.year},
                 }

@@ -9,7 +9,8 @@ SQLite (WAL) is the durable record; per-user ``IndexIDMap2(IndexFlatIP)`` indexe
 byte-bounded LRU and in index files, rebuilt when missing, stale or corrupt. One process per store.
 """
 
-from memory._config import GENERATIVE_AGENTS_HALF_LIFE_HOURS, MemoryConfig, ScoringWeights
+from memory._config import GENERATIVE_AGENTS_HALF_LIFE_HOURS, ContextWeights, MemoryConfig, ScoringWeights
+from memory._context import QueryContext, circular_similarity, context_factors, place_similarity
 from memory._embedder import Embedder, SentenceTransformerEmbedder
 from memory._errors import (
     EmbedderMismatchError,
@@ -37,6 +38,7 @@ __all__ = [
     "AttributeChange",
     "AttributeShare",
     "Behavior",
+    "ContextWeights",
     "Embedder",
     "EmbedderMismatchError",
     "HorizonProfile",
@@ -48,6 +50,7 @@ __all__ = [
     "MemoryStoreError",
     "PlaceCount",
     "Profile",
+    "QueryContext",
     "Retrieved",
     "ScoreComponents",
     "ScoringWeights",
@@ -55,7 +58,10 @@ __all__ = [
     "StoreLockedError",
     "StoredBehavior",
     "TideError",
+    "circular_similarity",
+    "context_factors",
     "minmax",
+    "place_similarity",
     "recency_decay",
     "score",
 ]
