@@ -20,6 +20,8 @@ from memory._errors import (
     StoreLockedError,
     TideError,
 )
+from memory._graph import GraphConfig, interest_graph, population_graph, tags_by_part_of_day
+from memory._graph_io import read_graph, write_graph
 from memory._models import Behavior, Location, StoredBehavior
 from memory._results import (
     AttributeChange,
@@ -35,6 +37,7 @@ from memory._store import MemoryStore
 
 __all__ = [
     "GENERATIVE_AGENTS_HALF_LIFE_HOURS",
+    "GraphConfig",
     "AttributeChange",
     "AttributeShare",
     "Behavior",
@@ -60,8 +63,13 @@ __all__ = [
     "TideError",
     "circular_similarity",
     "context_factors",
+    "interest_graph",
     "minmax",
     "place_similarity",
+    "population_graph",
+    "read_graph",
     "recency_decay",
     "score",
+    "tags_by_part_of_day",
+    "write_graph",
 ]
