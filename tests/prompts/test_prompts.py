@@ -93,3 +93,15 @@ def test_quote_caps_length_and_strips_controls():
     q = quote("a\x00b\tc" + "x" * 500, limit=20)
     assert q.startswith('"a b c') and q.endswith('…"') and len(q) == 22
     assert quote('back\\slash "q"') == '"back\\\\slash \\"q\\""'
+
+
+def test_context_line_golden_and_absent_context_unchanged():
+    plain = render("rank", candidates=[], **HISTORY)
+    assert render("rank", candidates=[], context="", **HISTORY) == plain
+    with_ctx = render("rank", candidates=[], context='Monday 08:30 UTC near "work" (48.2082, 16.3738)', **HISTORY)
+    assert with_ctx == plain.replace(
+        "Long-run interest shares: Action 100%\n",
+        "Long-run interest shares: Action 100%\n"
+        'Context of this prediction: "Monday 08:30 UTC near \\"work\\" (48.2082, 16.3738)"\n')
+    predict = render("predict", categories=["Horror 50%"], max_interests=3, context="Monday 08:30 UTC", **HISTORY)
+    assert predict.startswith(with_ctx[: with_ctx.index("Context of")] + 'Context of this prediction: "Monday 08:30 UTC"\n')
