@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from memory import MemoryStore, Profile, Retrieved, StoredBehavior
+from memory import MemoryStore, Profile, QueryContext, Retrieved, StoredBehavior
+
+from ._feedback import is_feedback, signal_of
 
 __all__ = ["UserContext", "load_context", "prompt_behaviors", "prompt_history"]
 
@@ -23,6 +25,10 @@ class UserContext:
     profile: Profile
     history: list[str] = field(default_factory=list)  # consumed item ids, chronological
     exclude: frozenset[str] = frozenset()
+    #: the query context (time of day, weekday, place) the profile and long-range behaviors were read for
+    query: QueryContext | None = None
+    #: the user's feedback behaviors up to ``now`` (like/dislike/skip/consumed), oldest first
+    feedback: list[StoredBehavior] = field(default_factory=list)
 
     @property
     def cold(self) -> bool:
@@ -34,24 +40,35 @@ class UserContext:
 
 
 def load_context(store: MemoryStore, user_id: str, now: datetime | None, n_recent: int, n_long: int,
-                 history: Sequence[str] | None = None, exclude: Sequence[str] | None = None) -> UserContext:
+                 history: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+                 query: QueryContext | None = None) -> UserContext:
     """Read what a prediction needs; ``history``/``exclude`` default to the user's item ids in memory.
 
     ``now=None`` means "as of the user's newest behavior" (wall clock for a user with none): a prediction
     is about what comes after the last thing we know, and decay is measured from there. Pass ``now``
     explicitly to let time since the last behavior count.
+
+    ``query`` makes the profile and the long-range behaviors context-aware (``memory.QueryContext``);
+    ``None`` reads them exactly as without context. When ``history`` is read from memory, feedback behaviors
+    are collected too: disliked and skipped items are excluded but do not count as history (they anchor no
+    item-to-item transitions). A caller that passes ``history`` (the evaluation harness) gets no feedback.
     """
     if now is None:
         newest = store.recent(user_id, k=1)
         now = newest[0].timestamp if newest else datetime.now(UTC)
     recent = store.recent(user_id, k=n_recent, before=now + _EPSILON)
-    long_range = store.retrieve(user_id, query=None, k=n_long, now=now, exclude_recent=n_recent) if recent else []
-    profile = store.profile(user_id, now=now)
+    long_range = (store.retrieve(user_id, query=None, k=n_long, now=now, exclude_recent=n_recent, context=query)
+                  if recent else [])
+    profile = store.profile(user_id, now=now, context=query)
+    feedback: list[StoredBehavior] = []
+    seen: list[str] = []
     if history is None:
-        everything = store.recent(user_id, k=max(1, store.count(user_id)), before=now + _EPSILON)
-        history = [b.item_id for b in reversed(everything) if b.item_id]
-    excl = frozenset(exclude) if exclude is not None else frozenset(history)
-    return UserContext(user_id, now, recent, long_range, profile, list(history), excl)
+        everything = list(reversed(store.recent(user_id, k=max(1, store.count(user_id)), before=now + _EPSILON)))
+        feedback = [b for b in everything if is_feedback(b.action)]
+        seen = [b.item_id for b in everything if b.item_id]
+        history = [b.item_id for b in everything if b.item_id and signal_of(b.action) not in ("dislike", "skip")]
+    excl = frozenset(exclude) if exclude is not None else frozenset(seen or history)
+    return UserContext(user_id, now, recent, long_range, profile, list(history), excl, query, feedback)
 
 
 def _line(idx: int, b: StoredBehavior) -> dict[str, object]:
@@ -77,4 +94,5 @@ def prompt_history(ctx: UserContext) -> dict[str, object]:
     """
     recent, long_range = prompt_behaviors(ctx)
     return {"recent": recent, "long_range": long_range, "short_shares": _shares(ctx.profile.short.top_attributes),
-            "long_shares": _shares(ctx.profile.long.top_attributes)}
+            "long_shares": _shares(ctx.profile.long.top_attributes),
+            "context": ctx.query.describe(ctx.now) if ctx.query is not None else ""}

@@ -1,0 +1,150 @@
+"""The feedback loop: what a user says about a prediction becomes a behavior, and the next prediction listens.
+
+A signal (``like``, ``dislike``, ``skip``, ``consumed``) is stored as an ordinary behavior with action
+``feedback-<signal>`` and a signal-specific weight, so it is kept, retrieved and forgotten like everything
+else (``store.forget`` undoes it). Its weight is its *positive* mass in profiles: a like counts like a top
+rating, a consumed item like a plain view, a dislike or a skip not at all. The negative side is applied by
+the retrieval stage through :func:`feedback_adjustment`:
+
+- a disliked item never comes back (its score is ``-inf``), whatever the caller's exclusion list says;
+- every other item is demoted by ``d_i = min(MAX_DEMOTION, Σ_dislikes s_dislike · decay · closeness)``,
+  where ``closeness = max(tag overlap, embedding closeness)`` to the disliked item and ``decay`` halves every
+  ``half_life_days``: the demotion fades;
+- a like boosts items sharing its tags by
+  ``b_i = Σ_likes s_like · decay · tag overlap``.
+
+The final score is ``score_i · (1 − d_i) · (1 + b_i)`` (retrieval scores are non-negative sums of min-max
+normalised components, so the multiplication keeps their scale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from memory import Behavior, Location
+
+from ._catalog import Catalog, CatalogItem
+
+__all__ = [
+    "FEEDBACK_ACTIONS",
+    "SIGNALS",
+    "FeedbackConfig",
+    "Signal",
+    "feedback_adjustment",
+    "feedback_behavior",
+    "is_feedback",
+    "signal_of",
+]
+
+Signal = Literal["like", "dislike", "skip", "consumed"]
+SIGNALS: tuple[str, ...] = ("like", "dislike", "skip", "consumed")
+ACTION_PREFIX = "feedback-"
+FEEDBACK_ACTIONS = frozenset(ACTION_PREFIX + s for s in SIGNALS)
+# A demoted item keeps at least 5 % of its score: a strongly disliked neighbourhood sinks below everything
+# else but stays ordered within itself.
+MAX_DEMOTION = 0.95
+_SECONDS_PER_DAY = 86_400.0
+
+
+class FeedbackConfig(BaseModel):
+    """How feedback weighs (part of the agent's configuration).
+
+    Attributes:
+        like_weight: Profile mass of a like (5: a top rating on MovieLens's 1–5 scale).
+        consumed_weight: Profile mass of a consumed item (1: a plain view).
+        dislike_strength: Demotion a fresh dislike puts on an item it fully matches (same tags).
+        like_strength: Boost a fresh like puts on items with the same tags.
+        half_life_days: Demotions and boosts halve every this many days.
+        min_similarity: Embedding cosine below which an item is not "close" to a disliked one; closeness
+            rises linearly from 0 there to 1 at cosine 1.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    like_weight: float = Field(5.0, ge=0.0, le=1e6)
+    consumed_weight: float = Field(1.0, ge=0.0, le=1e6)
+    dislike_strength: float = Field(0.5, ge=0.0, le=10.0)
+    like_strength: float = Field(0.5, ge=0.0, le=10.0)
+    half_life_days: float = Field(14.0, gt=0.0)
+    min_similarity: float = Field(0.8, ge=-1.0, lt=1.0)
+
+    def weight(self, signal: str) -> float:
+        """The behavior weight (positive profile mass) of a signal."""
+        return {"like": self.like_weight, "consumed": self.consumed_weight}.get(signal, 0.0)
+
+
+def is_feedback(action: str) -> bool:
+    """Whether a behavior's action is a feedback signal."""
+    return action in FEEDBACK_ACTIONS
+
+
+def signal_of(action: str) -> str | None:
+    """The signal of a feedback action (``feedback-dislike`` → ``dislike``), else ``None``."""
+    return action.removeprefix(ACTION_PREFIX) if is_feedback(action) else None
+
+
+_VERBS = {"like": "Liked", "dislike": "Disliked", "skip": "Skipped", "consumed": "Consumed"}
+
+
+def feedback_behavior(user_id: str, item: CatalogItem, signal: str, at: datetime, place: Location | None,
+                      config: FeedbackConfig) -> Behavior:
+    """The behavior that records one signal (validated by :class:`memory.Behavior`)."""
+    cats = ", ".join(item.categories)
+    text = f'{_VERBS[signal]} "{item.title}"' + (f" ({cats})." if cats else ".")
+    return Behavior(user_id=user_id, item_id=item.item_id, action=ACTION_PREFIX + signal, text=text, timestamp=at,
+                    location=place, weight=config.weight(signal),
+                    attributes={"signal": signal, "categories": list(item.categories)})
+
+
+def _overlap(catalog: Catalog, tags: frozenset[str]) -> np.ndarray:
+    """Jaccard overlap of every catalogue item's categories with ``tags``."""
+    out = np.zeros(len(catalog))
+    if not tags:
+        return out
+    for i, it in enumerate(catalog.items):
+        cats = set(it.categories)
+        if cats:
+            out[i] = len(cats & tags) / len(cats | tags)
+    return out
+
+
+def feedback_adjustment(catalog: Catalog, feedback: Sequence[Behavior], now: datetime,
+                        config: FeedbackConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Multipliers for the retrieval scores, and which items feedback excludes.
+
+    Args:
+        catalog: The catalogue (columns of the result).
+        feedback: The user's feedback behaviors (any order); later ones than ``now`` are ignored.
+        now: The prediction time (decays are measured from it).
+        config: Strengths and half-life.
+
+    Returns:
+        ``(multiplier, excluded)``: ``score · multiplier`` per item (1 where no feedback applies) and a boolean
+        mask of disliked items.
+    """
+    n = len(catalog)
+    demote, boost = np.zeros(n), np.zeros(n)
+    excluded = np.zeros(n, dtype=bool)
+    overlaps: dict[frozenset[str], np.ndarray] = {}
+    for b in feedback:
+        signal = signal_of(b.action)
+        idx = catalog.index.get(b.item_id or "")
+        if signal not in ("like", "dislike") or idx is None or b.timestamp > now:
+            continue
+        decay = 0.5 ** (max((now - b.timestamp).total_seconds(), 0.0) / _SECONDS_PER_DAY / config.half_life_days)
+        tags = frozenset(catalog.items[idx].categories)
+        if tags not in overlaps:
+            overlaps[tags] = _overlap(catalog, tags)
+        if signal == "dislike":
+            excluded[idx] = True
+            cos = catalog.similarity(catalog.vectors[idx])
+            close = np.clip((cos - config.min_similarity) / (1.0 - config.min_similarity), 0.0, 1.0)
+            demote += config.dislike_strength * decay * np.maximum(overlaps[tags], close)
+        else:
+            boost += config.like_strength * decay * overlaps[tags]
+    return (1.0 - np.minimum(demote, MAX_DEMOTION)) * (1.0 + boost), excluded
