@@ -98,6 +98,25 @@ def test_engine_summary_of_a_quick_run_computes_ratios_and_rates():
     assert ("7 tcmalloc", "library", "libtcmalloc absent") in rows
 
 
+def test_engine_verdict_weighs_compiled_start_against_its_speed():
+    raw = _quick_raw()
+    eager = raw["starts"].pop("eager-cold")
+    compiled = {**eager, "construct_s": 40.0, "cpu_construct_s": 90.0, "cli16_s": 70.0}
+    raw["starts"] = {"eager-cold": eager, "compiled-cold": compiled, "eager-warm": eager, "compiled-warm": compiled}
+    raw["default"] = "eager-warm"
+    for p in raw["pairs"].values():
+        p["runs"]["eager-warm"] = p["runs"].pop("eager-cold")
+    raw["pairs"]["compiled-warm"] = {"batch": 16, "same_text": 16, "runs": {  # compiled twice as fast running
+        "eager-warm": [_run(10.0, n=16, tokens=1600)], "compiled-warm": [_run(5.0, n=16, tokens=1600)]}}
+    _, summ = summarize(raw)
+    assert summ["compiled_over_eager"] == {"tok_s": 2.0, "req_s": 2.0, "tok_per_cpu_s": 2.0}
+    assert summ["cli_default_wall"] == "eager" and summ["cli_default_cpu"] == "eager"
+    # batch 16 runs at 1.6 req/s and 0.8 req/CPU-s; compiled saves half of each request's time once running,
+    # so its 10 s (40 CPU-s) longer construction pays off after 10 / 0.3125 (40 / 0.625) requests
+    assert summ["compiled_break_even_requests_wall"] == 32
+    assert summ["compiled_break_even_requests_cpu"] == 64
+
+
 def _bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
