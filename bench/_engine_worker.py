@@ -27,7 +27,8 @@ class _Timed:
     inside ``LLM.generate`` (so Tide's own share of a call is measured exactly, in the same call)."""
 
     def __init__(self, llm: Any) -> None:
-        self.llm, self.inner = llm, []  # type: ignore[var-annotated]
+        self.llm = llm
+        self.inner: list[float] = []
 
     def _generate(self, *a: Any, **kw: Any) -> Any:
         t = time.perf_counter()
@@ -163,12 +164,15 @@ def main(config_path: str, result_fd: int) -> None:
             res = generate_structured(engine, model, reqs, attempts=cmd["attempts"])
             seconds += time.perf_counter() - t0
             for r in res:
-                ok = not isinstance(r, Exception)
-                tokens += r.completion_tokens if ok else 0
-                labels = [i.label for i in r.value.interests] if ok else []
+                ok, labels, raw = not isinstance(r, Exception), [], []
+                if isinstance(r, Exception):  # retries ran out
+                    raw = [x[:300] for x in r.raw_outputs]
+                else:
+                    tokens += r.completion_tokens
+                    labels = [i.label for i in r.value.interests]
                 per.append({"ok": ok, "attempts": r.attempts, "reasons": list(r.reasons),
                             "repeated_labels": len(labels) != len(set(labels)), "n_interests": len(labels),
-                            "raw": [] if ok else [x[:300] for x in r.raw_outputs]})
+                            "raw": raw})
         return {"seconds": seconds, "n": len(prompts), "tokens_valid": tokens, "per": per}
 
     serve({"gen": op_gen, "score": op_score, "structured": op_structured}, send)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,16 +75,18 @@ def _shares(genre_lists: Sequence[Sequence[str]]) -> list[Any]:
     return [AttributeShare(name=g, share=c / total) for g, c in counts.most_common(4)]
 
 
-def _behavior(rng: random.Random, n: int, favourites: Sequence[str], when: Callable[[], datetime]
+def _behavior(rng: random.Random, n: int, favourites: Sequence[str], now: datetime, days_ago: int | None
               ) -> tuple[Any, list[str]]:
-    """Behavior number ``n``: a rated item drawn from ``favourites`` (mostly), at ``when()``."""
+    """Behavior number ``n``: a rated item drawn from ``favourites`` (mostly), ``days_ago`` before ``now``
+    (None: 60 to 700 days, drawn after the item, as the seeded workloads always have been)."""
     from memory import StoredBehavior
 
     title, year, genres = _item(rng, favourites)
-    when = when()  # drawn after the item, as the seeded workloads always have been
+    days = rng.randint(60, 700) if days_ago is None else days_ago
     text = f'Rated "{title}" ({year}; {", ".join(genres)}) {rng.randint(1, 5)}/5.'
-    return StoredBehavior(id=n, user_id="bench", item_id=f"item-{n}", action="rated", text=text, timestamp=when,
-                          attributes={"genres": genres}), genres
+    attributes: dict[str, Any] = {"genres": genres}
+    return StoredBehavior(id=n, user_id="bench", item_id=f"item-{n}", action="rated", text=text,
+                          timestamp=now - timedelta(days=days), attributes=attributes), genres
 
 
 def synthetic_context(rng: random.Random) -> Any:
@@ -100,11 +102,11 @@ def synthetic_context(rng: random.Random) -> Any:
     recent_days = sorted((rng.randint(0, 40) for _ in range(cfg.n_recent)), reverse=True)  # oldest first
     recent, long_range, rg, lg = [], [], [], []
     for i, d in enumerate(recent_days):
-        b, genres = _behavior(rng, i + 1, short_fav, lambda d=d: now - timedelta(days=d))
+        b, genres = _behavior(rng, i + 1, short_fav, now, d)
         recent.append(b)
         rg.append(genres)
     for j in range(cfg.n_long):
-        b, genres = _behavior(rng, cfg.n_recent + j + 1, long_fav, lambda: now - timedelta(days=rng.randint(60, 700)))
+        b, genres = _behavior(rng, cfg.n_recent + j + 1, long_fav, now, None)
         long_range.append(Retrieved(behavior=b, score=1.0))
         lg.append(genres)
     mem = MemoryConfig()

@@ -75,12 +75,12 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
 
     # workloads (seeded; every engine in a comparison answers the very same prompts)
     n_valid = 48 if quick else 208
-    w = {"first": predict_prompts(1, seed=1)[0],
-         "start": predict_prompts(16, seed=2),  # part 1: a one-off CLI call answering 16 users
-         "cmp": predict_prompts(8 if quick else 16, seed=3),  # part 2
-         "tc": predict_prompts(8 if quick else 32, seed=4),  # part 7 (and part 2 threads)
-         "bs1": predict_prompts(2 if quick else 3, seed=5), "ovh": predict_prompts(8, seed=6),
-         "score": rank_prompts(8 if quick else 16, seed=7), "valid": predict_prompts(n_valid, seed=8)}
+    w: dict[str, Any] = {"first": predict_prompts(1, seed=1)[0],
+                         "start": predict_prompts(16, seed=2),  # part 1: a one-off CLI call answering 16 users
+                         "cmp": predict_prompts(8 if quick else 16, seed=3),  # part 2
+                         "tc": predict_prompts(8 if quick else 32, seed=4),  # part 7 (and part 2 threads)
+                         "bs1": predict_prompts(2 if quick else 3, seed=5), "ovh": predict_prompts(8, seed=6),
+                         "score": rank_prompts(8 if quick else 16, seed=7), "valid": predict_prompts(n_valid, seed=8)}
     assert len(set(w["valid"])) == n_valid, "validity prompts must be distinct"
     pool = Pool()
     start = Starter(pool, logdir, first_prompt=w["first"], batch_prompts=w["start"], bindings=result["bindings"])

@@ -35,7 +35,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     load0 = os.getloadavg()[0]
     cfg = MainConfig(models=args.models.split(","), users="all" if args.users == "all" else int(args.users),
-                     seed=args.seed, out=Path(args.out), lstm_epochs=args.lstm_epochs)
+                     seed=args.seed, out=Path(args.out), lstm_epochs=args.lstm_epochs, show_user="auto")
     t0 = time.perf_counter()
     main_result = run_main(cfg)
     wall = time.perf_counter() - t0
@@ -57,7 +57,7 @@ def main() -> None:
         print(f"  {name:8s} {m.throughput_users_per_s:10.2f} users/s  {lat:10.1f} ms/user  fit {m.fit_seconds:.1f} s")
     lstm = summary.models["lstm"].config if "lstm" in summary.models else {}
     epochs = lstm.get("epochs") or []
-    secs = [e.get("seconds") for e in epochs if isinstance(e, dict) and e.get("seconds") is not None]
+    secs = [float(e["seconds"]) for e in epochs if isinstance(e, dict) and e.get("seconds") is not None]
     if secs:
         print(f"LSTM: {len(secs)} epochs, {sum(secs) / len(secs):.2f} s/epoch mean, best epoch {lstm.get('best_epoch')}")
     print(f"peak RSS: this process {peak_rss_mib(resource.RUSAGE_SELF):.0f} MiB, "
