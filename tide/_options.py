@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["EVAL_MODELS", "check_models", "check_show_user", "check_split", "check_users"]
+__all__ = ["check_models", "check_show_user", "check_split", "check_users"]
 
-#: the models ``tide eval`` knows, simplest first (each is compared with every simpler one listed before it)
-EVAL_MODELS = ("pop", "lstm", "memory", "agent")
 SPLITS = ("loo", "temporal")
 #: ``--show-user`` values that are not user ids
 SHOW_AUTO, SHOW_NONE = "auto", "none"
@@ -18,6 +16,8 @@ SHOW_AUTO, SHOW_NONE = "auto", "none"
 
 def check_models(value: str) -> str:
     """``pop,lstm`` -> ``pop,lstm``: known names, at least one, none twice, normalised (no blanks)."""
+    from eval import MODELS as EVAL_MODELS  # the models `tide eval` knows, simplest first
+
     names = [m.strip() for m in value.split(",") if m.strip()]
     unknown = [m for m in names if m not in EVAL_MODELS]
     if unknown:

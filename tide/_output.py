@@ -50,6 +50,7 @@ def configure_logging(verbose: int) -> None:
         # third-party deprecation chatter and the libraries' own bars ("Loading weights") are not for a user
         # of the command, whose progress Tide shows itself; -v shows them
         warnings.simplefilter("ignore")
+        os.environ["PYTHONWARNINGS"] = "ignore"  # and in vLLM's engine-core and worker processes
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read by huggingface_hub and transformers at import
 
 

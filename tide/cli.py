@@ -111,6 +111,7 @@ def eval_cmd(
                                        "first evaluated user) or 'none'"),
     lstm_epochs: int | None = typer.Option(None, min=1, help="cap LSTM epochs (default: early stopping)"),
     n_bootstrap: int = typer.Option(1000, min=0),
+    as_json: bool = typer.Option(False, "--json", help="print the summary and the shown user as JSON"),
 ) -> None:
     """Evaluate models on MovieLens-100k and write config, rankings, summary, table and plots to OUT.
 
@@ -118,13 +119,17 @@ def eval_cmd(
     --engine-url is given.
     """
     with command("eval") as out:
-        from eval import MainConfig, run_main
+        from eval import MainConfig, format_main, run_main
 
         cfg = MainConfig(dataset=dataset, models=models.split(","), split=split,
                          users="all" if users == "all" else int(users), seed=seed, out=out_dir,
                          engine_url=engine_url, show_user=None if show_user == "none" else show_user,
                          lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap)
-        run_main(cfg, out.console)
+        result = run_main(cfg)
+        if as_json:
+            out.json({**result.to_dict(), "summary": result.evaluation.summary.to_dict()})
+            return
+        out.print(format_main(result), highlight=False, markup=False)
         out.print(f"results in {out_dir}/ (summary.json, results.md, rankings.jsonl, config.json, *.png)")
 
 
