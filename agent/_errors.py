@@ -1,10 +1,10 @@
-"""Errors raised by the agent package; all derive from :class:`memory.TideError`."""
+"""Errors raised by the agent package; all derive from :class:`core.TideError`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from memory._errors import TideError
+from core import TideError
 
 __all__ = [
     "AgentError",

@@ -17,8 +17,10 @@ from eval._data import (
     ml100k_default_path,
     to_datetime,
 )
+from eval._errors import DataFormatError, EvalError, NotFittedError, SplitError
 from eval._interests import InterestShares, interest_prf, interest_shares, predicted_interests
 from eval._lstm import LSTMConfig, LSTMPredictor
+from eval._main import MODELS, MainConfig, MainResult, ShownUser, format_main, run_main
 from eval._metrics import (
     METRICS,
     metrics_from_ranks,
@@ -30,30 +32,58 @@ from eval._metrics import (
 )
 from eval._plots import plot_interest_timeline, plot_metrics
 from eval._popularity import PopularityConfig, PopularityPredictor
-from eval._protocol import FullScorer, Predictor, Ranking, RankRequest, Tunable, top_k_excluding
+from eval._protocol import (
+    FullScorer,
+    LLMTimed,
+    Predictor,
+    Ranking,
+    RankRequest,
+    StageAware,
+    Tunable,
+    top_k_excluding,
+)
 from eval._report import format_table, print_table, results_markdown
-from eval._runner import EvalConfig, EvalResult, run_evaluation, sample_users
+from eval._results import (
+    CandidateRecall,
+    Comparison,
+    EvalResult,
+    EvalSummary,
+    Latency,
+    ModelReport,
+    SampledReport,
+    Trial,
+    TuningResult,
+)
+from eval._runner import EvalConfig, run_evaluation, sample_users
 from eval._split import Split, Target, leave_one_out, temporal_split
 from eval._stats import BootstrapCI, PairedTest, bootstrap_ci, paired_test
 from eval._synthetic import SyntheticConfig, SyntheticTruth, UserTruth, make_synthetic
 from eval._tide import behavior_from_row, catalog_from_dataset, dataset_behaviors
-from eval.errors import DataFormatError, EvalError, NotFittedError, SplitError
 
 __all__ = [
     "BEHAVIOR_COLUMNS",
     "METRICS",
+    "MODELS",
     "BootstrapCI",
+    "CandidateRecall",
+    "Comparison",
     "DataFormatError",
     "Dataset",
     "EvalConfig",
     "EvalError",
     "EvalResult",
+    "EvalSummary",
     "FullScorer",
     "Interaction",
     "InterestShares",
     "Item",
+    "LLMTimed",
     "LSTMConfig",
     "LSTMPredictor",
+    "Latency",
+    "MainConfig",
+    "MainResult",
+    "ModelReport",
     "NotFittedError",
     "PairedTest",
     "PopularityConfig",
@@ -62,12 +92,17 @@ __all__ = [
     "RankRequest",
     "Ranking",
     "RejectedRow",
+    "SampledReport",
+    "ShownUser",
     "Split",
     "SplitError",
+    "StageAware",
     "SyntheticConfig",
     "SyntheticTruth",
     "Target",
+    "Trial",
     "Tunable",
+    "TuningResult",
     "User",
     "UserTruth",
     "behavior_from_row",
@@ -76,6 +111,7 @@ __all__ = [
     "catalog_from_dataset",
     "dataset_behaviors",
     "dataset_popularity",
+    "format_main",
     "format_table",
     "interest_prf",
     "interest_shares",
@@ -95,6 +131,7 @@ __all__ = [
     "ranking_metrics",
     "results_markdown",
     "run_evaluation",
+    "run_main",
     "sample_negatives",
     "sample_users",
     "sampled_rank_from_list",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from eval.errors import DataFormatError
+from eval._errors import DataFormatError
 
 __all__ = ["BEHAVIOR_COLUMNS", "RejectedRow", "load_behaviors_file", "parse_behavior", "validate_rows"]
 

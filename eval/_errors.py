@@ -1,12 +1,12 @@
 """Errors raised by the evaluation harness.
 
-``EvalError`` is this package's root and subclasses the project-wide :class:`memory.TideError`, so callers
+``EvalError`` is this package's root and subclasses the project-wide :class:`core.TideError`, so callers
 can catch everything Tide raises at once.
 """
 
 from __future__ import annotations
 
-from memory._errors import TideError
+from core import TideError
 
 __all__ = ["DataFormatError", "EvalError", "NotFittedError", "SplitError"]
 

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from eval._errors import DataFormatError, NotFittedError
+from eval._metrics import ranking_metrics
 from eval._protocol import Ranking, RankRequest, top_k_excluding
 from eval._split import Split
-from eval.errors import DataFormatError, NotFittedError
 
 if TYPE_CHECKING:
     import torch
@@ -113,7 +114,7 @@ class LSTMPredictor:
         sequences = [s for s in sequences if len(s) >= 2]
         val_users = list(split.val)
         val_requests = [split.request(u, "val") for u in val_users]
-        val_targets = np.array([self._index.get(split.val[u].item_id, -1) for u in val_users])
+        val_targets = [split.val[u].item_id for u in val_users]
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = torch.nn.CrossEntropyLoss(ignore_index=_PAD)
         best, best_state, bad = -math.inf, None, 0
@@ -138,11 +139,7 @@ class LSTMPredictor:
                 total += loss.item() * n
                 count += n
             # Without validation targets there is nothing to stop on: train max_epochs, keep the last.
-            score = (
-                _ndcg10(self.score_all(val_requests), val_requests, val_targets, self._index)
-                if val_requests
-                else float(epoch)
-            )
+            score = self._ndcg10(val_requests, val_targets) if val_requests else float(epoch)
             seconds = time.perf_counter() - start
             self.epochs.append(
                 {
@@ -203,6 +200,12 @@ class LSTMPredictor:
     def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
         """Top ``k`` unconsumed items by LSTM score."""
         return top_k_excluding(self.score_all(requests), requests, self._item_ids, self._index, k)
+
+    def _ndcg10(self, requests: Sequence[RankRequest], targets: Sequence[str]) -> float:
+        """Mean NDCG@10 of single targets under full ranking with consumed items excluded (the early-stopping
+        criterion: the harness's own ranking and metric, so validation here means what it means there)."""
+        rankings = self.rank(requests, 10)
+        return float(ranking_metrics([r.item_ids for r in rankings], targets, ["ndcg@10"])["ndcg@10"].mean())
 
     # ----------------------------------------------------------------------------------------- persist
     def save(self, path: str | Path) -> Path:
@@ -318,21 +321,3 @@ def _pad_batch(batch: list[list[int]], device: Any) -> tuple[torch.Tensor, torch
         y[row, : len(w) - 1] = torch.tensor(w[1:])
     return x.to(device), y.to(device)
 
-
-def _ndcg10(
-    scores: np.ndarray, requests: Sequence[RankRequest], targets: np.ndarray, index: dict[str, int]
-) -> float:
-    """Mean NDCG@10 of single targets under full ranking with consumed items excluded."""
-    if len(targets) == 0:
-        return 0.0
-    total = 0.0
-    for row, (request, target) in enumerate(zip(requests, targets, strict=True)):
-        if target < 0:
-            continue
-        s = scores[row].astype(np.float64)
-        s[[index[i] for i in request.exclude if i in index]] = -np.inf
-        # Rank = 1 + items scored higher, + equal-scored items earlier in the catalogue (stable order).
-        rank = 1 + int((s > s[target]).sum()) + int((s[:target] == s[target]).sum())
-        if rank <= 10:
-            total += 1.0 / math.log2(rank + 1)
-    return total / len(targets)

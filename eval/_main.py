@@ -1,6 +1,7 @@
 """The main job: MovieLens-100k into a memory store, four models evaluated, one user shown.
 
-``tide eval`` calls :func:`run_main`. Stages are timed and written with the results.
+``tide eval`` calls :func:`run_main`, which returns a :class:`MainResult` and prints nothing; the CLI prints
+:func:`format_main` of it. Stages are timed and written with the results (``main.json``).
 """
 
 from __future__ import annotations
@@ -8,20 +9,29 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from eval._data import Dataset, load_ml100k
+from eval._data import Dataset, load_ml100k, to_datetime
+from eval._errors import EvalError
 from eval._interests import interest_shares
 from eval._plots import plot_interest_timeline
-from eval._report import print_table
-from eval._runner import EvalResult, run_evaluation
+from eval._protocol import LLMTimed, Predictor
+from eval._report import format_table
+from eval._results import EvalResult
+from eval._runner import run_evaluation
 from eval._split import Split, leave_one_out, temporal_split
-from eval.errors import EvalError
 
-__all__ = ["MODELS", "MainConfig", "run_main"]
+if TYPE_CHECKING:
+    from agent import InterestAgent, InterestPrediction, InterestSummary
+    from eval._tide import MemorySync
+
+__all__ = ["MODELS", "MainConfig", "MainResult", "ShownUser", "format_main", "run_main"]
 
 MODELS = ("pop", "lstm", "memory", "agent")
 
@@ -38,10 +48,68 @@ class MainConfig(BaseModel):
     seed: int = 0
     out: Path = Path("runs/main")
     engine_url: str | None = None
-    show_user: str | None = "auto"
+    show_user: str | None = Field("auto", description="a test user's id, 'auto' (the first evaluated user), "
+                                                      "or None / 'none' to show no user")
     lstm_epochs: int | None = None
     n_bootstrap: int = 1000
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
+
+    @field_validator("show_user")
+    @classmethod
+    def _none_shows_nobody(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in ("", "none") else value
+
+
+@dataclass(slots=True)
+class ShownUser:
+    """One test user's prediction and summary as of their test target (the agent's, when it ran).
+
+    Attributes:
+        user: The user.
+        as_of: The time of the target event; nothing at or after it was in memory.
+        target: The item that came next: ``item_id``, ``title``, ``genres``.
+        prediction: The agent's prediction, when the agent (with an engine) was evaluated.
+        summary: The agent's summary, likewise.
+        plot: The short- vs long-term interest timeline written for this user.
+    """
+
+    user: str
+    as_of: datetime
+    target: dict[str, Any]
+    prediction: InterestPrediction | None = None
+    summary: InterestSummary | None = None
+    plot: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``shown`` object of ``main.json``."""
+        out: dict[str, Any] = {"user": self.user, "target": self.target}
+        if self.prediction is not None:
+            out["prediction"] = json.loads(self.prediction.model_dump_json())
+        if self.summary is not None:
+            out["summary"] = json.loads(self.summary.model_dump_json())
+        return out
+
+
+@dataclass(slots=True)
+class MainResult:
+    """What :func:`run_main` produced.
+
+    Attributes:
+        config: The run's settings.
+        evaluation: The runner's result (typed summary, per-user values, rankings).
+        stage_seconds: Wall seconds of each stage of the job.
+        shown: The user shown, if any.
+    """
+
+    config: MainConfig
+    evaluation: EvalResult
+    stage_seconds: dict[str, float]
+    shown: ShownUser | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``main.json`` holds."""
+        return {"config": json.loads(self.config.model_dump_json()), "stage_seconds": self.stage_seconds,
+                "shown": self.shown.to_dict() if self.shown is not None else {}}
 
 
 def _load(name: str) -> Dataset:
@@ -59,22 +127,61 @@ def _split(ds: Dataset, cfg: MainConfig) -> Split:
     return temporal_split(ds, quantile=cfg.temporal_cut)
 
 
-def run_main(cfg: MainConfig, console: Any = None) -> tuple[EvalResult, dict[str, Any]]:
-    """Run the evaluation and (optionally) show one user's prediction and summary."""
-    from rich.console import Console
+def run_main(cfg: MainConfig) -> MainResult:
+    """Run the evaluation and (with the memory or agent model) show one user's prediction and summary.
 
-    from eval._lstm import LSTMConfig, LSTMPredictor
-    from eval._popularity import PopularityPredictor
+    Writes the runner's files and ``main.json`` into ``cfg.out``; prints nothing (progress bars go to
+    stderr). The memory store and the engine are closed on every path.
 
-    console = console or Console()
+    Raises:
+        EvalError: An unknown dataset, or ``show_user`` is not a test user of the split (checked before
+            any model is fitted).
+    """
     stages: dict[str, float] = {}
     t = time.perf_counter()
     ds = _load(cfg.dataset)
     split = _split(ds, cfg)
     stages["load+split"] = time.perf_counter() - t
+    if cfg.show_user not in (None, "auto") and cfg.show_user not in split.test:
+        raise EvalError(f"user {cfg.show_user!r} is not a test user of this split")
     cfg.out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as resources:
+        predictors, agent, sync = _predictors(cfg, ds, resources, stages)
+        t = time.perf_counter()
+        result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
+                                n_bootstrap=cfg.n_bootstrap)  # each model vs every simpler one listed before it
+        stages["evaluate"] = time.perf_counter() - t
+        if sync is not None:
+            stages["memory ingest (inside evaluate)"] = sync.seconds
+        for p in predictors:
+            if isinstance(p, LLMTimed):
+                stages["agent LLM (inside evaluate)"] = p.llm_seconds
+        shown = None
+        if cfg.show_user and agent is not None:
+            from eval._tide import MemoryPredictor
 
-    predictors: list[Any] = []
+            t = time.perf_counter()
+            # the agent as the evaluation fitted and tuned it (the last of the memory/agent models)
+            agent = [p for p in predictors if isinstance(p, MemoryPredictor)][-1].current_agent
+            shown = _show(agent, ds, split, result.users[0] if cfg.show_user == "auto" else cfg.show_user, cfg)
+            stages["show user"] = time.perf_counter() - t
+    main = MainResult(cfg, result, stages, shown)
+    (cfg.out / "main.json").write_text(json.dumps(main.to_dict(), indent=2, default=str))
+    return main
+
+
+def _predictors(
+    cfg: MainConfig, ds: Dataset, resources: ExitStack, stages: dict[str, float]
+) -> tuple[list[Predictor], InterestAgent | None, MemorySync | None]:
+    """The models named in ``cfg`` (simplest first); the agent behind the memory/agent models and the sync
+    that fills their store, if any.
+
+    The store and the engine are registered on ``resources``, which closes them.
+    """
+    from eval._lstm import LSTMConfig, LSTMPredictor
+    from eval._popularity import PopularityPredictor
+
+    predictors: list[Predictor] = []
     lstm = None
     if "pop" in cfg.models:
         predictors.append(PopularityPredictor())
@@ -82,86 +189,69 @@ def run_main(cfg: MainConfig, console: Any = None) -> tuple[EvalResult, dict[str
         lcfg = LSTMConfig(seed=cfg.seed, **({"max_epochs": cfg.lstm_epochs} if cfg.lstm_epochs else {}))
         lstm = LSTMPredictor(lcfg)
         predictors.append(lstm)
-    agent = sync = None
-    if "memory" in cfg.models or "agent" in cfg.models:
-        from agent import AgentConfig, InterestAgent
-        from eval._tide import AgentPredictor, LSTMSource, MemoryPredictor, MemorySync, catalog_from_dataset
-        from memory import MemoryStore, SentenceTransformerEmbedder
-
-        t = time.perf_counter()
-        store_dir = cfg.out / "memory"
-        shutil.rmtree(store_dir, ignore_errors=True)  # a run's memory holds only what the run put there
-        embedder = SentenceTransformerEmbedder.from_package()
-        store = MemoryStore.open(store_dir, embedder=embedder)
-        catalog = catalog_from_dataset(ds, embedder)
-        stages["memory+catalog"] = time.perf_counter() - t
-        engine = None
-        if "agent" in cfg.models:
-            t = time.perf_counter()
-            if cfg.engine_url:
-                from agent import OpenAIEngine
-
-                engine = OpenAIEngine.from_url(cfg.engine_url)
-            else:
-                from agent import VLLMEngine
-
-                engine = VLLMEngine.from_defaults(seed=cfg.seed)
-            stages["engine start"] = time.perf_counter() - t
-        agent = InterestAgent(store, catalog, engine, AgentConfig(),
-                              sequential=LSTMSource(lstm) if lstm is not None else None)
-        sync = MemorySync(store, ds)
-        if "memory" in cfg.models:
-            predictors.append(MemoryPredictor(agent, sync))
-        if "agent" in cfg.models:
-            predictors.append(AgentPredictor(agent, sync))
+    if "memory" not in cfg.models and "agent" not in cfg.models:
+        return predictors, None, None
+    from agent import AgentConfig, InterestAgent, make_engine
+    from eval._tide import AgentPredictor, LSTMSource, MemoryPredictor, MemorySync, catalog_from_dataset
+    from memory import MemoryStore, SentenceTransformerEmbedder
 
     t = time.perf_counter()
-    result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
-                            n_bootstrap=cfg.n_bootstrap)  # each model vs every simpler one listed before it
-    stages["evaluate"] = time.perf_counter() - t
-    if sync is not None:
-        stages["memory ingest (inside evaluate)"] = sync.seconds
-    for p in predictors:
-        if hasattr(p, "llm_seconds"):
-            stages["agent LLM (inside evaluate)"] = p.llm_seconds
-    print_table(result.summary, console=console)
-    shown: dict[str, Any] = {}
-    if cfg.show_user and agent is not None:
+    store_dir = cfg.out / "memory"
+    shutil.rmtree(store_dir, ignore_errors=True)  # a run's memory holds only what the run put there
+    embedder = SentenceTransformerEmbedder.from_package()
+    store = resources.enter_context(MemoryStore.open(store_dir, embedder=embedder))
+    catalog = catalog_from_dataset(ds, embedder)
+    stages["memory+catalog"] = time.perf_counter() - t
+    engine = None
+    if "agent" in cfg.models:
         t = time.perf_counter()
-        user = result.users[0] if cfg.show_user == "auto" else cfg.show_user
-        if user not in split.test:
-            raise EvalError(f"user {user!r} is not a test user of this split")
-        target = split.test[user]
-        from eval._data import to_datetime
+        engine = make_engine(cfg.engine_url, seed=cfg.seed)
+        resources.callback(engine.close)
+        stages["engine start"] = time.perf_counter() - t
+    agent = InterestAgent(store, catalog, engine, AgentConfig(),
+                          sequential=LSTMSource(lstm) if lstm is not None else None)
+    sync = MemorySync(store, ds)
+    memory = MemoryPredictor(agent, sync) if "memory" in cfg.models else None
+    if memory is not None:
+        predictors.append(memory)
+    if "agent" in cfg.models:  # re-ranks the memory model's fitted and tuned candidate stage when it runs
+        predictors.append(AgentPredictor(agent, sync, candidates=memory))
+    return predictors, agent, sync
 
-        now = to_datetime(int(target.timestamp))
-        shown["user"] = user
-        shown["target"] = {"item_id": target.item_id, "title": ds.items[target.item_id].title,
-                           "genres": list(ds.items[target.item_id].genres)}
-        if agent.engine is not None:
-            pred = agent.predict(user, now=now, k=10)
-            summary = agent.summarize(user, now=now)
-            shown["prediction"] = json.loads(pred.model_dump_json())
-            shown["summary"] = json.loads(summary.model_dump_json())
-            console.rule(f"user {user}: prediction as of {now:%Y-%m-%d %H:%M} UTC")
-            console.print("interests: " + "; ".join(f"{i.label} ({i.confidence}, {i.horizon})"
-                                                    for i in pred.interests))
-            for n, it in enumerate(pred.next_items[:10], 1):
-                mark = "  <- next" if it.item_id == target.item_id else ""
-                console.print(f"{n:2d}. {it.title}  score {it.score:.3f}{mark}")
-            console.print(f"actual next: {shown['target']['title']} ({', '.join(shown['target']['genres'])})")
-            console.rule("summary (" + summary.generated_by + ")")
-            console.print(summary.text)
-        shares = interest_shares(ds, user, until=int(target.timestamp))
-        plot_interest_timeline(shares.times, shares.short, shares.long, cfg.out / f"user_{user}_interests.png",
-                               title=f"user {user}: short- vs long-term interests", now=now)
-        stages["show user"] = time.perf_counter() - t
-    (cfg.out / "main.json").write_text(json.dumps({"config": json.loads(cfg.model_dump_json()),
-                                                   "stage_seconds": stages, "shown": shown}, indent=2,
-                                                  default=str))
-    console.rule("stage times (s)")
-    console.print("  ".join(f"{k}: {v:.1f}" for k, v in stages.items()))
-    if agent is not None:
-        agent.store.close()
-        agent.close()
-    return result, {"stages": stages, "shown": shown}
+
+def _show(agent: InterestAgent, ds: Dataset, split: Split, user: str, cfg: MainConfig) -> ShownUser:
+    """The agent's prediction and summary for ``user`` as of their test target, and their interest plot."""
+    target = split.test[user]
+    now = to_datetime(int(target.timestamp))
+    item = ds.items[target.item_id]
+    shown = ShownUser(user=user, as_of=now,
+                      target={"item_id": target.item_id, "title": item.title, "genres": list(item.genres)})
+    if agent.engine is not None:
+        shown.prediction = agent.predict(user, now=now, k=10)
+        shown.summary = agent.summarize(user, now=now)
+    shares = interest_shares(ds, user, until=int(target.timestamp))
+    shown.plot = plot_interest_timeline(shares.times, shares.short, shares.long, cfg.out / f"user_{user}_interests.png",
+                                        title=f"user {user}: short- vs long-term interests", now=now)
+    return shown
+
+
+def _rule(title: str, width: int = 100) -> str:
+    return f"── {title} ".ljust(width, "─")
+
+
+def format_main(result: MainResult) -> str:
+    """The main job as text: the metrics table (mean ± CI half-width), the shown user, the stage times."""
+    lines = [format_table(result.evaluation.summary, ci=True)]
+    shown = result.shown
+    if shown is not None and shown.prediction is not None:
+        pred = shown.prediction
+        lines += ["", _rule(f"user {shown.user}: prediction as of {shown.as_of:%Y-%m-%d %H:%M} UTC"),
+                  "interests: " + "; ".join(f"{i.label} ({i.confidence}, {i.horizon})" for i in pred.interests)]
+        for n, it in enumerate(pred.next_items[:10], 1):
+            mark = "  <- next" if it.item_id == shown.target["item_id"] else ""
+            lines.append(f"{n:2d}. {it.title}  score {it.score:.3f}{mark}")
+        lines.append(f"actual next: {shown.target['title']} ({', '.join(shown.target['genres'])})")
+    if shown is not None and shown.summary is not None:
+        lines += [_rule(f"summary ({shown.summary.generated_by})"), shown.summary.text]
+    lines += ["", _rule("stage times (s)"), "  ".join(f"{k}: {v:.1f}" for k, v in result.stage_seconds.items())]
+    return "\n".join(lines)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -15,10 +15,8 @@ from eval._metrics import target_rank
 from eval._plots import plot_metrics
 from eval._protocol import Predictor, RankRequest
 from eval._report import results_markdown
+from eval._results import EvalResult, EvalSummary
 from eval._split import Split
-
-if TYPE_CHECKING:
-    from eval._runner import EvalResult
 
 __all__ = ["component_config", "jsonable", "write_outputs", "write_summary"]
 
@@ -32,9 +30,10 @@ def component_config(predictor: Any) -> dict[str, Any]:
     return {"class": type(predictor).__name__, **dumped}
 
 
-def write_summary(out: Path, summary: dict[str, Any]) -> None:
+def write_summary(out: Path, summary: EvalSummary | Mapping[str, Any]) -> None:
     """(Re)write ``summary.json``."""
-    _atomic_write(out / "summary.json", json.dumps(jsonable(summary), indent=2))
+    data = summary.to_dict() if isinstance(summary, EvalSummary) else summary
+    _atomic_write(out / "summary.json", json.dumps(jsonable(data), indent=2))
 
 
 def jsonable(obj: Any) -> Any:
@@ -102,9 +101,10 @@ def write_outputs(
                 )
             )
     _atomic_write(out / "rankings.jsonl", "\n".join(lines) + "\n")
-    write_summary(out, result.summary)
-    _atomic_write(out / "results.md", results_markdown(result.summary))
-    plot_metrics(result.summary, out / "metrics.png")
+    summary = result.summary.to_dict()
+    write_summary(out, summary)
+    _atomic_write(out / "results.md", results_markdown(summary))
+    plot_metrics(summary, out / "metrics.png")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from core import item_counts
+from eval._errors import NotFittedError
 from eval._protocol import Ranking, RankRequest, top_k_excluding
 from eval._split import Split
-from eval.errors import NotFittedError
 
 __all__ = ["PopularityConfig", "PopularityPredictor"]
 
@@ -40,13 +41,7 @@ class PopularityPredictor:
         """Count training occurrences of every catalogue item."""
         self._item_ids = list(split.item_ids)
         self._index = {item: i for i, item in enumerate(self._item_ids)}
-        counts = np.zeros(len(self._item_ids), dtype=np.float64)
-        for items in split.train.values():
-            for item in items:
-                col = self._index.get(item)
-                if col is not None:
-                    counts[col] += 1
-        self._counts = counts
+        self._counts = item_counts(split.train.values(), self._index)
 
     @property
     def counts(self) -> dict[str, int]:

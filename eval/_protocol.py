@@ -1,17 +1,34 @@
-"""What the harness consumes: the ``Predictor`` protocol and its request/response types."""
+"""What the harness consumes: the ``Predictor`` protocol, its optional capabilities and request/response types.
+
+A predictor needs only ``name``, ``fit`` and ``rank``. The runner uses more when a predictor has it, checked
+with ``isinstance`` against these runtime-checkable protocols: ``Tunable`` (a validation grid),
+``FullScorer`` (exact sampled-negative metrics), ``StageAware`` (told whether it answers validation or test
+requests) and ``LLMTimed`` (reports the seconds its LLM took).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+from core import top_k
 
 if TYPE_CHECKING:
     from eval._split import Split
 
-__all__ = ["FullScorer", "Predictor", "RankRequest", "Ranking", "Tunable", "top_k_excluding"]
+__all__ = [
+    "FullScorer",
+    "LLMTimed",
+    "Predictor",
+    "RankRequest",
+    "Ranking",
+    "StageAware",
+    "Tunable",
+    "top_k_excluding",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +113,23 @@ class FullScorer(Protocol):
         ...
 
 
+@runtime_checkable
+class StageAware(Protocol):
+    """A predictor the runner tells which targets it answers next, so it can skip work that validation
+    metrics never read (the agent generates interests only for test requests)."""
+
+    def set_stage(self, stage: Literal["val", "test"]) -> None:
+        """Called before the validation grid (``"val"``) and before test ranking (``"test"``)."""
+        ...
+
+
+@runtime_checkable
+class LLMTimed(Protocol):
+    """A predictor that reports the wall seconds its LLM calls took (a part of its ``rank`` time)."""
+
+    llm_seconds: float
+
+
 def top_k_excluding(
     scores: np.ndarray, requests: Sequence[RankRequest], item_ids: Sequence[str], index: dict[str, int], k: int
 ) -> list[Ranking]:
@@ -113,13 +147,8 @@ def top_k_excluding(
     Returns:
         One ``Ranking`` per request.
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
-    for row, request in enumerate(requests):
-        cols = [index[i] for i in request.exclude if i in index]
-        scores[row, cols] = -np.inf
-    order = np.argsort(-scores, axis=1, kind="stable")
     rankings = []
-    for row in range(len(requests)):
-        top = [c for c in order[row, :k] if np.isfinite(scores[row, c])]
-        rankings.append(Ranking([item_ids[c] for c in top], [float(scores[row, c]) for c in top]))
+    for row, request in zip(np.asarray(scores), requests, strict=True):
+        top = top_k(row, k, exclude=[index[i] for i in request.exclude if i in index])
+        rankings.append(Ranking([item_ids[c] for c in top], [float(row[c]) for c in top]))
     return rankings

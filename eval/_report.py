@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from eval._results import EvalSummary
+
 __all__ = ["TABLE_METRICS", "format_table", "print_table", "results_markdown"]
 
 TABLE_METRICS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
+
+
+Summary = EvalSummary | Mapping[str, Any]  # a run's typed summary, or summary.json as read back
+
+
+def _as_dict(summary: Summary) -> Mapping[str, Any]:
+    return summary.to_dict() if isinstance(summary, EvalSummary) else summary
 
 
 def _ci(stat: Mapping[str, float], digits: int = 4) -> str:
@@ -18,13 +27,18 @@ def _p(value: float) -> str:
     return "n/a" if value != value else (f"{value:.2g}" if value >= 1e-4 else "<1e-4")
 
 
-def _rows(summary: Mapping[str, Any], metrics: Sequence[str]) -> list[list[str]]:
+def _mean(stat: Mapping[str, float], ci: bool) -> str:
+    # mean ± half-width keeps a table narrow; results.md has the exact interval
+    return f"{stat['mean']:.4f} ±{(stat['high'] - stat['low']) / 2:.4f}" if ci else f"{stat['mean']:.4f}"
+
+
+def _rows(summary: Mapping[str, Any], metrics: Sequence[str], ci: bool = False) -> list[list[str]]:
     rows = []
     for name, model in summary["models"].items():
         m = model["metrics"]
         rows.append(
             [name]
-            + [f"{m[k]['mean']:.4f}" for k in metrics]
+            + [_mean(m[k], ci) for k in metrics]
             + [
                 f"{model['interest']['f1']['mean']:.3f}",
                 f"{model['valid_rate']:.3f}",
@@ -34,10 +48,19 @@ def _rows(summary: Mapping[str, Any], metrics: Sequence[str]) -> list[list[str]]
     return rows
 
 
-def format_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10")) -> str:
-    """A plain-text, fixed-width table of the main metrics (no colour, safe for logs)."""
+def format_table(
+    summary: Summary, metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10"), *, ci: bool = False
+) -> str:
+    """A plain-text, fixed-width table of the main metrics (no colour, safe for logs and pipes).
+
+    Args:
+        summary: A run's summary (typed, or ``summary.json`` read back).
+        metrics: Columns.
+        ci: Show each mean with the half-width of its 95% bootstrap interval (``0.1234 ±0.0123``).
+    """
+    summary = _as_dict(summary)
     header = ["model", *[m.upper() for m in metrics], "interest F1", "valid", "users/s"]
-    rows = [header, *_rows(summary, metrics)]
+    rows = [header, *_rows(summary, metrics, ci)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -45,8 +68,9 @@ def format_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", 
     return "\n".join([foot, *lines])
 
 
-def print_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10"), console: Any = None) -> None:
+def print_table(summary: Summary, metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10"), console: Any = None) -> None:
     """Print the main metrics with CIs as a rich table (falls back to ``format_table`` without rich)."""
+    summary = _as_dict(summary)
     try:
         from rich.console import Console
         from rich.table import Table
@@ -64,11 +88,7 @@ def print_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", "
     table.add_column("valid", justify="right")
     table.add_column("users/s", justify="right")
     for name, model in summary["models"].items():
-        # mean ± half-width keeps the rich table narrow; results.md has the exact interval.
-        cells = [
-            f"{model['metrics'][m]['mean']:.4f} ±{(model['metrics'][m]['high'] - model['metrics'][m]['low']) / 2:.4f}"
-            for m in metrics
-        ]
+        cells = [_mean(model["metrics"][m], ci=True) for m in metrics]
         table.add_row(
             name,
             *cells,
@@ -79,8 +99,9 @@ def print_table(summary: Mapping[str, Any], metrics: Sequence[str] = ("hr@10", "
     (console or Console()).print(table)
 
 
-def results_markdown(summary: Mapping[str, Any]) -> str:
+def results_markdown(summary: Summary) -> str:
     """The markdown report written as ``results.md``."""
+    summary = _as_dict(summary)
     lines = [
         f"# {summary.get('dataset', '')}: {summary.get('split', '')} split, {summary.get('n_users')} users",
         "",

@@ -1,4 +1,4 @@
-"""The evaluation runner: fit, tune on validation, rank test targets, score, and write the results.
+"""The evaluation runner, in five steps: fit → tune → rank → report → compare (then write the files).
 
 Validation tuning: a predictor that satisfies ``Tunable`` (a ``tunable: dict[str, list]`` grid and
 ``set_params(**params)``) is tried on every grid point (the Cartesian product) against the *validation*
@@ -11,14 +11,15 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from eval._config import EvalConfig
 from eval._data import Dataset
+from eval._errors import EvalError
 from eval._interests import interest_prf, predicted_interests
 from eval._metrics import (
     METRICS,
@@ -29,62 +30,39 @@ from eval._metrics import (
     target_rank,
 )
 from eval._outputs import component_config, write_outputs, write_summary
-from eval._protocol import FullScorer, Predictor, Ranking, RankRequest, Tunable
+from eval._protocol import FullScorer, Predictor, Ranking, RankRequest, StageAware, Tunable
+from eval._results import (
+    CandidateRecall,
+    Comparison,
+    EvalResult,
+    EvalSummary,
+    Latency,
+    ModelReport,
+    SampledReport,
+    Trial,
+    TuningResult,
+)
 from eval._split import Split
-from eval._stats import bootstrap_ci, paired_test
-from eval.errors import EvalError
+from eval._stats import BootstrapCI, bootstrap_ci, paired_test
 
 __all__ = ["EvalConfig", "EvalResult", "run_evaluation", "sample_users"]
 
 
-class EvalConfig(BaseModel):
-    """Settings of one evaluation run (written to ``config.json``)."""
+@dataclass(frozen=True, slots=True)
+class _Targets:
+    """The sampled users' test requests and the item each one should find."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    users: int | Literal["all"] = Field(200, description="evaluated users: a seeded sample size, or all")
-    seed: int = 0
-    k: int = Field(50, ge=20, description="ranking length requested and stored per user")
-    tune: bool = True
-    fit: bool = Field(True, description="call predictor.fit; False for predictors that are already fitted")
-    batch_size: int = Field(64, ge=1, description="requests per rank() call")
-    n_bootstrap: int = Field(1000, ge=10)
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)
-    sampled_negatives: int = Field(100, ge=0, description="0 disables the sampled-negatives table")
-    interest_top_n: int = Field(3, ge=1, description="top items whose genres stand for a model's interests")
-    baselines: list[str] | None = Field(
-        None, description="models every other model is tested against; None = every model listed before it"
-    )
-    significance_metrics: list[str] = ["ndcg@10", "hr@10", "mrr@10"]
-    progress: bool = True
-
-    @field_validator("users")
-    @classmethod
-    def _positive_users(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("users must be >= 1 or 'all'")
-        return value
-
-
-@dataclass(slots=True)
-class EvalResult:
-    """What a run produced.
-
-    Attributes:
-        config: The run's settings.
-        users: Evaluated users, in order.
-        summary: Everything in ``summary.json``.
-        per_user: Model -> metric -> per-user values (aligned with ``users``).
-        rankings: Model -> test rankings (aligned with ``users``).
-        out_dir: Where files were written, if anywhere.
-    """
-
-    config: EvalConfig
     users: list[str]
-    summary: dict[str, Any]
-    per_user: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    rankings: dict[str, list[Ranking]] = field(default_factory=dict)
-    out_dir: Path | None = None
+    requests: list[RankRequest]
+    items: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    """One predictor's test rankings and the wall seconds of each ``rank`` batch."""
+
+    rankings: list[Ranking]
+    batch_seconds: list[float]
 
 
 def sample_users(split: Split, users: int | Literal["all"], seed: int) -> list[str]:
@@ -98,63 +76,6 @@ def sample_users(split: Split, users: int | Literal["all"], seed: int) -> list[s
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(eligible), size=int(users), replace=False))
     return [eligible[i] for i in chosen]
-
-
-def _rank_batched(
-    predictor: Predictor, requests: list[RankRequest], k: int, batch_size: int, progress: bool, desc: str
-) -> tuple[list[Ranking], list[float]]:
-    """Rank in batches; return rankings and per-batch wall seconds."""
-    from tqdm.auto import tqdm
-
-    rankings: list[Ranking] = []
-    seconds: list[float] = []
-    for start in tqdm(range(0, len(requests), batch_size), desc=desc, disable=not progress, leave=False):
-        batch = requests[start : start + batch_size]
-        t0 = time.perf_counter()
-        out = predictor.rank(batch, k)
-        seconds.append(time.perf_counter() - t0)
-        if len(out) != len(batch):
-            raise EvalError(f"{predictor.name}.rank returned {len(out)} rankings for {len(batch)} requests")
-        for request, ranking in zip(batch, out, strict=True):
-            leaked = request.exclude.intersection(ranking.item_ids)
-            if leaked:
-                raise EvalError(f"{predictor.name} ranked consumed items {sorted(leaked)[:3]} for {request.user_id}")
-        rankings.extend(out)
-    return rankings, seconds
-
-
-def _ranks(rankings: list[Ranking], targets: list[str]) -> np.ndarray:
-    return np.array([target_rank(r.item_ids, t) for r, t in zip(rankings, targets, strict=True)])
-
-
-def _tune(
-    predictor: Any, split: Split, users: list[str], cfg: EvalConfig
-) -> dict[str, Any] | None:
-    if not cfg.tune or not isinstance(predictor, Tunable) or not predictor.tunable:
-        return None
-    val_users = [u for u in users if u in split.val]
-    if not val_users:
-        return None
-    requests = split.requests(val_users, "val")
-    targets = [split.val[u].item_id for u in val_users]
-    names = list(predictor.tunable)
-    if hasattr(predictor, "set_stage"):  # lets a predictor skip work that validation metrics don't read
-        predictor.set_stage("val")
-    results = []
-    best: tuple[float, dict[str, Any]] | None = None
-    for values in itertools.product(*(predictor.tunable[n] for n in names)):
-        params = dict(zip(names, values, strict=True))
-        predictor.set_params(**params)
-        rankings, _ = _rank_batched(
-            predictor, requests, cfg.k, cfg.batch_size, cfg.progress, f"tune {predictor.name} {params}"
-        )
-        score = float(metrics_from_ranks(_ranks(rankings, targets), ["ndcg@10"])["ndcg@10"].mean())
-        results.append({"params": params, "ndcg@10": score})
-        if best is None or score > best[0]:
-            best = (score, params)
-    assert best is not None
-    predictor.set_params(**best[1])
-    return {"grid": predictor.tunable, "results": results, "best": best[1], "best_ndcg@10": best[0], "n_users": len(val_users)}
 
 
 def run_evaluation(
@@ -181,158 +102,245 @@ def run_evaluation(
         **options: Other ``EvalConfig`` fields (``k``, ``batch_size``, ``n_bootstrap``, ``baselines`` ...).
 
     Returns:
-        The result; ``result.summary`` is what ``summary.json`` holds.
+        The result; ``result.summary.to_dict()`` is what ``summary.json`` holds.
 
     Raises:
-        EvalError: On duplicate names, or a predictor that ranks consumed items or returns the wrong count.
+        EvalError: On duplicate names, unknown baselines, or a predictor that ranks consumed items or
+            returns the wrong number of rankings.
     """
     cfg = EvalConfig(users=users, seed=seed, tune=tune, **options)
     names = [p.name for p in predictors]
     if len(set(names)) != len(names):
         raise EvalError(f"predictor names must be unique: {names}")
-    _comparisons(names, cfg.baselines)  # fail on unknown baselines before any fitting
+    pairs = _comparisons(names, cfg.baselines)  # fail on unknown baselines before any fitting
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    stage_seconds: dict[str, float] = {}
+    stages: dict[str, float] = {}
     t_all = time.perf_counter()
 
     t0 = time.perf_counter()
     chosen = sample_users(split, cfg.users, cfg.seed)
-    requests = split.requests(chosen, "test")
-    targets = [split.test[u].item_id for u in chosen]
-    stage_seconds["prepare"] = time.perf_counter() - t0
+    targets = _Targets(chosen, split.requests(chosen, "test"), [split.test[u].item_id for u in chosen])
+    stages["prepare"] = time.perf_counter() - t0
 
-    fit_seconds: dict[str, float] = {}
-    for p in predictors:
-        t0 = time.perf_counter()
-        if cfg.fit:
-            p.fit(split)
-        fit_seconds[p.name] = time.perf_counter() - t0
-        stage_seconds[f"fit:{p.name}"] = fit_seconds[p.name]
-
-    tuning: dict[str, Any] = {}
+    fit_seconds = {p.name: _fit(p, split, cfg) for p in predictors}
+    stages.update({f"fit:{name}": seconds for name, seconds in fit_seconds.items()})
+    tuning: dict[str, TuningResult] = {}
     for p in predictors:
         t0 = time.perf_counter()
         result = _tune(p, split, chosen, cfg)
         if result is not None:
             tuning[p.name] = result
-            stage_seconds[f"tune:{p.name}"] = time.perf_counter() - t0
-
-    rankings: dict[str, list[Ranking]] = {}
-    batch_seconds: dict[str, list[float]] = {}
+            stages[f"tune:{p.name}"] = time.perf_counter() - t0
+    ranked: dict[str, _Ranked] = {}
     for p in predictors:
         t0 = time.perf_counter()
-        if hasattr(p, "set_stage"):
-            p.set_stage("test")
-        rankings[p.name], batch_seconds[p.name] = _rank_batched(
-            p, requests, cfg.k, cfg.batch_size, cfg.progress, f"rank {p.name}"
-        )
-        stage_seconds[f"rank:{p.name}"] = time.perf_counter() - t0
+        ranked[p.name] = _rank_test(p, targets, cfg)
+        stages[f"rank:{p.name}"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    per_user: dict[str, dict[str, np.ndarray]] = {}
-    models: dict[str, Any] = {}
-    negatives = (
-        sample_negatives(split.item_ids, [r.exclude for r in requests], targets, cfg.sampled_negatives, cfg.seed)
-        if cfg.sampled_negatives
-        else []
+    per_user = {p.name: _per_user_values(dataset, ranked[p.name].rankings, targets, cfg) for p in predictors}
+    models = _report(predictors, split, targets, ranked, per_user, fit_seconds, tuning, cfg)
+    significance = _compare(pairs, per_user, cfg)
+    stages["score"] = time.perf_counter() - t0
+
+    summary = EvalSummary(
+        dataset=dataset.name, split=split.kind, n_users=len(chosen), n_test_users_available=len(split.test),
+        catalogue_size=len(split.item_ids), sampled_negatives=cfg.sampled_negatives, models=models,
+        significance=significance, stage_seconds=stages,
     )
-    col = {item: i for i, item in enumerate(split.item_ids)}
-
-    def ci(values: np.ndarray) -> dict[str, Any]:
-        return bootstrap_ci(values, n_resamples=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed).to_dict()
-
-    for p in predictors:
-        ranked = rankings[p.name]
-        values = metrics_from_ranks(_ranks(ranked, targets), METRICS)
-        prf = np.array(
-            [
-                interest_prf(
-                    predicted_interests(dataset, r.item_ids, r.info, cfg.interest_top_n),
-                    dataset.items[t].genres if t in dataset.items else (),
-                )
-                for r, t in zip(ranked, targets, strict=True)
-            ]
-        ).reshape(-1, 3)
-        values["interest_precision"], values["interest_recall"], values["interest_f1"] = prf.T
-        per_user[p.name] = values
-        batch = np.array(batch_seconds[p.name])
-        sizes = np.array([min(cfg.batch_size, len(requests) - i) for i in range(0, len(requests), cfg.batch_size)])
-        per_user_ms = 1000.0 * batch / np.maximum(sizes, 1)
-        total = float(batch.sum())
-        entry: dict[str, Any] = {
-            "metrics": {m: ci(values[m]) for m in METRICS},
-            "interest": {
-                "precision": ci(values["interest_precision"]),
-                "recall": ci(values["interest_recall"]),
-                "f1": ci(values["interest_f1"]),
-            },
-            "valid_rate": float(np.mean([bool(r.info.get("valid", True)) for r in ranked])) if ranked else float("nan"),
-            "throughput_users_per_s": len(requests) / total if total > 0 else float("inf"),
-            "latency_ms_per_user": {
-                "mean": float(per_user_ms.mean()) if len(per_user_ms) else float("nan"),
-                "p50_batch": float(np.median(per_user_ms)) if len(per_user_ms) else float("nan"),
-                "p95_batch": float(np.quantile(per_user_ms, 0.95)) if len(per_user_ms) else float("nan"),
-            },
-            "fit_seconds": fit_seconds[p.name],
-            "config": component_config(p),
-        }
-        if ranked and all("candidates" in r.info for r in ranked):
-            # a re-ranker can only rank what its candidate stage showed it: recall@N of that stage
-            hits = np.array([float(t in r.info["candidates"]) for r, t in zip(ranked, targets, strict=True)])
-            entry["candidate_recall"] = ci(hits) | {"n": max(len(r.info["candidates"]) for r in ranked)}
-        if p.name in tuning:
-            entry["tuning"] = tuning[p.name]
-        if negatives:
-            if isinstance(p, FullScorer):
-                scores = p.score_all(requests)
-                sranks = np.array(
-                    [
-                        sampled_rank_from_scores(scores[i], col[t], [col[n] for n in negatives[i]])
-                        for i, t in enumerate(targets)
-                    ]
-                )
-                exact = True
-            else:
-                pairs = [sampled_rank_from_list(r.item_ids, t, n) for r, t, n in zip(ranked, targets, negatives, strict=True)]
-                sranks = np.array([rank for rank, _ in pairs])
-                exact = all(e for _, e in pairs)
-            sm = metrics_from_ranks(sranks, ["hr@10", "ndcg@10"])
-            entry["sampled"] = {m: ci(v) for m, v in sm.items()} | {"exact": exact}
-        models[p.name] = entry
-
-    significance = []
-    for p, b in _comparisons(names, cfg.baselines):
-        for metric in cfg.significance_metrics:
-            test = paired_test(
-                per_user[p][metric], per_user[b][metric],
-                n_resamples=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed,
-            )
-            significance.append({"model": p, "baseline": b, "metric": metric, **test.to_dict()})
-    stage_seconds["score"] = time.perf_counter() - t0
-
-    summary: dict[str, Any] = {
-        "dataset": dataset.name,
-        "split": split.kind,
-        "n_users": len(chosen),
-        "n_test_users_available": len(split.test),
-        "protocol": "full ranking over the catalogue, previously consumed items excluded",
-        "catalogue_size": len(split.item_ids),
-        "sampled_negatives": cfg.sampled_negatives,
-        "models": models,
-        "significance": significance,
-        "stage_seconds": stage_seconds,
-    }
-    result = EvalResult(cfg, chosen, summary, per_user, rankings, out)
+    result = EvalResult(cfg, chosen, summary, per_user, {n: r.rankings for n, r in ranked.items()}, out)
     if out is not None:
         t0 = time.perf_counter()
-        write_outputs(result, dataset, split, predictors, requests, targets)
-        stage_seconds["write"] = time.perf_counter() - t0
-    stage_seconds["total"] = time.perf_counter() - t_all
+        write_outputs(result, dataset, split, predictors, targets.requests, targets.items)
+        stages["write"] = time.perf_counter() - t0
+    stages["total"] = time.perf_counter() - t_all
     if out is not None:  # rewrite with the final timings
         write_summary(out, summary)
     return result
+
+
+# -- fit --------------------------------------------------------------------------------------------------
+def _fit(predictor: Predictor, split: Split, cfg: EvalConfig) -> float:
+    """Fit on the split's training data (unless the run says predictors come fitted); return seconds."""
+    t0 = time.perf_counter()
+    if cfg.fit:
+        predictor.fit(split)
+    return time.perf_counter() - t0
+
+
+# -- tune -------------------------------------------------------------------------------------------------
+def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig) -> TuningResult | None:
+    """Grid search on the sampled users' validation targets; the best setting is left applied."""
+    if not cfg.tune or not isinstance(predictor, Tunable) or not predictor.tunable:
+        return None
+    val_users = [u for u in users if u in split.val]
+    if not val_users:
+        return None
+    requests = split.requests(val_users, "val")
+    targets = [split.val[u].item_id for u in val_users]
+    grid = predictor.tunable
+    names = list(grid)
+    if isinstance(predictor, StageAware):  # lets a predictor skip work that validation metrics don't read
+        predictor.set_stage("val")
+    trials: list[Trial] = []
+    best: Trial | None = None
+    for values in itertools.product(*(grid[n] for n in names)):
+        params = dict(zip(names, values, strict=True))
+        predictor.set_params(**params)
+        rankings, _ = _rank_batched(predictor, requests, cfg, f"tune {predictor.name} {params}")
+        score = float(metrics_from_ranks(_ranks(rankings, targets), ["ndcg@10"])["ndcg@10"].mean())
+        trials.append(Trial(params, score))
+        if best is None or score > best.ndcg_at_10:
+            best = trials[-1]
+    assert best is not None
+    predictor.set_params(**best.params)
+    return TuningResult(grid=grid, trials=trials, best=best.params, best_ndcg_at_10=best.ndcg_at_10,
+                        n_users=len(val_users))
+
+
+# -- rank -------------------------------------------------------------------------------------------------
+def _rank_test(predictor: Predictor, targets: _Targets, cfg: EvalConfig) -> _Ranked:
+    if isinstance(predictor, StageAware):
+        predictor.set_stage("test")
+    rankings, seconds = _rank_batched(predictor, targets.requests, cfg, f"rank {predictor.name}")
+    return _Ranked(rankings, seconds)
+
+
+def _rank_batched(
+    predictor: Predictor, requests: list[RankRequest], cfg: EvalConfig, desc: str
+) -> tuple[list[Ranking], list[float]]:
+    """Rank in batches, checking each answer; return rankings and per-batch wall seconds."""
+    from tqdm.auto import tqdm
+
+    rankings: list[Ranking] = []
+    seconds: list[float] = []
+    size = cfg.batch_size
+    for start in tqdm(range(0, len(requests), size), desc=desc, disable=not cfg.progress, leave=False):
+        batch = requests[start : start + size]
+        t0 = time.perf_counter()
+        out = predictor.rank(batch, cfg.k)
+        seconds.append(time.perf_counter() - t0)
+        if len(out) != len(batch):
+            raise EvalError(f"{predictor.name}.rank returned {len(out)} rankings for {len(batch)} requests")
+        for request, ranking in zip(batch, out, strict=True):
+            leaked = request.exclude.intersection(ranking.item_ids)
+            if leaked:
+                raise EvalError(f"{predictor.name} ranked consumed items {sorted(leaked)[:3]} for {request.user_id}")
+        rankings.extend(out)
+    return rankings, seconds
+
+
+def _ranks(rankings: list[Ranking], targets: list[str]) -> np.ndarray:
+    return np.array([target_rank(r.item_ids, t) for r, t in zip(rankings, targets, strict=True)])
+
+
+# -- report -----------------------------------------------------------------------------------------------
+def _per_user_values(
+    dataset: Dataset, ranked: list[Ranking], targets: _Targets, cfg: EvalConfig
+) -> dict[str, np.ndarray]:
+    """Metric -> one value per user: ranking metrics and interest precision/recall/F1."""
+    values = metrics_from_ranks(_ranks(ranked, targets.items), METRICS)
+    prf = np.array(
+        [
+            interest_prf(
+                predicted_interests(dataset, r.item_ids, r.info, cfg.interest_top_n),
+                dataset.items[t].genres if t in dataset.items else (),
+            )
+            for r, t in zip(ranked, targets.items, strict=True)
+        ]
+    ).reshape(-1, 3)
+    values["interest_precision"], values["interest_recall"], values["interest_f1"] = prf.T
+    return values
+
+
+def _report(
+    predictors: Sequence[Predictor],
+    split: Split,
+    targets: _Targets,
+    ranked: dict[str, _Ranked],
+    per_user: dict[str, dict[str, np.ndarray]],
+    fit_seconds: dict[str, float],
+    tuning: dict[str, TuningResult],
+    cfg: EvalConfig,
+) -> dict[str, ModelReport]:
+    """One :class:`ModelReport` per predictor, in predictor order."""
+    negatives = (
+        sample_negatives(split.item_ids, [r.exclude for r in targets.requests], targets.items,
+                         cfg.sampled_negatives, cfg.seed)
+        if cfg.sampled_negatives
+        else []
+    )
+
+    def ci(values: np.ndarray) -> BootstrapCI:
+        return bootstrap_ci(values, n_resamples=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed)
+
+    models: dict[str, ModelReport] = {}
+    for p in predictors:
+        rankings, values = ranked[p.name].rankings, per_user[p.name]
+        batch = np.array(ranked[p.name].batch_seconds)
+        total = float(batch.sum())
+        models[p.name] = ModelReport(
+            metrics={m: ci(values[m]) for m in METRICS},
+            interest={k: ci(values[f"interest_{k}"]) for k in ("precision", "recall", "f1")},
+            valid_rate=float(np.mean([bool(r.info.get("valid", True)) for r in rankings])) if rankings else float("nan"),
+            throughput_users_per_s=len(targets.requests) / total if total > 0 else float("inf"),
+            latency_ms_per_user=_latency(batch, len(targets.requests), cfg.batch_size),
+            fit_seconds=fit_seconds[p.name],
+            config=component_config(p),
+            candidate_recall=_candidate_recall(rankings, targets.items, ci),
+            tuning=tuning.get(p.name),
+            sampled=_sampled(p, split, targets, rankings, negatives, ci) if negatives else None,
+        )
+    return models
+
+
+def _latency(batch_seconds: np.ndarray, n_requests: int, batch_size: int) -> Latency:
+    sizes = np.array([min(batch_size, n_requests - i) for i in range(0, n_requests, batch_size)])
+    per_user_ms = 1000.0 * batch_seconds / np.maximum(sizes, 1)
+    if not len(per_user_ms):
+        return Latency(float("nan"), float("nan"), float("nan"))
+    return Latency(float(per_user_ms.mean()), float(np.median(per_user_ms)), float(np.quantile(per_user_ms, 0.95)))
+
+
+def _candidate_recall(rankings: list[Ranking], targets: list[str], ci: Any) -> CandidateRecall | None:
+    """A re-ranker can only rank what its candidate stage showed it: recall@N of that stage."""
+    if not rankings or not all("candidates" in r.info for r in rankings):
+        return None
+    hits = np.array([float(t in r.info["candidates"]) for r, t in zip(rankings, targets, strict=True)])
+    return CandidateRecall(ci(hits), max(len(r.info["candidates"]) for r in rankings))
+
+
+def _sampled(
+    predictor: Predictor, split: Split, targets: _Targets, rankings: list[Ranking], negatives: list[list[str]],
+    ci: Any,
+) -> SampledReport:
+    """HR/NDCG@10 against the shared sampled negatives: exact from full scores when the predictor has them."""
+    if isinstance(predictor, FullScorer):
+        col = {item: i for i, item in enumerate(split.item_ids)}
+        scores = predictor.score_all(targets.requests)
+        ranks = np.array([sampled_rank_from_scores(scores[i], col[t], [col[n] for n in negatives[i]])
+                          for i, t in enumerate(targets.items)])
+        exact = True
+    else:
+        pairs = [sampled_rank_from_list(r.item_ids, t, n) for r, t, n in zip(rankings, targets.items, negatives, strict=True)]
+        ranks = np.array([rank for rank, _ in pairs])
+        exact = all(e for _, e in pairs)
+    return SampledReport({m: ci(v) for m, v in metrics_from_ranks(ranks, ["hr@10", "ndcg@10"]).items()}, exact)
+
+
+# -- compare ----------------------------------------------------------------------------------------------
+def _compare(
+    pairs: list[tuple[str, str]], per_user: dict[str, dict[str, np.ndarray]], cfg: EvalConfig
+) -> list[Comparison]:
+    """Paired tests of each (model, baseline) pair on each significance metric."""
+    return [
+        Comparison(p, b, metric, paired_test(per_user[p][metric], per_user[b][metric],
+                                             n_resamples=cfg.n_bootstrap, confidence=cfg.confidence, seed=cfg.seed))
+        for p, b in pairs
+        for metric in cfg.significance_metrics
+    ]
 
 
 def _comparisons(names: list[str], baselines: list[str] | None) -> list[tuple[str, str]]:

@@ -9,8 +9,8 @@ from typing import Literal
 import numpy as np
 
 from eval._data import Dataset
+from eval._errors import SplitError
 from eval._protocol import RankRequest
-from eval.errors import SplitError
 
 __all__ = ["Split", "Target", "leave_one_out", "temporal_split"]
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eval._data import Dataset, behavior_text, to_datetime
+from eval._errors import EvalError
 from eval._protocol import Ranking, RankRequest
 from eval._split import Split
-from eval.errors import EvalError
 
 if TYPE_CHECKING:
     from agent import InterestAgent

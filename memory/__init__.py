@@ -9,6 +9,7 @@ SQLite (WAL) is the durable record; per-user ``IndexIDMap2(IndexFlatIP)`` indexe
 byte-bounded LRU and in index files, rebuilt when missing, stale or corrupt. One process per store.
 """
 
+from core import TideError
 from memory._config import GENERATIVE_AGENTS_HALF_LIFE_HOURS, ContextWeights, MemoryConfig, ScoringWeights
 from memory._context import QueryContext, circular_similarity, context_factors, place_similarity
 from memory._embedder import Embedder, SentenceTransformerEmbedder
@@ -18,7 +19,6 @@ from memory._errors import (
     InvalidQueryError,
     MemoryStoreError,
     StoreLockedError,
-    TideError,
 )
 from memory._graph import GraphConfig, interest_graph, population_graph, tags_by_part_of_day
 from memory._graph_io import read_graph, write_graph

@@ -11,7 +11,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,36 @@ class Database:
                 self._readers.append(conn)
         return conn
 
+    @contextmanager
+    def transaction(self, failure: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error.
+
+        Takes :attr:`write_lock` (re-entrant, so a caller may already hold it) and yields the write
+        connection. Every write of the store goes through here, so a write is all or nothing.
+
+        Args:
+            failure: What failed, for the error message (``"could not delete (nothing was deleted)"``).
+
+        Raises:
+            MemoryStoreError: SQLite failed (in ``BEGIN``, the body or ``COMMIT``); nothing was written.
+        """
+        with self.write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise MemoryStoreError(f"{failure}: {exc}") from exc
+
     @property
     def writer(self) -> sqlite3.Connection:
-        """The single write connection; use under :attr:`write_lock`."""
+        """The single write connection; use under :attr:`write_lock`, writes inside :meth:`transaction`."""
         return self._writer
 
     def close(self) -> None:
@@ -133,12 +161,11 @@ class Database:
             conn = self._writer
             rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if not rows:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("schema", SCHEMA_VERSION), ("embedder", embedder_name), ("dim", str(dim))],
-                )
-                conn.execute("COMMIT")
+                with self.transaction(f"could not initialise memory database {self.path}") as tx:
+                    tx.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("schema", SCHEMA_VERSION), ("embedder", embedder_name), ("dim", str(dim))],
+                    )
                 return None
             if rows.get("schema") != SCHEMA_VERSION:
                 raise MemoryStoreError(f"unsupported memory schema {rows.get('schema')!r} in {self.path}")
@@ -244,33 +271,24 @@ class Database:
         Raises:
             MemoryStoreError: SQLite failed; nothing was deleted.
         """
-        conn = self._writer
         version: int | None = None
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                where, params = "user_key = ?", [user_key]
-                if before_us is not None:
-                    where += " AND ts_us < ?"
-                    params.append(before_us)
-                if ids is not None:
-                    where += " AND id IN (SELECT value FROM json_each(?))"
-                    params.append(json.dumps(list(ids)))
-                deleted = conn.execute(f"DELETE FROM behaviors WHERE {where}", params).rowcount
-                if deleted:
-                    remaining, version = conn.execute(
-                        "UPDATE users SET n = n - ?, version = version + 1 WHERE user_key = ? RETURNING n, version",
-                        (deleted, user_key),
-                    ).fetchone()
-                    if remaining <= 0:
-                        conn.execute("DELETE FROM users WHERE user_key = ?", (user_key,))
-                        version = None
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise MemoryStoreError(f"could not delete (nothing was deleted): {exc}") from exc
+        with self.transaction("could not delete (nothing was deleted)") as conn:
+            where, params = "user_key = ?", [user_key]
+            if before_us is not None:
+                where += " AND ts_us < ?"
+                params.append(before_us)
+            if ids is not None:
+                where += " AND id IN (SELECT value FROM json_each(?))"
+                params.append(json.dumps(list(ids)))
+            deleted = conn.execute(f"DELETE FROM behaviors WHERE {where}", params).rowcount
+            if deleted:
+                remaining, version = conn.execute(
+                    "UPDATE users SET n = n - ?, version = version + 1 WHERE user_key = ? RETURNING n, version",
+                    (deleted, user_key),
+                ).fetchone()
+                if remaining <= 0:
+                    conn.execute("DELETE FROM users WHERE user_key = ?", (user_key,))
+                    version = None
         return deleted, version
 
     def truncate_wal(self) -> None:

@@ -1,10 +1,8 @@
-"""The project-wide exception tree.
-
-``TideError`` is the root of every error Tide raises on purpose; ``agent`` and ``eval`` subclass it so a
-caller can catch everything from the project at once. The memory package's own errors live here too.
-"""
+"""The memory package's errors, all under :class:`core.TideError` (the project's root, on the bottom floor)."""
 
 from __future__ import annotations
+
+from core import TideError
 
 __all__ = [
     "EmbedderMismatchError",
@@ -12,12 +10,7 @@ __all__ = [
     "InvalidQueryError",
     "MemoryStoreError",
     "StoreLockedError",
-    "TideError",
 ]
-
-
-class TideError(Exception):
-    """Root of every error raised by Tide (memory, agent, eval, prompts)."""
 
 
 class MemoryStoreError(TideError):

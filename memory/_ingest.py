@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from memory._db import Database
 from memory._embedder import Embedder, normalise_rows
 from memory._errors import InvalidBehaviorError, MemoryStoreError
 from memory._models import Behavior, describe_record
@@ -93,55 +93,47 @@ class Inserted:
 
 
 def insert_batch(
-    conn: sqlite3.Connection, batch: Sequence[Behavior], keys: Sequence[DedupKey], todo: Sequence[int],
+    db: Database, batch: Sequence[Behavior], keys: Sequence[DedupKey], todo: Sequence[int],
     vectors: Mapping[int, np.ndarray],
 ) -> Inserted:
-    """Insert rows ``todo`` of ``batch`` in one transaction (caller holds the write lock).
+    """Insert rows ``todo`` of ``batch`` in one transaction.
 
     Raises:
         MemoryStoreError: SQLite failed; the transaction was rolled back, nothing is stored.
     """
     out = Inserted()
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            user_keys: dict[str, int] = {}
-            for i in todo:
-                b = batch[i]
-                ukey = user_keys.get(b.user_id)
-                if ukey is None:
-                    conn.execute("INSERT INTO users (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING", (b.user_id,))
-                    ukey = conn.execute("SELECT user_key FROM users WHERE user_id = ?", (b.user_id,)).fetchone()[0]
-                    user_keys[b.user_id] = ukey
-                loc = b.location
+    with db.transaction("could not store the batch (nothing was stored)") as conn:
+        user_keys: dict[str, int] = {}
+        for i in todo:
+            b = batch[i]
+            ukey = user_keys.get(b.user_id)
+            if ukey is None:
+                conn.execute("INSERT INTO users (user_id) VALUES (?) ON CONFLICT (user_id) DO NOTHING", (b.user_id,))
+                ukey = conn.execute("SELECT user_key FROM users WHERE user_id = ?", (b.user_id,)).fetchone()[0]
+                user_keys[b.user_id] = ukey
+            loc = b.location
+            row = conn.execute(
+                "INSERT INTO behaviors (user_key, item_id, action, text, ts_us, lat, lon, place, attributes,"
+                " weight, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                (ukey, b.item_id, b.action, b.text, keys[i][3],
+                 None if loc is None else loc.lat, None if loc is None else loc.lon,
+                 None if loc is None else loc.place,
+                 json.dumps(b.attributes, ensure_ascii=False, separators=(",", ":")), float(b.weight),
+                 vectors[i].astype("<f4").tobytes()),
+            ).fetchone()
+            if row is None:  # stored by a commit that raced the caller's pre-check
                 row = conn.execute(
-                    "INSERT INTO behaviors (user_key, item_id, action, text, ts_us, lat, lon, place, attributes,"
-                    " weight, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-                    (ukey, b.item_id, b.action, b.text, keys[i][3],
-                     None if loc is None else loc.lat, None if loc is None else loc.lon,
-                     None if loc is None else loc.place,
-                     json.dumps(b.attributes, ensure_ascii=False, separators=(",", ":")), float(b.weight),
-                     vectors[i].astype("<f4").tobytes()),
+                    "SELECT id FROM behaviors WHERE user_key = ? AND ifnull(item_id, '') = ? AND action = ?"
+                    " AND ts_us = ?", (ukey, *keys[i][1:]),
                 ).fetchone()
-                if row is None:  # stored by a commit that raced the caller's pre-check
-                    row = conn.execute(
-                        "SELECT id FROM behaviors WHERE user_key = ? AND ifnull(item_id, '') = ? AND action = ?"
-                        " AND ts_us = ?", (ukey, *keys[i][1:]),
-                    ).fetchone()
-                else:
-                    out.new_rows.setdefault(ukey, []).append((i, row[0]))
-                out.ids[keys[i]] = row[0]
-            for ukey, rows in out.new_rows.items():
-                out.versions[ukey] = conn.execute(
-                    "UPDATE users SET version = version + 1, n = n + ? WHERE user_key = ? RETURNING version",
-                    (len(rows), ukey),
-                ).fetchone()[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    except sqlite3.Error as exc:
-        raise MemoryStoreError(f"could not store the batch (nothing was stored): {exc}") from exc
+            else:
+                out.new_rows.setdefault(ukey, []).append((i, row[0]))
+            out.ids[keys[i]] = row[0]
+        for ukey, rows in out.new_rows.items():
+            out.versions[ukey] = conn.execute(
+                "UPDATE users SET version = version + 1, n = n + ? WHERE user_key = ? RETURNING version",
+                (len(rows), ukey),
+            ).fetchone()[0]
     return out
 
 

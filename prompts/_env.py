@@ -15,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateError
 
-from memory._errors import TideError
+from core import TideError
 
 __all__ = ["TEMPLATE_VERSIONS", "PromptError", "environment", "quote", "render", "version"]
 

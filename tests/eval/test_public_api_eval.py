@@ -8,7 +8,7 @@ def test_every_name_in_all_is_importable() -> None:
     assert len(set(module.__all__)) == len(module.__all__)
     for name in module.__all__:
         assert hasattr(module, name), name
-    errors = importlib.import_module("eval.errors")
+    errors = importlib.import_module("eval._errors")
     for name in errors.__all__:
         assert hasattr(errors, name), name
 

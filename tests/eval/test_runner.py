@@ -8,10 +8,15 @@ import pytest
 
 from eval import (
     EvalError,
+    FullScorer,
+    LLMTimed,
     PopularityPredictor,
+    Predictor,
     Ranking,
     RankRequest,
     Split,
+    StageAware,
+    Tunable,
     format_table,
     interest_shares,
     leave_one_out,
@@ -31,7 +36,11 @@ class KnobPredictor:
         self.tunable = {"mix": [0.0, 1.0]}
         self.mix = 0.5
         self.calls: list[dict] = []
+        self.stages: list[str] = []
         self._pop = PopularityPredictor()
+
+    def set_stage(self, stage: str) -> None:
+        self.stages.append(stage)
 
     def set_params(self, **params) -> None:
         self.calls.append(params)
@@ -68,9 +77,11 @@ def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) ->
     )
     assert len(result.users) == 30 and result.users == sample_users(split, 30, 4)
     assert [c["mix"] for c in rnd.calls] == [0.0, 1.0, 1.0]  # grid, then the best (popularity) re-applied
-    tuning = result.summary["models"]["random"]["tuning"]
-    assert tuning["best"] == {"mix": 1.0}
-    assert tuning["results"][1]["ndcg@10"] > tuning["results"][0]["ndcg@10"]
+    assert rnd.stages == ["val", "test"]  # StageAware: told before the grid and before test ranking
+    tuning = result.summary.models["random"].tuning
+    assert tuning is not None and tuning.best == {"mix": 1.0}
+    assert tuning.trials[1].ndcg_at_10 > tuning.trials[0].ndcg_at_10
+    assert result.summary.models["pop"].tuning is None  # not Tunable
     for name in ("config.json", "rankings.jsonl", "summary.json", "results.md", "metrics.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     config = json.loads((tmp_path / "config.json").read_text())
@@ -79,6 +90,14 @@ def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) ->
     assert len(lines) == 60 and {x["stage"] for x in lines} == {"test"}
     assert all(len(x["item_ids"]) <= 50 and x["target"] == split.test[x["user_id"]].item_id for x in lines)
     summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary.to_dict()))  # the typed summary is what was written
+    assert list(summary) == ["dataset", "split", "n_users", "n_test_users_available", "protocol",
+                             "catalogue_size", "sampled_negatives", "models", "significance", "stage_seconds"]
+    assert list(summary["models"]["random"]) == ["metrics", "interest", "valid_rate", "throughput_users_per_s",
+                                                 "latency_ms_per_user", "fit_seconds", "config", "tuning",
+                                                 "sampled"]
+    assert summary["models"]["random"]["tuning"]["results"][0] == {"params": {"mix": 0.0},
+                                                                   "ndcg@10": tuning.trials[0].ndcg_at_10}
     pop = summary["models"]["pop"]
     assert pop["metrics"]["ndcg@10"]["low"] <= pop["metrics"]["ndcg@10"]["mean"] <= pop["metrics"]["ndcg@10"]["high"]
     assert pop["sampled"]["exact"] is True and summary["models"]["random"]["sampled"]["exact"] in (True, False)
@@ -96,6 +115,13 @@ def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) ->
     assert np.mean(hits) == pytest.approx(pop["metrics"]["hr@10"]["mean"])
 
 
+def test_optional_capabilities_are_protocols() -> None:
+    knob, pop = KnobPredictor(), PopularityPredictor()
+    assert isinstance(knob, Predictor) and isinstance(knob, Tunable) and isinstance(knob, StageAware)
+    assert isinstance(pop, FullScorer) and not isinstance(pop, Tunable) and not isinstance(pop, StageAware)
+    assert not isinstance(pop, LLMTimed)
+
+
 def test_same_seed_same_numbers(synth_split) -> None:
     dataset, split = synth_split
     runs = [
@@ -103,8 +129,8 @@ def test_same_seed_same_numbers(synth_split) -> None:
         for _ in range(2)
     ]
     assert runs[0].users == runs[1].users
-    assert runs[0].summary["models"]["pop"]["metrics"] == runs[1].summary["models"]["pop"]["metrics"]
-    assert runs[0].summary["models"]["pop"]["sampled"] == runs[1].summary["models"]["pop"]["sampled"]
+    assert runs[0].summary.models["pop"].metrics == runs[1].summary.models["pop"].metrics
+    assert runs[0].summary.models["pop"].sampled == runs[1].summary.models["pop"].sampled
 
 
 def test_rejects_a_predictor_that_ranks_consumed_items(synth_split) -> None:
