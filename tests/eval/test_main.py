@@ -1,0 +1,39 @@
+"""The main job's runner: returns a typed result, prints nothing, checks options before any work."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval import EvalError, MainConfig, MainResult, format_main, run_main
+
+
+def test_run_main_returns_its_result_and_prints_nothing(tmp_path, capfd) -> None:
+    cfg = MainConfig(models=["pop"], users=15, seed=2, out=tmp_path, n_bootstrap=20)
+    result = run_main(cfg)
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    assert isinstance(result, MainResult) and result.config is cfg
+    assert result.shown is None  # no memory/agent model: nobody to show
+    assert list(result.evaluation.summary.models) == ["pop"] and len(result.evaluation.users) == 15
+    assert {"load+split", "evaluate"} <= set(result.stage_seconds)
+    main = json.loads((tmp_path / "main.json").read_text())
+    assert main == json.loads(json.dumps(result.to_dict(), default=str))
+    assert main["config"]["models"] == ["pop"] and main["shown"] == {}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["models"]["pop"]["metrics"]["hr@10"]["mean"] == result.evaluation.summary.models["pop"].metrics["hr@10"].mean
+    text = format_main(result)
+    assert "pop" in text and "HR@10" in text and "stage times" in text and " ±" in text
+
+
+def test_an_unknown_user_to_show_fails_before_any_model_is_fitted(tmp_path) -> None:
+    with pytest.raises(EvalError, match="not a test user"):
+        run_main(MainConfig(models=["pop"], users=5, out=tmp_path, show_user="no-such-user"))
+    assert not (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.parametrize("value", [None, "none", "None", ""])
+def test_none_shows_nobody(value) -> None:
+    assert MainConfig(show_user=value).show_user is None
+    assert MainConfig().show_user == "auto"
