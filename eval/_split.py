@@ -10,7 +10,7 @@ import numpy as np
 
 from eval._data import Dataset
 from eval._errors import SplitError
-from eval._protocol import RankRequest
+from eval._requests import RankRequest
 
 __all__ = ["Split", "Target", "leave_one_out", "temporal_split"]
 
