@@ -31,6 +31,18 @@ LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 progress_console = Console(stderr=True)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (an in-process runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def configure_logging(verbose: int) -> None:
     """Library logs to stderr: WARNING and above by default, INFO with ``-v``, DEBUG with ``-vv``.
 
@@ -44,7 +56,9 @@ def configure_logging(verbose: int) -> None:
     os.environ["VLLM_LOGGING_STREAM"] = "ext://sys.stderr"
     os.environ["TRANSFORMERS_VERBOSITY"] = name.lower()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=level, stream=sys.stderr, format=LOG_FORMAT, force=True)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.captureWarnings(True)
     if not verbose:
         # third-party deprecation chatter and the libraries' own bars ("Loading weights") are not for a user
