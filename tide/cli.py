@@ -163,9 +163,14 @@ def ingest(
     dataset: str | None = typer.Option(None, help="instead of FILE: 'ml-100k' (or an ml-100k folder)"),
     store: Path | None = typer.Option(None, help=STORE_HELP),
     batch: int = typer.Option(2000, min=1, help="behaviors per atomic batch"),
+    strict: bool = typer.Option(False, "--strict", help="refuse the whole file if any row is rejected"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
-    """Add behaviors to a memory store, with progress and a report of rejected rows."""
+    """Add behaviors to a memory store, with progress and a report of rejected rows.
+
+    Every invalid row (malformed, incomplete, non-finite, in the future...) is rejected with its line and
+    field and the rest is stored; with --strict nothing is stored. Exit code 3 when any row was rejected.
+    """
     if (file is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of FILE and --dataset")
     with command("ingest") as out:
@@ -178,7 +183,7 @@ def ingest(
             behaviors, rejected = dataset_behaviors(load_ml100k(None if dataset == "ml-100k" else dataset)), []
         else:
             rows, rejected = load_behaviors_file(file)
-            behaviors = [behavior_from_row(r) for r in rows]
+            behaviors = [] if strict and rejected else [behavior_from_row(r) for r in rows]
         with MemoryStore.open(_store_path(store)) as st:
             added = 0
             for i in tqdm(range(0, len(behaviors), batch), desc="ingest", unit="batch"):
@@ -186,15 +191,18 @@ def ingest(
             users = len(st.users())
         if as_json:
             out.json({"stored": added, "users": users, "store": str(_store_path(store)),
-                      "rejected": [{"line": r.line, "reason": r.reason} for r in rejected]})
-            return
+                      "rejected": [{"line": r.line, "field": r.field, "reason": r.reason} for r in rejected]})
+            raise typer.Exit(3 if rejected else 0)
         out.print(f"stored {added} behaviors ({users} users) in {_store_path(store)}")
         if rejected:
             out.print(f"[yellow]{len(rejected)} rejected row(s):[/yellow]")
             for r in rejected[:20]:
-                out.print(f"  line {r.line}: {r.reason}", highlight=False)
+                out.print(f"  line {r.line}" + (f" ({r.field})" if r.field else "") + f": {r.reason}", highlight=False)
             if len(rejected) > 20:
                 out.print(f"  ... and {len(rejected) - 20} more")
+            if strict:
+                out.print("--strict: nothing stored")
+            raise typer.Exit(3)
 
 
 def _print_prediction(out: Output, user: str, pred: InterestPrediction) -> None:
@@ -281,3 +289,8 @@ def chat(
                 continue
             history.append(Message(role="assistant", content=reply))
             out.print(f"tide> {reply}", highlight=False)
+
+
+from tide import _service  # noqa: E402 - commands in their own module, registered here
+
+_service.register(app)
