@@ -39,10 +39,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        log.info("serving store %s", runtime.config.store)
         try:
             yield
         finally:
             await runtime.stop()
+            log.info("drained; store closed")
 
     app = FastAPI(title="Tide", version=API_VERSION, lifespan=lifespan,
                   description="Per-user interest memory and next-interest prediction. Every /v1 route except "

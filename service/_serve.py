@@ -30,6 +30,7 @@ def serve(config: ServiceConfig, agent_factory: AgentFactory | None, *, embedder
     import uvicorn
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tide.service").setLevel(logging.INFO)  # start, ready, drained: always worth a line
     runtime = Runtime(config, agent_factory, embedder=embedder)
     app = create_app(runtime)
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level,

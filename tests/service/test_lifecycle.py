@@ -1,0 +1,118 @@
+"""Durability against the real server process: SIGTERM drains requests in flight; after SIGKILL during a
+stream of writes every acknowledged write is there on restart."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from svc_helpers import SEED, make_keys, row, start_server
+
+from memory import MemoryStore
+
+pytestmark = pytest.mark.slow
+KILL_AFTER_ACKS = 150
+WRITERS = 8
+
+
+def _batches(url: str) -> float:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("tide_engine_batch_size_count"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_sigterm_drains_requests_in_flight(tmp_path):
+    store = tmp_path / "store"
+    tokens = make_keys(store)
+    # each engine call takes 2 s, so the requests below are still running when SIGTERM arrives
+    server = start_server(store, tmp_path / "server.log", "--engine-delay", "2", tokens=tokens)
+    try:
+        with server.client() as c:
+            assert c.post("/v1/behaviors", json={"behaviors": SEED}).status_code == 200
+        headers = {"Authorization": f"Bearer {tokens['admin']}"}
+
+        def predict(user):
+            return httpx.post(f"{server.url}/v1/users/{user}/predict", json={"k": 3}, headers=headers, timeout=120)
+
+        def write():
+            return httpx.post(f"{server.url}/v1/behaviors", json={"behaviors": [row("ann", "m12", 60)]},
+                              headers=headers, timeout=120)
+
+        with ThreadPoolExecutor(5) as pool:
+            futures = [pool.submit(predict, u) for u in ("ann", "bob", "ann", "bob")]
+            while _batches(server.url) < 1:  # the first engine batch is running
+                time.sleep(0.05)
+            futures.append(pool.submit(write))
+            time.sleep(0.3)  # let the write reach the server before the signal
+            server.proc.send_signal(signal.SIGTERM)
+            answers = [f.result() for f in futures]
+        assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
+        assert all(len(a.json()["next_items"]) == 3 for a in answers[:4])
+        assert server.proc.wait(timeout=120) in (0, -15)
+        assert "drained; store closed" in server.log.read_text()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.url + "/v1/health")
+        with MemoryStore.open(store) as st:  # the lock was released and the acknowledged write is there
+            assert "m12" in {b.item_id for b in st.recent("ann", k=100)}
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def test_no_acknowledged_write_is_lost_after_sigkill(tmp_path):
+    store = tmp_path / "store"
+    tokens = make_keys(store)
+    server = start_server(store, tmp_path / "server.log", tokens=tokens)
+    acked: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(w: int) -> None:
+        user = f"w{w}"
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tokens['admin']}"},
+                          timeout=30) as c:
+            for n in range(100_000):
+                if stop.is_set():
+                    return
+                item = f"i{n}"
+                try:
+                    r = c.post("/v1/behaviors", json={"behaviors": [row(user, item, n / 1000)]})
+                except httpx.HTTPError:
+                    return  # the server is gone: this write was never acknowledged
+                assert r.status_code == 200, r.text
+                with lock:
+                    acked.append((user, item))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            with lock:
+                if len(acked) >= KILL_AFTER_ACKS:
+                    break
+            assert server.proc.poll() is None, server.log.read_text()[-2000:]
+            assert any(t.is_alive() for t in threads), "every writer stopped before the kill"
+            time.sleep(0.01)
+        server.proc.kill()  # SIGKILL while writes are in flight
+        server.proc.wait()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    with lock:
+        acked_now = list(acked)
+    assert len(acked_now) >= KILL_AFTER_ACKS
+    restarted = start_server(store, tmp_path / "server2.log", tokens=tokens)
+    try:
+        with restarted.client() as c:
+            stored = {(u, b["item_id"]) for u in {u for u, _ in acked_now}
+                      for b in c.get(f"/v1/users/{u}/behaviors", params={"limit": 1000}).json()}
+        missing = set(acked_now) - stored
+        assert not missing, f"{len(missing)} acknowledged writes lost: {sorted(missing)[:5]}"
+    finally:
+        assert restarted.stop() in (0, -15)

@@ -1,0 +1,68 @@
+"""The page in a real headless Chromium (Debian's, driven by Playwright): pick a user, see the summary,
+the interest plot, the predictions with their evidence, and chat."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_page_shows_a_user_and_chats(served, browser):
+    page = browser.new_page(viewport={"width": 1200, "height": 820})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(served.url + "/")
+    page.fill("#key", served.tokens["ann"])
+    page.click("#connect button")
+    page.wait_for_function("document.querySelectorAll('#user option').length > 1")
+    options = page.locator("#user option").all_inner_texts()[1:]
+    assert len(options) == 1 and options[0].startswith("ann ")  # the key is scoped to ann
+    page.select_option("#user", "ann")
+    page.wait_for_function("document.querySelector('#summary').textContent.length > 40")
+    assert "behaviors" in page.text_content("#summary-meta")
+    page.wait_for_selector("#plot svg polygon")
+    categories = page.locator("#plot polygon").evaluate_all("ps => ps.map(p => p.dataset.category)")
+    assert "Sci-Fi" in categories and "Comedy" in categories
+    page.wait_for_selector("#items li")
+    assert page.locator("#items li").count() == 8
+    page.wait_for_selector("#interests .interest")
+    evidence = page.locator("#interests .evidence li").all_inner_texts()
+    assert evidence and any("Rated" in e for e in evidence)  # the behaviors an interest rests on
+    page.fill("#question", "Is she into sci-fi lately?")
+    page.click("#ask")
+    page.wait_for_selector("#transcript .tide")
+    assert page.text_content("#transcript .tide").startswith("tide: ")
+    shot = os.environ.get("TIDE_PAGE_SCREENSHOT")
+    if shot:
+        page.screenshot(path=shot, full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+def test_page_reports_a_bad_key(served, browser):
+    page = browser.new_page()
+    page.goto(served.url + "/")
+    page.fill("#key", "tide_not_a_key")
+    page.click("#connect button")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('invalid_key')")
+    assert page.locator("#user").is_disabled()
+    page.close()
