@@ -20,6 +20,7 @@ from ._schemas import (
     AddBehaviorsResponse,
     ChatRequest,
     ErrorBody,
+    FeedbackRequest,
     ForgetResponse,
     PredictManyRequest,
     PredictRequest,
@@ -144,6 +145,22 @@ async def predict_many(request: Request, body: PredictManyRequest) -> Any:
                                        "type": "length"}])
     place = _place(rt, body)
     return list(await asyncio.gather(*[rt.predict(u, body.k, at, place) for u, at in zip(body.user_ids, ats, strict=True)]))
+
+
+@router.post("/users/{user_id}/feedback", tags=["agent"], response_model=StoredBehavior,
+             responses={501: {"model": dict[str, ErrorBody], "description": "the agent takes no feedback"}})
+async def feedback(request: Request, user_id: UserId, body: FeedbackRequest) -> Any:
+    """Tell Tide what the user thought of an item; stored (committed) before the answer."""
+    _allowed(request, user_id)
+    rt = _runtime(request)
+    rt._agent()
+    if not rt.supports_feedback:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"error": {"code": "not_supported", "message": "this agent takes no feedback",
+                                       "details": []}}, status_code=501)
+    place = None if body.place is None else body.place.model_dump(exclude_none=True)
+    return await rt.call(rt.feedback, user_id, body.item_id, body.signal, body.at, place)
 
 
 @router.get("/users/{user_id}/summary", tags=["agent"], response_model=InterestSummary)

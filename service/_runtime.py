@@ -197,9 +197,16 @@ class Runtime:
         self.metrics.count("behaviors_forgotten", deleted)
         return deleted
 
-    def feedback(self, user_id: str, payload: dict[str, Any]) -> Any:
-        self._known(user_id)
-        return self._agent().feedback(user_id, **payload)  # type: ignore[attr-defined]
+    @property
+    def supports_feedback(self) -> bool:
+        return callable(getattr(self.agent, "feedback", None))
+
+    def feedback(self, user_id: str, item_id: str, signal: str, at: datetime | None, place: Any) -> Any:
+        """Record feedback through the agent (a user's first behavior may be feedback: no known-user check)."""
+        from memory import Location
+
+        loc = None if place is None else Location(**place)
+        return self._agent().feedback(user_id, item_id, signal, at=at, place=loc)  # type: ignore[attr-defined]
 
     # -- reads (run in the worker) -------------------------------------------------------------------
     def users(self, key: ApiKey) -> list[tuple[str, int]]:

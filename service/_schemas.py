@@ -14,6 +14,7 @@ __all__ = [
     "ChatTurn",
     "ErrorBody",
     "ErrorDetail",
+    "FeedbackRequest",
     "ForgetResponse",
     "PlaceIn",
     "PredictManyRequest",
@@ -95,6 +96,17 @@ class PredictManyRequest(PredictRequest):
     user_ids: list[str] = Field(min_length=1, max_length=MAX_USERS_PER_REQUEST)
     at: datetime | list[datetime | None] | None = Field(
         default=None, description="one time for all users, or one per user (default: now)")
+
+
+class FeedbackRequest(BaseModel):
+    """What the user thought of an item (stored as a behavior that steers the next predictions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=256)
+    signal: Literal["like", "dislike", "skip", "consumed"]
+    at: datetime | None = Field(default=None, description="when (default: now); tz-aware")
+    place: PlaceIn | None = None
 
 
 class ChatTurn(_Strict):

@@ -141,6 +141,19 @@ class TideClient:
         body = {"messages": [m for m in msgs if m.get("role") != "system"], "at": _iso(now)}
         return ChatReply.model_validate(self._call("POST", f"/v1/users/{_q(user_id)}/chat", json=body))
 
+    def feedback(self, user_id: str, item_id: str, signal: str, *, at: datetime | None = None,
+                 place: Mapping[str, Any] | None = None) -> StoredBehavior:
+        """Record what the user thought of an item (``like``, ``dislike``, ``skip``, ``consumed``).
+
+        Raises:
+            TideClientError: 501 ``not_supported`` when the server's agent takes no feedback.
+        """
+        body: dict[str, Any] = {"item_id": item_id, "signal": signal, "at": _iso(at)}
+        if place is not None:
+            body["place"] = dict(place)
+        raw = self._call("POST", f"/v1/users/{_q(user_id)}/feedback", json=body, raw=True)
+        return _STORED.validate_json(b"[" + raw + b"]")[0]
+
     # -- memory's calls ------------------------------------------------------------------------------
     def add(self, behaviors: Iterable[Behavior | Mapping[str, Any]]) -> list[int]:
         """Store behaviors atomically, all or none (like ``MemoryStore.add``); returns their ids.

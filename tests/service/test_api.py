@@ -162,3 +162,19 @@ def test_client_add_is_all_or_nothing(served):
         result = client.ingest([row("gus", "m2", 1), row("gus", "m3", 2, text="")])
         assert result.ids[0] is not None and [(r.line, r.field) for r in result.rejected] == [(2, "text")]
         assert client.forget("gus") == 2
+
+
+def test_feedback_is_stored_or_clearly_unsupported(served):
+    from agent import InterestAgent
+
+    with served.client("ann") as c:
+        before = _count(served, "ann")
+        r = c.post("/v1/users/ann/feedback", json={"item_id": "m7", "signal": "like"})
+        bad = c.post("/v1/users/ann/feedback", json={"item_id": "m7", "signal": "love"})
+    assert bad.status_code == 422 and ["body", "signal"] in [d["loc"] for d in bad.json()["error"]["details"]]
+    if callable(getattr(InterestAgent, "feedback", None)):
+        assert r.status_code == 200, r.text
+        assert r.json()["item_id"] == "m7" and _count(served, "ann") == before + 1
+    else:
+        assert r.status_code == 501 and r.json()["error"]["code"] == "not_supported"
+        assert _count(served, "ann") == before
