@@ -10,9 +10,11 @@ __all__ = [
     "AgentError",
     "EngineError",
     "EngineUnavailableError",
+    "FeedbackError",
     "ModelPreparationError",
     "StructuredOutputError",
     "TideError",
+    "UnknownItemError",
     "UnknownUserError",
 ]
 
@@ -86,3 +88,22 @@ class StructuredOutputError(AgentError):
 
 class UnknownUserError(AgentError, KeyError):
     """The user has no memory and the caller asked for no cold-start fallback."""
+
+
+class UnknownItemError(AgentError, KeyError):
+    """The item is not in the agent's catalogue (feedback must name an item the agent can recommend)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class FeedbackError(AgentError, ValueError):
+    """A feedback signal that cannot be stored: unknown signal, naive or malformed time, bad place.
+
+    Attributes:
+        field: The offending argument (``signal``, ``at`` or ``place``).
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
