@@ -15,14 +15,12 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from pydantic import TypeAdapter
 
 from agent import ChatReply, InterestPrediction, InterestSummary, Message, TideError
 from memory import Behavior, StoredBehavior
 
 __all__ = ["AddResult", "RejectedRow", "TideClient", "TideClientError"]
 
-_STORED = TypeAdapter(list[StoredBehavior])
 DEFAULT_TIMEOUT_S = 300.0  # a cold engine batch on a CPU can take minutes
 
 
@@ -99,7 +97,7 @@ class TideClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -110,7 +108,7 @@ class TideClient:
                 raise TideClientError(resp.status_code, err["code"], err["message"], err.get("details"))
             except (ValueError, KeyError, TypeError):
                 raise TideClientError(resp.status_code, "http_error", resp.text[:500]) from None
-        return resp.content if raw else resp.json()
+        return resp.json()
 
     # -- the agent's calls ---------------------------------------------------------------------------
     def predict(self, user_id: str, now: datetime | None = None, k: int = 10, *,
@@ -151,8 +149,7 @@ class TideClient:
         body: dict[str, Any] = {"item_id": item_id, "signal": signal, "at": _iso(at)}
         if place is not None:
             body["place"] = dict(place)
-        raw = self._call("POST", f"/v1/users/{_q(user_id)}/feedback", json=body, raw=True)
-        return _STORED.validate_json(b"[" + raw + b"]")[0]
+        return _stored(self._call("POST", f"/v1/users/{_q(user_id)}/feedback", json=body))
 
     # -- memory's calls ------------------------------------------------------------------------------
     def add(self, behaviors: Iterable[Behavior | Mapping[str, Any]]) -> list[int]:
@@ -178,8 +175,8 @@ class TideClient:
 
     def recent(self, user_id: str, k: int = 20) -> list[StoredBehavior]:
         """The user's ``k`` most recent behaviors, newest first."""
-        data = self._call("GET", f"/v1/users/{_q(user_id)}/behaviors", params={"limit": k}, raw=True)
-        return _STORED.validate_json(data)
+        data = self._call("GET", f"/v1/users/{_q(user_id)}/behaviors", params={"limit": k})
+        return [_stored(d) for d in data]
 
     def users(self) -> list[str]:
         """Users this key may see."""
@@ -195,6 +192,11 @@ class TideClient:
             return self._http.get("/v1/ready").status_code == 200
         except httpx.HTTPError:
             return False
+
+
+def _stored(data: dict[str, Any]) -> StoredBehavior:
+    # Behavior validates strictly (no string-to-datetime coercion), so the one JSON-only type is converted here
+    return StoredBehavior(**{**data, "timestamp": datetime.fromisoformat(data["timestamp"])})
 
 
 def _q(user_id: str) -> str:
