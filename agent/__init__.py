@@ -70,9 +70,14 @@ __all__ = [
     "verify_with_engine",
 ]
 
-from ._agent import AgentConfig, InterestAgent  # noqa: E402
+from ._agent import InterestAgent  # noqa: E402
 from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex  # noqa: E402
 from ._catalog import Catalog, CatalogItem  # noqa: E402
+from ._config import AgentConfig  # noqa: E402
+from ._context import UserContext  # noqa: E402
+from ._interests import render_interest_prompt  # noqa: E402
+from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
+from ._retrieval import ScoredUser  # noqa: E402
 from ._schemas import (  # noqa: E402
     ChatReply,
     Drift,
@@ -85,11 +90,13 @@ from ._schemas import (  # noqa: E402
 )
 
 __all__ += [
+    "CHOICE_LABELS",
     "AgentConfig",
     "CandidateSource",
     "Catalog",
     "CatalogItem",
     "ChatReply",
+    "ChoiceProbs",
     "Drift",
     "Interest",
     "InterestAgent",
@@ -98,6 +105,12 @@ __all__ += [
     "Provenance",
     "RankedItem",
     "RetrievalConfig",
+    "ScoredUser",
     "SummaryFacts",
     "TransitionIndex",
+    "UserContext",
+    "choice_orders",
+    "content_free_prompt",
+    "render_choice_prompt",
+    "render_interest_prompt",
 ]

@@ -1,93 +1,73 @@
-"""The interest agent: memory + candidate retrieval + LLM choice scoring + constrained interests."""
+"""The interest agent: memory, then three stages composed.
+
+1. **retrieval** (``_retrieval``): score the whole catalogue from the user's memory profile and candidate
+   sources, keep the top-N;
+2. **re-ranking** (``_rerank``): the LLM chooses among the candidates (one letter), optionally calibrated and
+   averaged over several orders; its probabilities are fused with the retrieval scores;
+3. **interests** (``_interests``): grounded labels, constrained generation, repeated labels merged.
+
+The agent is immutable in its settings: :meth:`InterestAgent.with_config` returns a new agent sharing the
+store, catalogue, engine, candidate sources and caches.
+"""
 
 from __future__ import annotations
 
 import logging
-import string
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 import prompts
-from memory import MemoryStore, StoredBehavior
+from memory import MemoryStore
 
-from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex, minmax_rows
+from ._candidates import CandidateSource, TransitionIndex
 from ._catalog import Catalog
-from ._context import UserContext, load_context, prompt_history
+from ._config import AgentConfig
+from ._context import UserContext, load_context
 from ._engine import GenerationRequest, LLMEngine, Message
 from ._errors import EngineError, StructuredOutputError, UnknownUserError
-from ._schemas import (
-    MAX_INTERESTS,
-    ChatReply,
-    Drift,
-    Interest,
-    InterestPrediction,
-    InterestSummary,
-    Provenance,
-    RankedItem,
-    grounded_interest_model,
-    interest_output_model,
-)
-from ._structured import generate_structured
+from ._interests import InterestWriter, interests_from_answer, interests_from_profile, render_interest_prompt
+from ._rerank import ChoiceProbs, Reranker
+from ._retrieval import Retriever, ScoredUser, fuse
+from ._schemas import ChatReply, Drift, Interest, InterestPrediction, InterestSummary, Provenance, RankedItem
 from ._summary import build_facts, chat_context, summarize_batch
 
-__all__ = ["AgentConfig", "InterestAgent"]
+__all__ = ["InterestAgent"]
 
 log = logging.getLogger(__name__)
-LABELS = tuple(string.ascii_uppercase[:20])  # A..T: one token each, LlamaRec's verbalizer
-
-
-class AgentConfig(BaseModel):
-    """Settings of the agent (printed with every result it produced)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_recent: int = Field(default=8, ge=1, le=50)
-    n_long: int = Field(default=6, ge=0, le=50)
-    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
-    #: weight of the LLM's choice probability against the retrieval score among the candidates
-    fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-    #: divide the LLM's choice probabilities by its content-free prior over the letters (contextual
-    #: calibration, Zhao et al. 2021): small models prefer "A" whatever the candidates are
-    calibrate: bool = False
-    attempts: int = Field(default=3, ge=1, le=10)
-    interests: bool = True
-    interest_max_tokens: int = Field(default=160, ge=16, le=1024)
-    #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
-    interest_labels: int = Field(default=6, ge=2, le=100)
-    summary_max_tokens: int = Field(default=120, ge=32, le=1024)
-    chat_max_tokens: int = Field(default=160, ge=16, le=1024)
-    #: on an LLM failure after retries: False raises, True falls back to retrieval-only (flagged)
-    fallback: bool = False
-    #: users per engine batch; rank and interest prompts of a user share their history prefix, and a
-    #: batch's prompts must fit the KV cache together for vLLM's prefix cache to reuse it
-    batch_size: int = Field(default=32, ge=1)
-
-
-@dataclass
-class _Scored:
-    ctx: UserContext
-    retrieval: np.ndarray  # over the catalog, consumed items = -inf
-    candidates: list[int]  # catalog indices, best first
+_KEEP: Any = object()  # "leave as is" for optional arguments where None is a value
 
 
 class InterestAgent:
-    """Predict what a user will want next, summarise their interests, answer questions about them."""
+    """Predict what a user will want next, summarise their interests, answer questions about them.
+
+    Args:
+        store: The users' memory.
+        catalog: The items that can be recommended.
+        engine: The LLM (None: retrieval and template summaries only).
+        config: Settings (immutable; :meth:`with_config` derives an agent with others).
+        transitions: Collaborative item-to-item evidence for retrieval.
+        sequential: A sequential model used as a retriever.
+        choice_priors: Cache of the engine's content-free choice priors; agents on one engine may share it.
+    """
 
     def __init__(self, store: MemoryStore, catalog: Catalog, engine: LLMEngine | None, config: AgentConfig,
-                 transitions: TransitionIndex | None = None, sequential: CandidateSource | None = None):
+                 transitions: TransitionIndex | None = None, sequential: CandidateSource | None = None, *,
+                 choice_priors: dict[int, np.ndarray] | None = None):
         self.store = store
         self.catalog = catalog
         self.engine = engine
-        self.config = config
-        self.transitions = transitions
-        self.sequential = sequential
-        self._priors: dict[int, np.ndarray] = {}
+        self._config = config
+        self.retriever = Retriever(catalog, config.retrieval, transitions, sequential)
+        self.reranker = Reranker(catalog, engine, calibrate=config.calibrate, orders=config.choice_orders,
+                                 priors=choice_priors)
+        self.interest_writer = InterestWriter(catalog, engine, store.config.attribute_keys,
+                                              max_labels=config.interest_labels,
+                                              max_tokens=config.interest_max_tokens, attempts=config.attempts)
 
     @classmethod
     def from_defaults(cls, store: MemoryStore, catalog: Catalog, engine_url: str | None = None, *,
@@ -99,14 +79,9 @@ class InterestAgent:
         Collaborative transitions are learnt from every user's history in ``store`` unless given.
         """
         if engine is None:
-            if engine_url:
-                from ._openai import OpenAIEngine
+            from ._engines import make_engine
 
-                engine = OpenAIEngine.from_url(engine_url)
-            else:
-                from ._vllm import VLLMEngine
-
-                engine = VLLMEngine.from_defaults()
+            engine = make_engine(engine_url)
         if transitions is None:
             seqs = {}
             for u in store.users():
@@ -114,6 +89,41 @@ class InterestAgent:
                 seqs[u] = [b.item_id for b in reversed(items) if b.item_id]
             transitions = TransitionIndex.fit(seqs, catalog.index)
         return cls(store, catalog, engine, config or AgentConfig(), transitions, sequential)
+
+    @property
+    def config(self) -> AgentConfig:
+        return self._config
+
+    @property
+    def transitions(self) -> TransitionIndex | None:
+        return self.retriever.transitions
+
+    @property
+    def sequential(self) -> CandidateSource | None:
+        return self.retriever.sequential
+
+    def with_config(self, config: AgentConfig | None = None, /, **updates: Any) -> InterestAgent:
+        """A new agent with ``config``, or with this agent's config plus ``updates`` (see
+        :meth:`AgentConfig.updated`); it shares the store, catalogue, engine, candidate sources and the
+        choice-prior cache. This agent is unchanged.
+
+        Raises:
+            pydantic.ValidationError: An unknown setting or a value out of range.
+        """
+        new = (config or self._config).updated(**updates) if updates else (config or self._config)
+        return self._derive(new, self.transitions, self.sequential)
+
+    def with_sources(self, *, transitions: TransitionIndex | None = _KEEP,
+                     sequential: CandidateSource | None = _KEEP) -> InterestAgent:
+        """A new agent with other candidate sources for retrieval (None removes one), sharing the rest."""
+        return self._derive(self._config, self.transitions if transitions is _KEEP else transitions,
+                            self.sequential if sequential is _KEEP else sequential)
+
+    def _derive(self, config: AgentConfig, transitions: TransitionIndex | None,
+                sequential: CandidateSource | None) -> InterestAgent:
+        # same engine, so the content-free priors stay valid
+        return InterestAgent(self.store, self.catalog, self.engine, config, transitions, sequential,
+                             choice_priors=self.reranker.priors)
 
     def close(self) -> None:
         if self.engine is not None:
@@ -123,7 +133,8 @@ class InterestAgent:
     def contexts(self, user_ids: Sequence[str], nows: Sequence[datetime | None],
                  histories: Sequence[Sequence[str] | None] | None = None,
                  excludes: Sequence[Sequence[str] | None] | None = None) -> list[UserContext]:
-        c = self.config
+        """What each user's prediction reads from memory (see :func:`load_context`)."""
+        c = self._config
         return [
             load_context(self.store, u, now, c.n_recent, c.n_long,
                          histories[i] if histories else None, excludes[i] if excludes else None)
@@ -132,219 +143,91 @@ class InterestAgent:
 
     def retrieval_scores(self, ctxs: Sequence[UserContext]) -> np.ndarray:
         """Candidate-stage scores over the whole catalog (consumed items = -inf); memory-only ranking."""
-        r = self.config.retrieval
-        n = len(self.catalog)
-        total = np.zeros((len(ctxs), n))
-        for row, ctx in enumerate(ctxs):
-            if ctx.profile.short.vector is not None and r.w_short:
-                total[row] += r.w_short * minmax_rows(self.catalog.similarity(ctx.profile.short.vector))
-            if ctx.profile.long.vector is not None and r.w_long:
-                total[row] += r.w_long * minmax_rows(self.catalog.similarity(ctx.profile.long.vector))
-            if self.transitions is not None and r.w_co and ctx.history:
-                total[row] += r.w_co * minmax_rows(self.transitions.score(ctx.history))
-        if self.sequential is not None and r.w_seq:
-            live = [i for i, c in enumerate(ctxs) if c.history]
-            if live:
-                seq = self.sequential.score_histories([ctxs[i].user_id for i in live],
-                                                      [ctxs[i].history for i in live], [ctxs[i].now for i in live])
-                total[live] += r.w_seq * minmax_rows(seq)
-        for row, ctx in enumerate(ctxs):
-            cols = [self.catalog.index[i] for i in ctx.exclude if i in self.catalog.index]
-            total[row, cols] = -np.inf
-            if ctx.cold:  # no memory: popularity, flagged by the caller
-                pop = minmax_rows(self.catalog.popularity[None, :])[0]
-                total[row] = np.where(np.isfinite(total[row]), pop, -np.inf)
-        return total
+        return self.retriever.scores(ctxs)
 
-    def _score(self, ctxs: Sequence[UserContext]) -> list[_Scored]:
-        scores = self.retrieval_scores(ctxs)
-        n = self.config.retrieval.n_candidates
-        out = []
-        for row, ctx in enumerate(ctxs):
-            order = np.argsort(-scores[row], kind="stable")
-            finite = order[np.isfinite(scores[row][order])]
-            out.append(_Scored(ctx, scores[row], [int(i) for i in finite[:n]]))
-        return out
+    def score_candidates(self, user_ids: Sequence[str], nows: Sequence[datetime | None] | None = None, *,
+                         histories: Sequence[Sequence[str] | None] | None = None,
+                         excludes: Sequence[Sequence[str] | None] | None = None) -> list[ScoredUser]:
+        """The retrieval stage for each user: memory read, catalogue scored, top-N candidates kept.
 
-    # -- LLM stages ----------------------------------------------------------------------------------
-    def rank_prompt(self, s: _Scored) -> str:
-        cands = [{"label": LABELS[j], "title": self.catalog.items[i].title,
-                  "categories": list(self.catalog.items[i].categories)} for j, i in enumerate(s.candidates)]
-        # the template file ends in a newline; the labels are read as the next token after "Answer:" (" A")
-        return prompts.render("rank", candidates=cands, **prompt_history(s.ctx)).rstrip("\n")
+        Args:
+            user_ids: The users.
+            nows: Time of each prediction (None: as of the user's newest behavior); default all None.
+            histories: Consumed item ids per user, chronological (default: read from memory).
+            excludes: Items that may not be recommended per user (default: the history).
 
-    def interest_labels(self, s: _Scored) -> list[str]:
-        """The labels this user's interests may take: the taxonomy's categories that the user's memory
-        (short- and long-horizon shares) and top candidates show, by that mass, at most
-        ``config.interest_labels`` of them; the whole taxonomy when fewer than two are grounded.
-
-        Restricting the enum grounds the answer in what memory shows and keeps a small model from picking
-        categories by their place in a long list.
+        Returns:
+            One :class:`ScoredUser` per user, in order; pass them to :meth:`choice_probs`,
+            :meth:`llm_interests` and :meth:`fuse`.
         """
-        taxonomy = self.catalog.taxonomy
-        known = set(taxonomy)
-        mass: dict[str, float] = {}
-        for a in (*s.ctx.profile.short.top_attributes, *s.ctx.profile.long.top_attributes):
-            if a.name in known:
-                mass[a.name] = mass.get(a.name, 0.0) + a.share
-        top = s.candidates[:10]
-        for i in top:  # the candidates carry as much mass as one horizon
-            cats = [c for c in self.catalog.items[i].categories if c in known]
-            for c in cats:
-                mass[c] = mass.get(c, 0.0) + 1.0 / (len(top) * len(cats))
-        labels = sorted(mass, key=lambda c: (-mass[c], taxonomy.index(c)))[: self.config.interest_labels]
-        return labels if len(labels) >= 2 else list(taxonomy)
+        nows = list(nows) if nows is not None else [None] * len(user_ids)
+        return self.retriever.score(self.contexts(user_ids, nows, histories, excludes))
 
-    def behavior_categories(self, b: StoredBehavior) -> list[str]:
-        """A behavior's categories: its catalog item's, else its own attributes (genres/categories)."""
-        if b.item_id and b.item_id in self.catalog.index:
-            return list(self.catalog.items[self.catalog.index[b.item_id]].categories)
-        for key in self.store.config.attribute_keys:
-            value = b.attributes.get(key)
-            if isinstance(value, str):
-                return [v for v in value.split("|") if v]
-            if isinstance(value, list | tuple):
-                return [str(v) for v in value]
-        return []
+    # -- re-ranking --------------------------------------------------------------------------------
+    def choice_prompt(self, s: ScoredUser, order: Sequence[int] | None = None) -> str:
+        """The choice prompt of ``s``, its candidates shown in ``order`` (indices into ``s.candidates``;
+        default their own order)."""
+        return self.reranker.prompt(s, order)
 
-    def interest_support(self, ctx: UserContext, labels: Sequence[str]) -> list[tuple[str, list[int]]]:
-        """For each label, the prompt's behavior numbers that carry it; labels no shown behavior carries
-        are dropped (an interest must cite its evidence)."""
-        shown = [*reversed(ctx.recent), *(r.behavior for r in ctx.long_range)]  # the prompt's [1..n] order
-        cats = [set(self.behavior_categories(b)) for b in shown]
-        support = [(label, [n + 1 for n, c in enumerate(cats) if label in c]) for label in labels]
-        return [(label, ids) for label, ids in support if ids]
+    def choice_probs(self, scored: Sequence[ScoredUser]) -> list[ChoiceProbs | None]:
+        """The LLM's choice probabilities for each user's candidates (None for cold users or a single
+        candidate), in ``config.choice_orders`` orders.
 
-    def interest_prompt(self, ctx: UserContext, labels: Sequence[str] | None = None) -> str:
-        """The interest prompt; ``labels`` (default: the taxonomy) are shown with their short-horizon share."""
-        share = {a.name: a.share for a in ctx.profile.short.top_attributes}
-        cats = [f"{c} {round(100 * share.get(c, 0.0))}%" for c in (self.catalog.taxonomy if labels is None else labels)]
-        return prompts.render("predict", categories=cats, max_interests=MAX_INTERESTS, **prompt_history(ctx))
-
-    def llm_choice_probs(self, scored: Sequence[_Scored]) -> list[np.ndarray | None]:
-        """The LLM's probability for each candidate (None for cold users or a single candidate)."""
-        assert self.engine is not None
-        todo = [i for i, s in enumerate(scored) if not s.ctx.cold and len(s.candidates) > 1]
-        out: list[np.ndarray | None] = [None] * len(scored)
-        by_n: dict[int, list[int]] = {}
-        for i in todo:
-            by_n.setdefault(len(scored[i].candidates), []).append(i)
-        for n, idx in by_n.items():
-            if self.config.calibrate:
-                self.choice_prior(n)  # here, so an engine failure meets the caller's fallback choice
-            res = self.engine.score_choices([self.rank_prompt(scored[i]) for i in idx], LABELS[:n])
-            for i, r in zip(idx, res, strict=True):
-                out[i] = np.asarray(r.probs)
-        return out
+        Raises:
+            EngineError: The engine failed.
+        """
+        return self.reranker.choice_probs(scored)
 
     def choice_prior(self, n: int) -> np.ndarray:
-        """The LLM's probabilities for the first ``n`` letters on a content-free rank prompt (no history,
-        every candidate "N/A"), computed once per ``n``: the position bias that calibration divides out."""
-        if n not in self._priors:
-            assert self.engine is not None
-            cands = [{"label": LABELS[j], "title": "N/A", "categories": []} for j in range(n)]
-            prompt = prompts.render("rank", candidates=cands, recent=[], long_range=[], short_shares=[],
-                                    long_shares=[]).rstrip("\n")
-            [res] = self.engine.score_choices([prompt], LABELS[:n])
-            self._priors[n] = np.maximum(np.asarray(res.probs, dtype=float), 1e-6)
-        return self._priors[n]
+        """The engine's probabilities for the first ``n`` letters on a content-free prompt (cached)."""
+        return self.reranker.choice_prior(n)
 
-    def calibrated(self, probs: np.ndarray) -> np.ndarray:
-        """``probs`` divided by the content-free prior and renormalised."""
-        p = probs / self.choice_prior(len(probs))
-        return p / p.sum()
-
-    def fuse(self, s: _Scored, probs: np.ndarray | None, k: int, weight: float | None = None
+    def fuse(self, s: ScoredUser, choice: ChoiceProbs | None, k: int, weight: float | None = None
              ) -> list[RankedItem]:
-        """Candidates re-ranked by (1-w)·minmax(retrieval) + w·minmax(LLM prob); then the rest by retrieval.
+        """The ranked items: candidates by (1-w)·minmax(retrieval) + w·minmax(choice probability), then the
+        rest by retrieval. The choice probability is calibrated when ``config.calibrate`` (and w > 0);
+        ``llm_prob`` reports it uncalibrated."""
+        w = self._config.fusion_weight if weight is None else weight
+        if choice is None:
+            return fuse(self.catalog, s, None, w, k)
+        raw = choice.per_candidate()
+        calibrate = self._config.calibrate and w > 0
+        llm = choice.per_candidate(self.choice_prior(len(s.candidates))) if calibrate else raw
+        return fuse(self.catalog, s, llm, w, k, reported=raw)
 
-        Items past the candidates keep their retrieval score minus 1, so scores stay ordered.
+    # -- interests ---------------------------------------------------------------------------------
+    def interest_prompt(self, ctx: UserContext, labels: Sequence[str] | None = None) -> str:
+        """The interest prompt; ``labels`` (default: the taxonomy) are shown with their short-horizon share."""
+        return render_interest_prompt(ctx, self.catalog.taxonomy if labels is None else labels)
+
+    def interest_requests(self, scored: Sequence[ScoredUser]
+                          ) -> list[tuple[int, type[BaseModel], GenerationRequest]]:
+        """(index, output model, request) of the grounded interest generation for each warm user."""
+        return self.interest_writer.requests(scored)
+
+    def llm_interests(self, scored: Sequence[ScoredUser]) -> list[Any]:
+        """Constrained interests per user, batched: a ``StructuredResult`` (``.value.interests``), a
+        ``StructuredOutputError`` when retries ran out, or None for a cold user.
+
+        Raises:
+            EngineError: The engine failed.
         """
-        w = self.config.fusion_weight if weight is None else weight
-        cand = np.asarray(s.candidates, dtype=int)
-        if len(cand) == 0:
-            return []
-        llm = probs
-        if probs is not None and self.config.calibrate and w > 0:
-            llm = self.calibrated(probs)
-        retr = minmax_rows(s.retrieval[cand][None, :])[0]
-        fused = retr if llm is None else (1 - w) * retr + w * minmax_rows(llm[None, :])[0]
-        order = np.argsort(-fused, kind="stable")
-        items = [RankedItem(item_id=self.catalog.items[cand[j]].item_id, title=self.catalog.items[cand[j]].title,
-                            score=float(fused[j]), retrieval_score=float(s.retrieval[cand[j]]),
-                            llm_prob=None if probs is None else float(probs[j])) for j in order[:k]]
-        if k > len(items):
-            rest = np.argsort(-s.retrieval, kind="stable")
-            seen = set(cand.tolist())
-            for i in rest:
-                if len(items) >= k or not np.isfinite(s.retrieval[i]):
-                    break
-                if int(i) in seen:
-                    continue
-                it = self.catalog.items[int(i)]
-                items.append(RankedItem(item_id=it.item_id, title=it.title, score=float(s.retrieval[i]) - 1.0,
-                                        retrieval_score=float(s.retrieval[i])))
-        return items
+        return self.interest_writer.generate(scored)
 
-    def _interests_from_profile(self, ctx: UserContext) -> list[Interest]:
-        """Interests read off the memory profile (used for cold start and fallbacks; not the LLM's)."""
-        out = []
-        tops = [(a.name, "short") for a in ctx.profile.short.top_attributes[:2]]
-        tops += [(a.name, "long") for a in ctx.profile.long.top_attributes[:2]]
-        seen = set()
-        for name, horizon in tops:
-            if name in seen or len(out) >= MAX_INTERESTS:
-                continue
-            seen.add(name)
-            out.append(Interest(label=name[:60], confidence="low", horizon=horizon, evidence=[]))
-        if not out and ctx.cold:
-            counts: dict[str, float] = {}
-            for i in np.argsort(-self.catalog.popularity)[:50]:
-                for c in self.catalog.items[int(i)].categories:
-                    counts[c] = counts.get(c, 0) + 1
-            for name in sorted(counts, key=lambda c: -counts[c])[:MAX_INTERESTS]:
-                out.append(Interest(label=name[:60], confidence="low", horizon="long", evidence=[]))
-        return out
+    def interests_from_profile(self, ctx: UserContext) -> list[Interest]:
+        """Interests read off the memory profile (cold start and fallbacks; not the LLM's)."""
+        return interests_from_profile(self.catalog, ctx)
 
-    def interest_requests(self, scored: Sequence[_Scored]) -> list[tuple[int, type[BaseModel], GenerationRequest]]:
-        """(index, output model, request) of the interest generation for each warm user."""
-        out = []
-        for i, s in enumerate(scored):
-            if s.ctx.cold:
-                continue
-            support = self.interest_support(s.ctx, self.interest_labels(s))
-            if len(support) >= 2:  # grounded: each label may cite only behaviors that carry it
-                labels = [label for label, _ in support]
-                model = grounded_interest_model(support)
-            else:  # too little categorised evidence: the whole taxonomy, any shown behavior as evidence
-                labels = list(self.catalog.taxonomy)
-                model = interest_output_model(labels, len(s.ctx.evidence_ids()))
-            out.append((i, model, GenerationRequest(prompt=self.interest_prompt(s.ctx, labels),
-                                                    max_tokens=self.config.interest_max_tokens)))
-        return out
-
-    def _llm_interests(self, scored: Sequence[_Scored]) -> list[Any]:
-        """Constrained interests for each warm user (None for cold ones), batched across users."""
-        out: list[Any] = [None] * len(scored)
-        todo = self.interest_requests(scored)
-        if not todo:
-            return out
-        res = generate_structured(self.engine, [m for _, m, _ in todo], [r for _, _, r in todo],  # type: ignore[arg-type]
-                                  attempts=self.config.attempts)
-        for (i, _, _), r in zip(todo, res, strict=True):
-            out[i] = r
-        return out
-
-    def _provenance(self, s: _Scored, **kw: Any) -> Provenance:
+    def _provenance(self, s: ScoredUser, **kw: Any) -> Provenance:
+        c = self._config
         return Provenance(
             engine=self.engine.description if self.engine else {},
             model=self.engine.model_name if self.engine else None,
             templates={n: prompts.version(n) for n in ("system", "rank", "predict")},
-            retrieval={**self.config.retrieval.model_dump(), "n_recent": self.config.n_recent,
-                       "n_long": self.config.n_long, "fusion_weight": self.config.fusion_weight,
-                       "calibrate": self.config.calibrate,
-                       "candidates": len(s.candidates)},
-            cold_start=s.ctx.cold, **kw)
+            retrieval={**c.retrieval.model_dump(), "n_recent": c.n_recent, "n_long": c.n_long,
+                       "fusion_weight": c.fusion_weight, "calibrate": c.calibrate,
+                       "choice_orders": c.choice_orders, "candidates": len(s.candidates)},
+            cold_start=s.context.cold, **kw)
 
     # -- public API --------------------------------------------------------------------------------
     def predict(self, user_id: str, now: datetime | None = None, k: int = 10, *,
@@ -385,15 +268,15 @@ class InterestAgent:
             sl = slice(start, start + bs)
             ctxs = self.contexts(user_ids[sl], nows[sl], histories[sl] if histories else None,
                                  excludes[sl] if excludes else None)
-            results.extend(self._predict_batch(self._score(ctxs), k, fb))
+            results.extend(self._predict_batch(self.retriever.score(ctxs), k, fb))
             bar.update(len(ctxs))
         bar.close()
         return results
 
-    def _predict_batch(self, scored: list[_Scored], k: int, fb: bool) -> list[InterestPrediction]:
+    def _predict_batch(self, scored: list[ScoredUser], k: int, fb: bool) -> list[InterestPrediction]:
         failure: str | None = None
         try:
-            probs = self.llm_choice_probs(scored)
+            probs = self.choice_probs(scored)
         except EngineError as exc:
             if not fb:
                 raise
@@ -401,7 +284,7 @@ class InterestAgent:
         interests: list[Any] = [None] * len(scored)
         if self.config.interests and failure is None:
             try:
-                interests = self._llm_interests(scored)
+                interests = self.llm_interests(scored)
             except EngineError as exc:
                 if not fb:
                     raise
@@ -417,20 +300,17 @@ class InterestAgent:
                 fallback_reason = f"interests invalid after {res.attempts} attempts"
                 reasons, attempts, res = res.reasons[-10:], res.attempts, None
             if res is not None:
-                ids = s.ctx.evidence_ids()
-                found = _merge_repeats([Interest(label=i.label, confidence=i.confidence, horizon=i.horizon,
-                                                 evidence=list(dict.fromkeys(ids[e - 1] for e in i.evidence)))
-                                        for i in res.value.interests])
+                found = interests_from_answer(s.context, res.value)
                 attempts, reasons = res.attempts, res.reasons[-10:]
             else:
-                found = self._interests_from_profile(s.ctx)
-                if s.ctx.cold:
+                found = self.interests_from_profile(s.context)
+                if s.context.cold:
                     fallback_reason = fallback_reason or "cold start: popularity"
-            prof = s.ctx.profile
+            prof = s.context.profile
             drift = Drift(score=prof.drift, rising=[a.name for a in prof.rising[:5]],
                           fading=[a.name for a in prof.fading[:5]])
             out.append(InterestPrediction(
-                user_id=s.ctx.user_id, as_of=s.ctx.now, interests=found,
+                user_id=s.context.user_id, as_of=s.context.now, interests=found,
                 next_items=self.fuse(s, p if failure is None else None, k), drift=drift,
                 provenance=self._provenance(s, attempts=attempts, fallback=fallback_reason, reasons=reasons)))
         return out
@@ -441,7 +321,8 @@ class InterestAgent:
 
     def summarize_many(self, user_ids: Sequence[str], now: datetime | None = None) -> list[InterestSummary]:
         ctxs = self.contexts(user_ids, [now] * len(user_ids))
-        return summarize_batch(self, ctxs)
+        return summarize_batch(self.engine, ctxs, self.catalog.taxonomy, max_tokens=self.config.summary_max_tokens,
+                               attempts=self.config.attempts)
 
     def chat(self, user_id: str, messages: Sequence[Message | dict[str, str]], now: datetime | None = None
              ) -> ChatReply:
@@ -450,7 +331,7 @@ class InterestAgent:
         if not msgs or msgs[-1].role != "user":
             raise ValueError("messages must end with a user message")
         [ctx] = self.contexts([user_id], [now])
-        system, evidence = chat_context(self, ctx, msgs[-1].content)
+        system, evidence = chat_context(self.store, ctx, msgs[-1].content)
         assert self.engine is not None
         [out] = self.engine.generate([GenerationRequest(
             messages=(Message(role="system", content=system), *[m for m in msgs if m.role != "system"]),
@@ -462,17 +343,3 @@ class InterestAgent:
             templates={"chat": prompts.version("chat")}, attempts=1,
             retrieval={"relevant": len(evidence), "n_behaviors": facts.n_behaviors},
             cold_start=ctx.cold, fallback="length" if out.finish_reason == "length" else None))
-
-
-def _merge_repeats(interests: list[Interest]) -> list[Interest]:
-    """One interest per label: a small model often repeats a label (the schema cannot forbid it); keep the
-    first occurrence with the union of the evidence rather than reject an otherwise valid answer."""
-    merged: dict[str, Interest] = {}
-    for it in interests:
-        if it.label not in merged:
-            merged[it.label] = it
-            continue
-        first = merged[it.label]
-        evidence = list(dict.fromkeys([*first.evidence, *it.evidence]))[:3]
-        merged[it.label] = first.model_copy(update={"evidence": evidence})
-    return list(merged.values())

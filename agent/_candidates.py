@@ -1,9 +1,4 @@
-"""The candidate stage: score the whole catalog for a user from memory and collaborative evidence.
-
-Score of item i for a user (each component min-max normalised over the catalog, so weights compare):
-
-    retrieval_i = w_short · cos(i, short-term profile) + w_long · cos(i, long-term profile)
-                + w_co · transitions_i + w_seq · sequential_i
+"""Sources of the candidate stage (see ``_retrieval``): its weights and the collaborative evidence.
 
 ``transitions`` are item-to-item successions counted in other users' histories (the item that followed
 each of the user's recent items, nearer successors and more recent anchors weighing more); ``sequential``
@@ -20,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CandidateSource", "RetrievalConfig", "TransitionIndex", "minmax_rows"]
+__all__ = ["CandidateSource", "RetrievalConfig", "TransitionIndex"]
 
 #: successors within this many steps count; the next item counts fully, later ones 1/distance
 TRANSITION_WINDOW = 3
@@ -33,7 +28,7 @@ ANCHORS = 5
 class RetrievalConfig(BaseModel):
     """Weights of the candidate stage (tunable on validation data)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     w_short: float = Field(default=1.0, ge=0)
     w_long: float = Field(default=0.5, ge=0)
@@ -93,10 +88,3 @@ class TransitionIndex:
             out[row.indices] += (ANCHOR_DECAY ** j) * row.data
         return out
 
-
-def minmax_rows(x: np.ndarray) -> np.ndarray:
-    """Min-max normalise each row to [0, 1]; a constant row becomes zeros."""
-    x = np.asarray(x, dtype=np.float64)
-    lo = x.min(axis=-1, keepdims=True)
-    span = x.max(axis=-1, keepdims=True) - lo
-    return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)

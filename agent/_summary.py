@@ -6,18 +6,16 @@ import functools
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import prompts
+from memory import MemoryStore
 
 from ._context import UserContext
-from ._engine import Completion, GenerationRequest
+from ._engine import Completion, GenerationRequest, LLMEngine
 from ._errors import StructuredOutputError
 from ._schemas import InterestSummary, Provenance, SummaryFacts, summary_output_model
 from ._structured import generate_structured
-
-if TYPE_CHECKING:
-    from ._agent import InterestAgent
 
 __all__ = ["OPENING", "build_facts", "chat_context", "grounding_check", "parse_summary", "render_template_summary",
            "summarize_batch"]
@@ -137,25 +135,35 @@ def parse_summary(model: type[Any], out: Completion) -> Any:
     return model(summary=text[: ends[: MAX_SENTENCES][-1]])
 
 
-def summarize_batch(agent: InterestAgent, ctxs: Sequence[UserContext]) -> list[InterestSummary]:
+def summarize_batch(engine: LLMEngine | None, ctxs: Sequence[UserContext], taxonomy: Sequence[str], *,
+                    max_tokens: int, attempts: int) -> list[InterestSummary]:
+    """Summaries of the users in ``ctxs``: the LLM's paragraph when it passes :func:`grounding_check`,
+    else one rendered from the facts (also for cold users and without an engine).
+
+    Args:
+        engine: The LLM, or None for template summaries only.
+        ctxs: The users' memory as read for this summary.
+        taxonomy: Every category name (a summary may not name those outside the user's facts).
+        max_tokens: Generation budget per summary.
+        attempts: Tries per summary before falling back to the template.
+    """
     facts = [build_facts(c) for c in ctxs]
     model = summary_output_model()
     live = [i for i, c in enumerate(ctxs) if not c.cold]
     results: dict[int, Any] = {}
-    if live and agent.engine is not None:
+    if live and engine is not None:
         for i in live:  # one call per user: each has its own grounding check
             prompt = prompts.render("summarize", opening=OPENING, **_template_context(facts[i], ctxs[i].now))
             req = GenerationRequest(prompt=prompt.rstrip("\n"),  # the model continues the opening's line
-                                    max_tokens=agent.config.summary_max_tokens, stop=("\n",))
+                                    max_tokens=max_tokens, stop=("\n",))
             [results[i]] = generate_structured(
-                agent.engine, model, [req], attempts=agent.config.attempts,
-                validate=grounding_check(facts[i], agent.catalog.taxonomy),
+                engine, model, [req], attempts=attempts, validate=grounding_check(facts[i], taxonomy),
                 parse=functools.partial(parse_summary, model))
     out = []
     for i, ctx in enumerate(ctxs):
         res = results.get(i)
-        prov = Provenance(engine=agent.engine.description if agent.engine else {},
-                          model=agent.engine.model_name if agent.engine else None,
+        prov = Provenance(engine=engine.description if engine else {},
+                          model=engine.model_name if engine else None,
                           templates={"summarize": prompts.version("summarize")}, cold_start=ctx.cold)
         if res is not None and not isinstance(res, StructuredOutputError):
             prov.attempts, prov.reasons = res.attempts, res.reasons[-10:]
@@ -172,9 +180,10 @@ def summarize_batch(agent: InterestAgent, ctxs: Sequence[UserContext]) -> list[I
     return out
 
 
-def chat_context(agent: InterestAgent, ctx: UserContext, question: str) -> tuple[str, list[int]]:
-    """The system prompt for a chat turn: facts plus the behaviors most relevant to the question."""
-    relevant = agent.store.retrieve(ctx.user_id, query=question, k=CHAT_EVIDENCE, now=ctx.now) if not ctx.cold else []
+def chat_context(store: MemoryStore, ctx: UserContext, question: str) -> tuple[str, list[int]]:
+    """The system prompt for a chat turn (facts plus the behaviors in ``store`` most relevant to the
+    question) and the ids of those behaviors."""
+    relevant = store.retrieve(ctx.user_id, query=question, k=CHAT_EVIDENCE, now=ctx.now) if not ctx.cold else []
     lines = [{"idx": i + 1, "when": r.behavior.timestamp.strftime("%Y-%m-%d"), "action": r.behavior.action,
               "text": r.behavior.text} for i, r in enumerate(relevant)]
     f = build_facts(ctx)

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core import item_counts
 from eval._data import Dataset, behavior_text, to_datetime
 from eval._errors import EvalError
 from eval._protocol import Ranking, RankRequest
 from eval._split import Split
 
 if TYPE_CHECKING:
-    from agent import InterestAgent
+    from agent import InterestAgent, ScoredUser
     from memory import MemoryStore
 
 __all__ = ["AgentPredictor", "LSTMSource", "MemoryPredictor", "MemorySync", "behavior_from_row",
@@ -103,14 +104,6 @@ def _now(r: RankRequest) -> datetime:
     return to_datetime(int(r.now))
 
 
-def _train_popularity(split: Split) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for seq in split.train.values():
-        for i in seq:
-            counts[i] = counts.get(i, 0) + 1
-    return counts
-
-
 class LSTMSource:
     """The harness's LSTM as the agent's sequential retriever (LlamaRec ranks a sequential model's top-N)."""
 
@@ -126,7 +119,11 @@ class LSTMSource:
 
 class MemoryPredictor:
     """Tide's candidate stage without the LLM: memory profile + collaborative transitions (+ a sequential
-    model when given), over the whole catalogue."""
+    model when given), over the whole catalogue.
+
+    ``agent`` is this predictor's current agent: fitting and tuning replace it with a derived one
+    (``with_sources``, ``with_config``); the store's query settings are tuned in the shared store.
+    """
 
     def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory"):
         self.name = name
@@ -138,9 +135,15 @@ class MemoryPredictor:
                                               "short_half_life_days": [1 / 144, 1 / 24, 1.0, 7.0, 30.0]}
 
     @property
+    def current_agent(self) -> InterestAgent:
+        """The agent as fitted and tuned so far: what this predictor ranks with."""
+        return self.agent
+
+    @property
     def config(self) -> dict[str, Any]:
-        return {"agent": self.agent.config.model_dump(), "memory": self.agent.store.config.model_dump(mode="json"),
-                "sequential": type(self.agent.sequential).__name__ if self.agent.sequential else None}
+        agent = self.current_agent
+        return {"agent": agent.config.model_dump(), "memory": agent.store.config.model_dump(mode="json"),
+                "sequential": type(agent.sequential).__name__ if agent.sequential else None}
 
     def set_params(self, **params: Any) -> None:
         from memory import MemoryStore
@@ -149,43 +152,46 @@ class MemoryPredictor:
         if mem:  # decay half-lives and scoring weights live in the store (the agent shares it)
             self.agent.store.reconfigure(**mem)
         if params:
-            self.agent.config.retrieval = self.agent.config.retrieval.model_copy(update=params)
+            self.agent = self.agent.with_config(retrieval=params)
 
     def fit(self, split: Split) -> None:
         from agent import TransitionIndex
 
-        self.agent.transitions = TransitionIndex.fit(split.train, self.agent.catalog.index)
-        counts = _train_popularity(split)
-        self.agent.catalog.popularity = np.array(
-            [counts.get(it.item_id, 0) for it in self.agent.catalog.items], dtype=float)
+        self.agent = self.agent.with_sources(transitions=TransitionIndex.fit(split.train, self.agent.catalog.index))
+        self.agent.catalog.popularity = item_counts(split.train.values(), self.agent.catalog.index)
 
-    def _contexts(self, requests: Sequence[RankRequest]) -> list[Any]:
+    def _score(self, agent: InterestAgent, requests: Sequence[RankRequest]) -> list[ScoredUser]:
         self.sync.sync(requests)
-        return self.agent.contexts([r.user_id for r in requests], [_now(r) for r in requests],
-                                   [list(r.history) for r in requests], [list(r.exclude) for r in requests])
+        return agent.score_candidates([r.user_id for r in requests], [_now(r) for r in requests],
+                                      histories=[list(r.history) for r in requests],
+                                      excludes=[list(r.exclude) for r in requests])
 
     def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
-        ctxs = self._contexts(requests)
-        scores = self.agent.retrieval_scores(ctxs)
         out = []
-        for row, ctx in enumerate(ctxs):
-            order = np.argsort(-scores[row], kind="stable")[:k]
-            order = order[np.isfinite(scores[row][order])]
-            interests = [a.name for a in ctx.profile.short.top_attributes[:3]]
+        for s in self._score(self.agent, requests):
+            order = s.top(k)
+            interests = [a.name for a in s.context.profile.short.top_attributes[:3]]
             out.append(Ranking([self.agent.catalog.items[i].item_id for i in order],
-                               [float(scores[row][i]) for i in order], {"interests": interests, "valid": True}))
+                               [float(s.retrieval[i]) for i in order], {"interests": interests, "valid": True}))
         return out
 
 
 class AgentPredictor(MemoryPredictor):
     """The agent: the candidate stage, then the LLM's choice probabilities fused with retrieval scores,
     and constrained interests. LLM outputs are cached per (user, time), so tuning the fusion weight on
-    validation costs one LLM pass."""
+    validation costs one LLM pass.
 
-    def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "agent"):
+    With ``candidates`` (a :class:`MemoryPredictor` evaluated before this one), the agent re-ranks that
+    predictor's fitted and tuned candidate stage; otherwise it fits its own with default weights.
+    """
+
+    def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "agent", *,
+                 candidates: MemoryPredictor | None = None):
         super().__init__(agent, sync, name)
+        self.candidates = candidates
         self.tunable = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0], "calibrate": [False, True]}
-        self._cache: dict[tuple[str, int, int], tuple[Any, Any]] = {}
+        self._params: dict[str, Any] = {}  # the LLM stage's settings, applied over the candidate stage's agent
+        self._cache: dict[tuple[str, int, int, int], tuple[Any, Any]] = {}
         self.llm_seconds = 0.0
         self._stage = "test"
 
@@ -194,10 +200,18 @@ class AgentPredictor(MemoryPredictor):
         self._stage = stage
 
     def set_params(self, **params: Any) -> None:
-        self.agent.config = self.agent.config.model_copy(update=params)
+        params = {**self._params, **params}
+        self.current_agent.with_config(**params)  # invalid settings fail here, not at rank time
+        self._params = params
 
-    def fit(self, split: Split) -> None:  # shares the fitted candidate stage of the memory model
-        if self.agent.transitions is None:
+    @property
+    def current_agent(self) -> InterestAgent:
+        """The candidate stage's agent (``candidates``' when given) with this predictor's LLM settings."""
+        base = self.candidates.agent if self.candidates is not None else self.agent
+        return base.with_config(**self._params) if self._params else base
+
+    def fit(self, split: Split) -> None:
+        if self.candidates is None:
             super().fit(split)
 
     def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
@@ -205,29 +219,29 @@ class AgentPredictor(MemoryPredictor):
 
         from agent import StructuredOutputError
 
-        ctxs = self._contexts(requests)
-        scored = self.agent._score(ctxs)
-        keys = [(r.user_id, int(r.now), len(r.history)) for r in requests]
+        agent = self.current_agent
+        scored = self._score(agent, requests)
+        keys = [(r.user_id, int(r.now), len(r.history), agent.config.choice_orders) for r in requests]
         todo = [i for i, key in enumerate(keys) if key not in self._cache]
         if todo:
             t0 = time.perf_counter()
-            probs = self.agent.llm_choice_probs([scored[i] for i in todo])
-            want = self.agent.config.interests and self._stage != "val"
-            interests = self.agent._llm_interests([scored[i] for i in todo]) if want else [None] * len(todo)
+            probs = agent.choice_probs([scored[i] for i in todo])
+            want = agent.config.interests and self._stage != "val"
+            interests = agent.llm_interests([scored[i] for i in todo]) if want else [None] * len(todo)
             self.llm_seconds += time.perf_counter() - t0
             for i, p, it in zip(todo, probs, interests, strict=True):
                 self._cache[keys[i]] = (p, it)
         out = []
         for s, key in zip(scored, keys, strict=True):
             p, it = self._cache[key]
-            ranked = self.agent.fuse(s, p, k)
+            ranked = agent.fuse(s, p, k)
             valid = not isinstance(it, StructuredOutputError)
             if it is not None and valid:
                 labels = list(dict.fromkeys(x.label for x in it.value.interests))
             else:
-                labels = [x.label for x in self.agent._interests_from_profile(s.ctx)]
+                labels = [x.label for x in agent.interests_from_profile(s.context)]
             info = {"interests": labels, "valid": valid,
-                    "candidates": [self.agent.catalog.items[i].item_id for i in s.candidates],
-                    "attempts": getattr(it, "attempts", 0), "cold_start": s.ctx.cold}
+                    "candidates": [agent.catalog.items[i].item_id for i in s.candidates],
+                    "attempts": getattr(it, "attempts", 0), "cold_start": s.context.cold}
             out.append(Ranking([x.item_id for x in ranked], [x.score for x in ranked], info))
         return out

@@ -21,6 +21,7 @@ class FakeEngine:
     def __init__(self):
         self.generated = 0
         self.scored = 0
+        self.content_free = 0  # calibration's prior prompts (every candidate "N/A")
         self.offered: list[list[str]] = []
 
     model_name = "fake"
@@ -41,6 +42,7 @@ class FakeEngine:
 
     def score_choices(self, prompts, labels):
         self.scored += len(prompts)
+        self.content_free += sum('"N/A"' in p for p in prompts)
         probs = [0.01] * len(labels)
         probs[min(1, len(labels) - 1)] = 1.0
         s = sum(probs)
@@ -94,16 +96,25 @@ def test_memory_holds_exactly_the_history_and_refuses_to_go_back(parts):
 def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tmp_path):
     ds, split, _, agent, engine = parts
     sync = MemorySync(agent.store, ds)
-    memory, agent_pred = MemoryPredictor(agent, sync), AgentPredictor(agent, sync)
+    memory = MemoryPredictor(agent, sync)
+    agent_pred = AgentPredictor(agent, sync, candidates=memory)
     result = run_evaluation(ds, [memory, agent_pred], split, users=6, seed=0, out_dir=tmp_path / "out",
                             n_bootstrap=50, progress=False, sampled_negatives=0)
-    tuning = result.summary["models"]["agent"]["tuning"]
+    summary = result.summary.to_dict()  # as summary.json holds it
+    tuning = summary["models"]["agent"]["tuning"]
     grid = [(w, c) for w in agent_pred.tunable["fusion_weight"] for c in agent_pred.tunable["calibrate"]]
     assert [(r["params"]["fusion_weight"], r["params"]["calibrate"]) for r in tuning["results"]] == grid
     # one LLM pass per (user, stage) despite twelve grid points (+ one content-free prompt per candidate
     # count for calibration); interests only for the test stage
-    assert engine.scored - len(agent._priors) == 12 and 1 <= len(agent._priors) <= 2 and engine.generated == 6
-    assert result.summary["models"]["agent"]["valid_rate"] == 1.0
+    assert engine.scored - engine.content_free == 12 and 1 <= engine.content_free <= 2 and engine.generated == 6
+    # the agent re-ranked the memory model's fitted and tuned candidate stage, with its own tuned LLM settings
+    tuned = agent_pred.current_agent
+    assert tuned.transitions is memory.agent.transitions is not None
+    assert tuned.config.retrieval == memory.agent.config.retrieval
+    assert tuned.config.retrieval.w_co == summary["models"]["memory"]["tuning"]["best"]["w_co"]
+    assert tuned.config.fusion_weight == tuning["best"]["fusion_weight"]
+    assert agent.transitions is None and agent.config == AgentConfig()  # the agent passed in is unchanged
+    assert summary["models"]["agent"]["valid_rate"] == 1.0
     # each user chose among their own grounded labels (a few of the taxonomy, never all of it)
     taxonomy = agent.catalog.taxonomy
     assert all(2 <= len(offered) <= agent.config.interest_labels < len(taxonomy) for offered in engine.offered)
@@ -115,9 +126,10 @@ def test_memory_tunes_the_decay_half_life_in_the_shared_store(parts):
     ds, _, store, agent, _ = parts
     pred = MemoryPredictor(agent, MemorySync(store, ds))
     assert "short_half_life_days" in pred.tunable
-    pred.set_params(w_co=2.0, short_half_life_days=1 / 24)
+    pred.set_params(w_co=3.0, short_half_life_days=1 / 24)
     assert store.config.short_half_life_days == 1 / 24  # a store setting: the agent sees it too
-    assert agent.config.retrieval.w_co == 2.0
+    assert pred.agent.config.retrieval.w_co == 3.0 and pred.agent.store is store
+    assert agent.config.retrieval.w_co == AgentConfig().retrieval.w_co  # a new agent; the given one is unchanged
     assert pred.config["memory"]["short_half_life_days"] == 1 / 24
     with pytest.raises(ValueError, match="long_half_life_days"):
         pred.set_params(short_half_life_days=1000.0)  # must stay below the long horizon
@@ -128,7 +140,7 @@ def test_agent_reports_its_candidate_stage_recall(parts, tmp_path):
     sync = MemorySync(agent.store, ds)
     result = run_evaluation(ds, [AgentPredictor(agent, sync)], split, users=4, seed=0, out_dir=tmp_path / "o",
                             n_bootstrap=20, progress=False, sampled_negatives=0, tune=False)
-    rec = result.summary["models"]["agent"]["candidate_recall"]
+    rec = result.summary.to_dict()["models"]["agent"]["candidate_recall"]
     hits = [split.test[u].item_id in r.info["candidates"] for u, r in zip(result.users, result.rankings["agent"], strict=True)]
     assert rec["n"] == agent.config.retrieval.n_candidates and rec["mean"] == pytest.approx(sum(hits) / len(hits))
     assert f"recall@{rec['n']}" in (tmp_path / "o" / "results.md").read_text()

@@ -1,0 +1,59 @@
+"""The agent's settings: one immutable pydantic model (nested ones immutable too)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._candidates import RetrievalConfig
+
+__all__ = ["AgentConfig"]
+
+
+class AgentConfig(BaseModel):
+    """Settings of the agent (printed with every result it produced). Immutable: see ``with_config``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_recent: int = Field(default=8, ge=1, le=50)
+    n_long: int = Field(default=6, ge=0, le=50)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    #: weight of the LLM's choice probability against the retrieval score among the candidates
+    fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: divide the LLM's choice probabilities by its content-free prior over the letters (contextual
+    #: calibration, Zhao et al. 2021): small models prefer "A" whatever the candidates are
+    calibrate: bool = False
+    #: show each user's candidates in this many orders (cyclic shifts) and average each candidate's choice
+    #: probability over them (permutation debiasing); 1 shows the retrieval order only. Costs that many
+    #: choice prompts per user.
+    choice_orders: int = Field(default=1, ge=1, le=20)
+    attempts: int = Field(default=3, ge=1, le=10)
+    interests: bool = True
+    interest_max_tokens: int = Field(default=160, ge=16, le=1024)
+    #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
+    interest_labels: int = Field(default=6, ge=2, le=100)
+    summary_max_tokens: int = Field(default=120, ge=32, le=1024)
+    chat_max_tokens: int = Field(default=160, ge=16, le=1024)
+    #: on an LLM failure after retries: False raises, True falls back to retrieval-only (flagged)
+    fallback: bool = False
+    #: users per engine batch; rank and interest prompts of a user share their history prefix, and a
+    #: batch's prompts must fit the KV cache together for vLLM's prefix cache to reuse it
+    batch_size: int = Field(default=32, ge=1)
+
+    def updated(self, **updates: Any) -> AgentConfig:
+        """A validated copy with ``updates``; a nested config takes a model or a dict of its fields to change
+        (``retrieval={"w_co": 1.0}``).
+
+        Raises:
+            pydantic.ValidationError: An unknown field or a value out of range.
+        """
+        data = self.model_dump()
+        for key, value in updates.items():
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            if isinstance(value, Mapping) and isinstance(data.get(key), dict):
+                value = {**data[key], **value}
+            data[key] = value
+        return AgentConfig.model_validate(data)
