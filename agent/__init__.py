@@ -114,3 +114,33 @@ __all__ += [
     "render_choice_prompt",
     "render_interest_prompt",
 ]
+
+from ._tune import TuneConfig, record_metrics, tune_key, tune_model, tuned_dir  # noqa: E402
+from ._tune_data import (  # noqa: E402
+    LETTERS,
+    TuneDataConfig,
+    TuneDataError,
+    TuneExample,
+    build_examples,
+    data_fingerprint,
+    rank_short_prompt,
+    ranked_examples,
+    reorder,
+)
+
+__all__ += [
+    "LETTERS",
+    "TuneConfig",
+    "TuneDataConfig",
+    "TuneDataError",
+    "TuneExample",
+    "build_examples",
+    "data_fingerprint",
+    "rank_short_prompt",
+    "ranked_examples",
+    "record_metrics",
+    "reorder",
+    "tune_key",
+    "tune_model",
+    "tuned_dir",
+]
