@@ -24,7 +24,7 @@ TEMPLATE_VERSIONS: dict[str, str] = {
     "system": "system-v1",
     "predict": "predict-v2",
     "rank": "rank-v1",
-    "rank_short": "rank-short-v1",
+    "rank_short": "rank_short-v1",
     "summarize": "summarize-v2",
     "chat": "chat-v1",
 }

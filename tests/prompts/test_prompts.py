@@ -66,7 +66,7 @@ def test_unknown_template():
 
 
 def test_every_template_has_a_version_and_renders_strictly():
-    assert set(prompts.TEMPLATE_VERSIONS) == {"system", "predict", "rank", "summarize", "chat"}
+    assert set(prompts.TEMPLATE_VERSIONS) == {"system", "predict", "rank", "rank_short", "summarize", "chat"}
     for name in prompts.TEMPLATE_VERSIONS:
         assert prompts.version(name).startswith(name + "-v")
 
@@ -105,3 +105,21 @@ def test_context_line_golden_and_absent_context_unchanged():
         'Context of this prediction: "Monday 08:30 UTC near \\"work\\" (48.2082, 16.3738)"\n')
     predict = render("predict", categories=["Horror 50%"], max_interests=3, context="Monday 08:30 UTC", **HISTORY)
     assert predict.startswith(with_ctx[: with_ctx.index("Context of")] + 'Context of this prediction: "Monday 08:30 UTC"\n')
+
+
+def test_rank_short_golden():
+    text = render("rank_short", history=[{"title": "Alien (1979)", "categories": ["Horror", "Sci-Fi"]}],
+                  candidates=[{"label": "A", "title": "Aliens (1986)", "categories": ["Action", "Sci-Fi"]},
+                              {"label": "B", "title": 'Say "hi"', "categories": []}])
+    assert text == (
+        "Recently chosen, oldest first:\n"
+        '- "Alien (1979)" "Horror/Sci-Fi"\n'
+        "Candidates:\n"
+        'A: "Aliens (1986)" "Action/Sci-Fi"\n'
+        'B: "Say \\"hi\\"" ""\n'
+        "\n"
+        "Question: which candidate will this person choose next? Answer with one letter.\n"
+        "Answer:\n"
+    )
+    with pytest.raises(PromptError):
+        render("rank_short", candidates=[])
