@@ -88,12 +88,12 @@ def tuned_dir(key: str, home: Path | None = None, base_name: str = EMBEDDED_MODE
     return (home or tide_home()) / "models" / f"{base_name}-tuned-{key}"
 
 
-def _lr_at(step: int, total: int, config: TuneConfig) -> float:
-    """Linear warm-up, then linear decay to 0 at ``total``."""
+def _lr_at(step: int, config: TuneConfig) -> float:
+    """Linear warm-up, then constant: the schedule does not depend on the total, so a run stopped after
+    ``k`` steps (time budget) is exactly the run with ``max_steps=k``."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
-    span = max(1, total - config.warmup_steps)
-    return config.learning_rate * max(0.0, 1.0 - (step - config.warmup_steps) / span)
+    return config.learning_rate
 
 
 def _order(n: int, config: TuneConfig) -> list[int]:
@@ -113,10 +113,12 @@ def letter_ids(tokenizer: Any, n: int = len(LETTERS)) -> list[int]:
 
 
 def train_lora(examples: Sequence[TuneExample], base: Path, config: TuneConfig, work: Path, *,
-               progress: bool = True, log_file: Path | None = None) -> dict[str, Any]:
+               progress: bool = True, log_file: Path | None = None,
+               time_budget_s: float | None = None) -> dict[str, Any]:
     """Train a LoRA adapter on ``examples``; saves it to ``work/adapter`` and returns training facts.
 
     Resumes from ``work/checkpoint.pt`` when present (same examples and config: the caller keys ``work``).
+    With ``time_budget_s``, stops at the first step past the budget (``facts["steps"]`` says where).
     """
     import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
@@ -160,7 +162,7 @@ def train_lora(examples: Sequence[TuneExample], base: Path, config: TuneConfig, 
     try:
         while step < total:
             for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total, config)
+                g["lr"] = _lr_at(step, config)
             losses, correct = [], 0
             for k in order[step * config.batch_size:(step + 1) * config.batch_size]:
                 ex = examples[k]
@@ -183,7 +185,8 @@ def train_lora(examples: Sequence[TuneExample], base: Path, config: TuneConfig, 
             recent = np.asarray(history[-25:])
             bar.set_postfix(loss=f"{recent[:, 0].mean():.3f}", acc=f"{recent[:, 1].mean():.2f}")
             bar.update(1)
-            if step % config.checkpoint_every == 0 or step == total:
+            out_of_time = time_budget_s is not None and time.perf_counter() - started > time_budget_s
+            if step % config.checkpoint_every == 0 or step == total or out_of_time:
                 spx = (time.perf_counter() - started) / seen_here
                 tmp = work / (_CKPT + ".tmp")
                 torch.save({"lora": get_peft_model_state_dict(pm), "optimizer": opt.state_dict(), "step": step,
@@ -195,6 +198,9 @@ def train_lora(examples: Sequence[TuneExample], base: Path, config: TuneConfig, 
                                            "acc25": round(float(recent[:, 1].mean()), 3),
                                            "s_per_example": round(spx, 3)}) + "\n")
                     logf.flush()
+            if out_of_time:
+                log.warning("time budget of %.0f s spent: stopping after step %d of %d", time_budget_s, step, total)
+                break
     finally:
         bar.close()
         if logf:
@@ -202,7 +208,7 @@ def train_lora(examples: Sequence[TuneExample], base: Path, config: TuneConfig, 
     seconds = time.perf_counter() - started
     pm.save_pretrained(str(work / _ADAPTER))
     h = np.asarray(history)
-    return {"steps": step, "examples_seen": step * config.batch_size, "seconds_this_run": round(seconds, 1),
+    return {"steps": step, "planned_steps": total, "examples_seen": step * config.batch_size, "seconds_this_run": round(seconds, 1),
             "s_per_example": round(seconds / max(1, seen_here), 3) if seen_here else None,
             "loss_first25": round(float(h[:25, 0].mean()), 4), "loss_last25": round(float(h[-25:, 0].mean()), 4),
             "acc_last25": round(float(h[-25:, 1].mean()), 3), "trainable_params": sum(p.numel() for p in params)}
@@ -225,11 +231,14 @@ def _merge(base: Path, adapter: Path, out: Path) -> None:
 
 def tune_model(examples: Sequence[TuneExample], data_config: TuneDataConfig, config: TuneConfig, *,
                base: Path | None = None, home: Path | None = None, progress: bool = True,
-               log_file: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
+               log_file: Path | None = None, extra: dict[str, Any] | None = None,
+               time_budget_s: float | None = None) -> Path:
     """Train (or reuse) the tuned model for these examples; returns its merged folder.
 
     ``examples`` must come from :func:`agent.build_examples` on training data only (it refuses forbidden
-    items). ``extra`` is recorded in the manifest (e.g. the dataset and split it came from).
+    items). ``extra`` is recorded in the manifest (e.g. the dataset and split it came from). A run stopped
+    by ``time_budget_s`` after ``k`` steps is saved as the run with ``max_steps=k`` (same key, same model:
+    the learning rate does not depend on the planned total), so ``--max-steps k`` reproduces it.
     """
     base = base or model_dir(home)
     base_sha = _base_sha(base)
@@ -244,7 +253,12 @@ def tune_model(examples: Sequence[TuneExample], data_config: TuneDataConfig, con
             shutil.rmtree(target)
     work = target.parent / f".{target.name}.work"
     t0 = time.perf_counter()
-    facts = train_lora(examples, base, config, work, progress=progress, log_file=log_file)
+    facts = train_lora(examples, base, config, work, progress=progress, log_file=log_file,
+                       time_budget_s=time_budget_s)
+    if facts["steps"] < facts["planned_steps"]:
+        config = config.model_copy(update={"max_steps": facts["steps"]})
+        key = tune_key(base_sha, fingerprint, config, data_config)
+        target = tuned_dir(key, home, base.name)
     staging = target.parent / f".{target.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

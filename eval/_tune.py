@@ -16,7 +16,8 @@ from eval._data import Dataset
 from eval._split import Split
 from eval._stats import bootstrap_ci, paired_test
 
-__all__ = ["choice_ranks", "forbidden_pairs", "rank_metrics", "tune_items", "tune_validation"]
+__all__ = ["choice_ranks", "forbidden_pairs", "rank_metrics", "tune_items", "tune_on_split", "tune_validation",
+           "validate_tuned"]
 
 
 def tune_items(dataset: Dataset) -> list[Any]:
@@ -73,3 +74,49 @@ def tune_validation(rankers: dict[str, np.ndarray], reference: str = "retrieval"
             t = paired_test(m[metric], per[reference][metric])
             out["paired"].append({"model": name, "baseline": reference, "metric": metric, **t.to_dict()})
     return out
+
+
+def tune_on_split(split: Split, data_config: Any, tune_config: Any, *, home: Any = None, progress: bool = True,
+                  log_file: Any = None, time_budget_s: float | None = None) -> Any:
+    """Tune the embedded LLM on ``split``'s training sequences only (its validation and test targets are
+    forbidden to the example builder); returns the tuned model's folder (cached by key)."""
+    from agent import build_examples, tune_model
+
+    examples = build_examples(split.train, tune_items(split.dataset), forbidden_pairs(split), data_config)
+    return tune_model(examples, data_config, tune_config, home=home, progress=progress, log_file=log_file,
+                      time_budget_s=time_budget_s,
+                      extra={"dataset": split.dataset.name, "split": f"{split.kind} (training sequences only)"})
+
+
+def validate_tuned(split: Split, models: dict[str, Any], data_config: Any, users: Sequence[str],
+                   engine_factory: Any = None) -> dict[str, Any]:
+    """The validation measure: for ``users``' validation targets, the example retriever's top candidates
+    after the whole training sequence (users it misses are left out), each model's letter probabilities
+    averaged over 1 and 2 candidate orders; mean rank and NDCG@10 within the candidates, paired against the
+    retrieval order. Reads no test target.
+
+    Args:
+        models: name -> model folder, each served by ``engine_factory(folder)`` (default: ``VLLMEngine``).
+    """
+    import time
+
+    from agent import VLLMEngine, ranked_examples
+
+    factory = engine_factory or (lambda path: VLLMEngine.from_model(str(path)))
+    targets = {u: split.val[u].item_id for u in users if u in split.val}
+    examples, looked = ranked_examples(split.train, targets, tune_items(split.dataset), data_config, users=users)
+    rankers: dict[str, np.ndarray] = {"retrieval": np.asarray([e.target + 1 for e in examples])}
+    seconds = {}
+    for name, path in models.items():
+        t0 = time.perf_counter()
+        engine = factory(path)
+        try:
+            rankers[f"{name}-1order"] = choice_ranks(engine, examples, orders=1)
+            rankers[name] = choice_ranks(engine, examples, orders=2)
+        finally:
+            engine.close()
+        seconds[name] = round(time.perf_counter() - t0, 1)
+    report = tune_validation(rankers)
+    report.update({"users_looked_at": looked, "recall": len(examples) / max(1, looked), "seconds": seconds,
+                   "models_paths": {k: str(v) for k, v in models.items()}})
+    return report

@@ -16,16 +16,15 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent import TuneConfig, TuneDataConfig, build_examples, model_dir, record_metrics, tune_model  # noqa: E402
-from eval import leave_one_out, load_ml100k  # noqa: E402
-from eval._tune import forbidden_pairs, tune_items  # noqa: E402
+from agent import TuneConfig, TuneDataConfig, model_dir, record_metrics  # noqa: E402
+from eval import leave_one_out, load_ml100k, sample_users  # noqa: E402
+from eval._tune import tune_on_split, validate_tuned  # noqa: E402
 
 #: the configuration of the committed run (docs/results/tune.md); CLI flags override
 DATA = TuneDataConfig(positions_per_user=2, history_items=5, seed=0)
@@ -33,69 +32,33 @@ TUNE = TuneConfig(rank=16, alpha=32.0, learning_rate=1e-3, batch_size=8, top_lay
                   checkpoint_every=5, seed=0)
 
 
-def _inputs():
-    ds = load_ml100k()
-    split = leave_one_out(ds)
-    return ds, split, tune_items(ds)
-
-
 def train(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    _, split, items = _inputs()
-    t0 = time.perf_counter()
-    examples = build_examples(split.train, items, forbidden_pairs(split), DATA)
-    print(f"{len(examples)} examples from {len({e.user_id for e in examples})} users "
-          f"in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    split = leave_one_out(load_ml100k())
     config = TUNE.model_copy(update={"max_steps": args.max_steps})
     log = ROOT / "runs" / "tune" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    folder = tune_model(examples, DATA, config, log_file=log,
-                        extra={"dataset": "ml-100k", "split": "loo (training sequences only)"})
-    print(folder)
+    print(tune_on_split(split, DATA, config, log_file=log, time_budget_s=None if args.budget_minutes is None else args.budget_minutes * 60))
 
 
 def validate(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from agent import VLLMEngine, ranked_examples
-    from eval import sample_users
-    from eval._tune import choice_ranks, tune_validation
-
-    _, split, items = _inputs()
+    split = leave_one_out(load_ml100k())
     users = sample_users(split, "all" if args.users == "all" else int(args.users), args.seed)
-    targets = {u: split.val[u].item_id for u in users if u in split.val}
-    examples, looked = ranked_examples(split.train, targets, items, DATA, users=users)
-    print(f"{len(examples)} of {looked} validation users have their target in the top 20", file=sys.stderr)
-    rankers = {"retrieval": np.asarray([e.target + 1 for e in examples])}
-    timing = {}
-    for name, path in (("base", model_dir()), ("tuned", Path(args.model))):
-        if name == "base" and args.skip_base:
-            continue
-        t0 = time.perf_counter()
-        engine = VLLMEngine.from_model(str(path))
-        try:
-            rankers[name] = choice_ranks(engine, examples, orders=2)
-            rankers[f"{name}-1order"] = choice_ranks(engine, examples, orders=1)
-        finally:
-            engine.close()
-        timing[name] = round(time.perf_counter() - t0, 1)
-        print(name, "mean rank", rankers[name].mean(), file=sys.stderr, flush=True)
-    report = tune_validation(rankers)
-    report.update({"users_looked_at": looked, "recall@20": len(examples) / max(1, looked),
-                   "seconds": timing, "model": str(args.model), "data": DATA.model_dump(),
-                   "command": " ".join(sys.argv)})
+    models = {} if args.skip_base else {"base": model_dir()}
+    models["tuned"] = Path(args.model)
+    report = validate_tuned(split, models, DATA, users)
+    report.update({"data": DATA.model_dump(), "command": " ".join(sys.argv)})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    if "tuned" in rankers:
-        m = report["models"]
-        record_metrics(Path(args.model), {"validation": {
-            k: {"rank": m[k]["rank"]["mean"], "ndcg@10": m[k]["ndcg@10"]["mean"]} for k in m},
-            "validation_users": report["n"]})
-    print(json.dumps({k: {"rank": v["rank"]["mean"], "ndcg@10": v["ndcg@10"]["mean"]}
-                      for k, v in report["models"].items()}, indent=1))
+    m = report["models"]
+    record_metrics(Path(args.model), {"validation": {
+        k: {"rank": m[k]["rank"]["mean"], "ndcg@10": m[k]["ndcg@10"]["mean"]} for k in m},
+        "validation_users": report["n"]})
+    print(json.dumps({k: {"rank": v["rank"]["mean"], "ndcg@10": v["ndcg@10"]["mean"]} for k, v in m.items()},
+                     indent=1))
 
 
 def main() -> None:
@@ -104,6 +67,7 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("--max-steps", type=int, default=None)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--budget-minutes", type=float, default=None)
     v = sub.add_parser("validate")
     v.add_argument("--model", required=True)
     v.add_argument("--users", default="all")
