@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from eval._errors import DataFormatError, NotFittedError
+from eval._itemfeatures import ItemFeatures
 from eval._metrics import ranking_metrics
 from eval._protocol import Ranking, RankRequest, top_k_excluding
 from eval._split import Split
@@ -65,11 +66,15 @@ class LSTMPredictor:
         config: Hyper-parameters.
         epochs: One record per trained epoch: ``epoch``, ``loss``, ``val_ndcg@10``, ``seconds``.
         best_epoch: The epoch whose weights were kept.
+        features: Optional item text vectors (``lstm+text`` / ``lstm+llm``): a learned linear projection of
+            each item's vector is added to its ID embedding, in the input and the (tied) output table.
     """
 
-    def __init__(self, config: LSTMConfig, name: str = "lstm") -> None:
+    def __init__(self, config: LSTMConfig, name: str = "lstm", features: ItemFeatures | None = None) -> None:
         self.name = name
         self.config = config
+        self.features = features
+        self._feature_info: dict[str, Any] | None = None
         self.epochs: list[dict[str, float | None]] = []
         self.best_epoch: int | None = None
         self._item_ids: list[str] = []
@@ -85,11 +90,11 @@ class LSTMPredictor:
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.config.device)
 
-    def _build(self, item_ids: Sequence[str]) -> None:
+    def _build(self, item_ids: Sequence[str], features: np.ndarray | None = None) -> None:
         self._item_ids = list(item_ids)
         self._index = {item: i for i, item in enumerate(self._item_ids)}
         self._device = self._resolve_device()
-        self._net = _make_net(len(self._item_ids), self.config).to(self._device)
+        self._net = _make_net(len(self._item_ids), self.config, features).to(self._device)
 
     def _encode(self, items: Sequence[str]) -> list[int]:
         # Unknown ids (not in the catalogue) are skipped rather than mapped to padding.
@@ -108,7 +113,12 @@ class LSTMPredictor:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        self._build(split.item_ids)
+        feats = None
+        if self.features is not None:
+            feats = self.features.matrix(split.item_ids)
+            self._feature_info = {"name": self.features.name, "fingerprint": self.features.fingerprint,
+                                  "dim": self.features.dim}
+        self._build(split.item_ids, feats)
         net = self._net
         sequences = [self._encode(s) for s in split.train.values()]
         sequences = [s for s in sequences if len(s) >= 2]
@@ -224,6 +234,7 @@ class LSTMPredictor:
             "name": self.name,
             "config": self.config.model_dump(mode="json"),
             "item_ids": self._item_ids,
+            "features": self._feature_info,
             "best_epoch": self.best_epoch,
             "epochs": self.epochs,
         }
@@ -257,16 +268,18 @@ class LSTMPredictor:
         if device is not None:
             config = config.model_copy(update={"device": device})
         predictor = cls(config, name=meta["name"])
-        predictor._build(meta["item_ids"])
+        info = meta.get("features")  # the text vectors themselves travel in the weights file
+        predictor._build(meta["item_ids"], np.zeros((len(meta["item_ids"]), info["dim"]), np.float32) if info else None)
         state = torch.load(folder / _WEIGHTS_FILE, map_location=predictor._device, weights_only=True)
         predictor._net.load_state_dict(state)
+        predictor._feature_info = info
         predictor._net.eval()
         predictor.best_epoch = meta.get("best_epoch")
         predictor.epochs = meta.get("epochs", [])
         return predictor
 
 
-def _make_net(n_items: int, cfg: LSTMConfig) -> torch.nn.Module:
+def _make_net(n_items: int, cfg: LSTMConfig, features: np.ndarray | None = None) -> torch.nn.Module:
     import torch
     from torch import nn
 
@@ -288,10 +301,19 @@ def _make_net(n_items: int, cfg: LSTMConfig) -> torch.nn.Module:
             nn.init.xavier_normal_(self.embedding.weight)
             with torch.no_grad():
                 self.embedding.weight[_PAD].zero_()
+            self.text_proj = None
+            if features is not None:  # row 0 (padding) stays zero: no bias
+                self.register_buffer("text", torch.from_numpy(np.vstack([np.zeros((1, features.shape[1])),
+                                                                         features]).astype(np.float32)))
+                self.text_proj = nn.Linear(features.shape[1], cfg.embedding_dim, bias=False)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            hidden, _ = self.lstm(self.dropout(self.embedding(x)))
-            return self.dense(self.dropout(hidden)) @ self.embedding.weight.T
+            if self.text_proj is None:
+                hidden, _ = self.lstm(self.dropout(self.embedding(x)))
+                return self.dense(self.dropout(hidden)) @ self.embedding.weight.T
+            table = self.embedding.weight + self.text_proj(self.text)
+            hidden, _ = self.lstm(self.dropout(table[x]))
+            return self.dense(self.dropout(hidden)) @ table.T
 
     return _Net()
 

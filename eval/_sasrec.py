@@ -1,0 +1,109 @@
+"""SASRec: a self-attention next-item model trained with cross-entropy over the whole catalogue.
+
+Architecture as in Kang & McAuley (2018): item embeddings scaled by sqrt(dim) plus learned absolute
+positions, dropout, ``blocks`` pre-norm transformer blocks with causal self-attention, a final layer norm,
+and logits as dot products with the (shared) item table. Training follows the "SASRec + CE" recipe
+(Klenitskiy & Vasilev 2023; Petrov & Macdonald's gSASRec): softmax cross-entropy over every item at every
+position instead of one sampled negative with binary cross-entropy. Training loop, early stopping,
+persistence and the optional text input are shared with the other sequence models (``eval._seqtrain``).
+
+Sequences are right-padded: with a causal mask no real position ever attends to padding, so no padding
+mask is needed; position p is the p-th item of the window (of the last ``max_history`` items at inference).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from eval._itemfeatures import ItemFeatures
+from eval._seqtrain import PAD, SeqPredictor, item_table
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["SASRecConfig", "SASRecPredictor"]
+
+
+class SASRecConfig(BaseModel):
+    """Hyper-parameters of SASRec (defaults: picked on ML-100k validation, docs/results/sasrec-search.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dim: int = Field(64, ge=1)
+    blocks: int = Field(2, ge=1)
+    heads: int = Field(1, ge=1)
+    ffn_mult: int = Field(1, ge=1, description="feed-forward width = ffn_mult * dim (SASRec uses 1)")
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    max_history: int = Field(50, ge=1, description="positions; also the training window length")
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(64, ge=1, description="windows of max_history + 1 items per step")
+    max_epochs: int = Field(60, ge=1)
+    patience: int = Field(5, ge=1, description="epochs without a better validation NDCG@10 before stopping")
+    feature_mode: Literal["add", "only"] = Field("add", description="text vector added to / instead of the ID")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    eval_batch_size: int = Field(512, ge=1)
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> SASRecConfig:
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        return self
+
+
+class SASRecPredictor(SeqPredictor):
+    """SASRec (CE over the catalogue) with early stopping on validation NDCG@10.
+
+    Args:
+        config: Hyper-parameters.
+        name: Model name in results (``sasrec``, ``sasrec+text``, ``sasrec+llm``).
+        features: Optional item text vectors, projected and added to (or replacing) the ID embedding.
+    """
+
+    config_class = SASRecConfig
+
+    def __init__(self, config: SASRecConfig, name: str = "sasrec", features: ItemFeatures | None = None) -> None:
+        super().__init__(config, name, features)
+
+    def _make_net(self, n_items: int, features: np.ndarray | None) -> torch.nn.Module:
+        return _make_net(n_items, self.config, features)
+
+
+def _make_net(n_items: int, cfg: SASRecConfig, features: np.ndarray | None) -> torch.nn.Module:
+    import torch
+    from torch import nn
+
+    class _Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.items = item_table(n_items, cfg.dim, features, cfg.feature_mode)
+            self.positions = nn.Embedding(cfg.max_history, cfg.dim)
+            self.dropout = nn.Dropout(cfg.dropout)
+            self.blocks = nn.ModuleList(
+                nn.TransformerEncoderLayer(cfg.dim, cfg.heads, dim_feedforward=cfg.ffn_mult * cfg.dim,
+                                           dropout=cfg.dropout, activation="gelu", batch_first=True,
+                                           norm_first=True)
+                for _ in range(cfg.blocks)
+            )
+            self.norm = nn.LayerNorm(cfg.dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            length = x.shape[1]
+            table = self.items.weight()
+            pos = torch.arange(length, device=x.device)
+            h = table[x] * math.sqrt(cfg.dim) + self.positions(pos)[None]
+            h = self.dropout(h) * (x != PAD).unsqueeze(-1)
+            # right padding + a causal mask: no real position can see padding, so no padding mask is needed
+            # (and a row of padding alone, an empty history, still has a key to attend to)
+            causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=x.device), diagonal=1)
+            for block in self.blocks:
+                h = block(h, src_mask=causal, is_causal=True)
+            return self.norm(h) @ table.T
+
+    return _Net()
