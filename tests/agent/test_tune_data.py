@@ -47,7 +47,7 @@ def test_examples_hold_the_true_item_and_only_training_history():
         seq = seqs[e.user_id]
         assert e.candidates[e.target] == seq[e.position]  # the answer is the true next item
         assert len(e.candidates) == 20 and len(set(e.candidates)) == 20
-        assert e.history == tuple(seq[: e.position][-10:])  # only items before the target
+        assert e.history == tuple(seq[: e.position][-TuneDataConfig().history_items:])  # items before the target
         assert not set(e.candidates) & set(seq[: e.position])  # consumed items are not candidates
         assert e.prompt.endswith("Answer:")
         assert f"{e.letter}: " in e.prompt
