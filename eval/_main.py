@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MODELS", "MainConfig", "MainResult", "ShownUser", "format_main", "run_main"]
 
-MODELS = ("pop", "lstm", "memory", "agent")
+ModelName = Literal["pop", "lstm", "memory", "agent"]
+MODELS: tuple[ModelName, ...] = ("pop", "lstm", "memory", "agent")
 
 
 class MainConfig(BaseModel):
@@ -42,7 +43,7 @@ class MainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = "ml-100k"
-    models: list[Literal["pop", "lstm", "memory", "agent"]] = Field(default_factory=lambda: list(MODELS))
+    models: list[ModelName] = Field(default_factory=lambda: list(MODELS))
     split: Literal["loo", "temporal"] = "loo"
     users: int | Literal["all"] = 200
     seed: int = 0
@@ -186,7 +187,7 @@ def _predictors(
     if "pop" in cfg.models:
         predictors.append(PopularityPredictor())
     if "lstm" in cfg.models:
-        lcfg = LSTMConfig(seed=cfg.seed, **({"max_epochs": cfg.lstm_epochs} if cfg.lstm_epochs else {}))
+        lcfg = LSTMConfig(seed=cfg.seed) if not cfg.lstm_epochs else LSTMConfig(seed=cfg.seed, max_epochs=cfg.lstm_epochs)
         lstm = LSTMPredictor(lcfg)
         predictors.append(lstm)
     if "memory" not in cfg.models and "agent" not in cfg.models:

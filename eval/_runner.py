@@ -129,9 +129,9 @@ def run_evaluation(
     tuning: dict[str, TuningResult] = {}
     for p in predictors:
         t0 = time.perf_counter()
-        result = _tune(p, split, chosen, cfg)
-        if result is not None:
-            tuning[p.name] = result
+        tuned = _tune(p, split, chosen, cfg)
+        if tuned is not None:
+            tuning[p.name] = tuned
             stages[f"tune:{p.name}"] = time.perf_counter() - t0
     ranked: dict[str, _Ranked] = {}
     for p in predictors:

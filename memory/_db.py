@@ -273,7 +273,8 @@ class Database:
         """
         version: int | None = None
         with self.transaction("could not delete (nothing was deleted)") as conn:
-            where, params = "user_key = ?", [user_key]
+            where = "user_key = ?"
+            params: list[Any] = [user_key]
             if before_us is not None:
                 where += " AND ts_us < ?"
                 params.append(before_us)
