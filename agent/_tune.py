@@ -32,7 +32,7 @@ from ._errors import ModelPreparationError
 from ._model import EMBEDDED_MODEL_NAME, MANIFEST, _sha256, load_manifest, model_dir, tide_home, verify_files
 from ._tune_data import LETTERS, TEMPLATE, TuneDataConfig, TuneExample, data_fingerprint
 
-__all__ = ["TuneConfig", "record_metrics", "train_lora", "tune_key", "tune_model", "tuned_dir"]
+__all__ = ["TuneConfig", "record_metrics", "train_lora", "tune_key", "tune_model", "tuned_dir", "tuned_info"]
 
 log = logging.getLogger(__name__)
 
@@ -297,3 +297,23 @@ def record_metrics(folder: Path, metrics: dict[str, Any]) -> None:
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, folder / MANIFEST)
+
+
+def tuned_info(model: str | Path | None) -> dict[str, Any] | None:
+    """What a served model folder says about its tuning (None for an untuned model or a remote name):
+    name, key, base, prompt template and history length it was trained with, data fingerprint, metrics."""
+    if model is None:
+        return None
+    folder = Path(model)
+    if not folder.is_dir():
+        return None
+    try:
+        manifest = load_manifest(folder)
+    except ModelPreparationError:
+        return None
+    if not manifest or manifest.get("kind") != "lora-merged":
+        return None
+    return {"name": manifest["model"], "key": manifest["key"], "base": manifest["base"]["name"],
+            "template": manifest["template"], "history_items": manifest["data"]["config"]["history_items"],
+            "data_fingerprint": manifest["data"]["fingerprint"], "train_steps": manifest["train"]["steps"],
+            "metrics": manifest.get("metrics", {})}

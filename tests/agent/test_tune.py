@@ -15,6 +15,7 @@ from agent import (
     VLLMEngine,
     build_examples,
     tune_model,
+    tuned_info,
 )
 
 GENRES = ("Action", "Comedy", "Drama", "Horror", "Sci-Fi")
@@ -57,7 +58,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path, model_path):
 
 
 @pytest.mark.engine
-def test_tiny_tuning_run_end_to_end_through_vllm(tmp_path, model_path, engine):
+def test_tiny_tuning_run_end_to_end_through_vllm(tmp_path, model_path):
     ex = _examples()
     folder = tune_model(ex, DATA, TINY, base=model_path, home=tmp_path, progress=False)
     assert folder.parent == tmp_path / "models" and folder.name.startswith(f"{model_path.name}-tuned-")
@@ -78,8 +79,10 @@ def test_tiny_tuning_run_end_to_end_through_vllm(tmp_path, model_path, engine):
         served = np.asarray([s.probs for s in tuned.score_choices(prompts, LETTERS[:4])])
     finally:
         tuned.close()
-    base = np.asarray([s.probs for s in engine.score_choices(prompts, LETTERS[:4])])
     # vLLM serves what was trained: its letter probabilities equal transformers' on the merged weights
     np.testing.assert_allclose(served, _letter_probs(folder, prompts, 4), atol=2e-3)
     # and the tuning changed the model
-    assert np.abs(served - base).max() > 1e-2
+    assert np.abs(served - _letter_probs(model_path, prompts, 4)).max() > 1e-2
+    info = tuned_info(folder)
+    assert info is not None and info["key"] == manifest["key"] and info["template"] == "rank_short"
+    assert tuned_info(model_path) is None
