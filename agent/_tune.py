@@ -47,8 +47,8 @@ class TuneConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rank: int = Field(default=8, ge=1, le=128)
-    alpha: float = Field(default=16.0, gt=0)
+    rank: int = Field(default=16, ge=1, le=128)
+    alpha: float = Field(default=32.0, gt=0)
     dropout: float = Field(default=0.0, ge=0, lt=1)
     targets: tuple[str, ...] = ALL_LINEAR
     #: adapt only the top this-many decoder layers (None: all). The layers below then run without
@@ -65,7 +65,7 @@ class TuneConfig(BaseModel):
     seed: int = 0
     #: float32 is exact; bfloat16 has no hardware support on many CPUs (measure before choosing)
     dtype: Literal["float32", "bfloat16"] = "float32"
-    checkpoint_every: int = Field(default=25, ge=1)
+    checkpoint_every: int = Field(default=5, ge=1)
     max_prompt_tokens: int = Field(default=1024, ge=32)
 
 

@@ -26,10 +26,9 @@ from agent import TuneConfig, TuneDataConfig, model_dir, record_metrics  # noqa:
 from eval import leave_one_out, load_ml100k, sample_users  # noqa: E402
 from eval._tune import tune_on_split, validate_tuned  # noqa: E402
 
-#: the configuration of the committed run (docs/results/tune.md); CLI flags override
-DATA = TuneDataConfig(positions_per_user=2, history_items=5, seed=0)
-TUNE = TuneConfig(rank=16, alpha=32.0, learning_rate=1e-3, batch_size=8, top_layers=6, warmup_steps=10,
-                  checkpoint_every=5, seed=0)
+#: the configuration of the recorded run (docs/results/tune.md) = the library defaults
+DATA = TuneDataConfig()
+TUNE = TuneConfig()
 
 
 def train(args: argparse.Namespace) -> None:
