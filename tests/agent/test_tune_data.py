@@ -112,5 +112,5 @@ def test_cache_key_changes_with_base_data_and_config():
     assert k == tune_key("base1", "data1", TuneConfig(), TuneDataConfig())
     assert k != tune_key("base2", "data1", TuneConfig(), TuneDataConfig())
     assert k != tune_key("base1", "data2", TuneConfig(), TuneDataConfig())
-    assert k != tune_key("base1", "data1", TuneConfig(rank=16), TuneDataConfig())
+    assert k != tune_key("base1", "data1", TuneConfig(rank=8), TuneDataConfig())
     assert k != tune_key("base1", "data1", TuneConfig(), TuneDataConfig(history_items=7))
