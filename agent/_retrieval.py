@@ -130,13 +130,7 @@ def fuse(catalog: Catalog, s: ScoredUser, llm: np.ndarray | None, weight: float,
                         score=float(fused[j]), retrieval_score=float(s.retrieval[cand[j]]),
                         llm_prob=None if reported is None else float(reported[j])) for j in order[:k]]
     if k > len(items):
-        rest = np.argsort(-s.retrieval, kind="stable")
-        seen = set(cand.tolist())
-        for i in rest:
-            if len(items) >= k or not np.isfinite(s.retrieval[i]):
-                break
-            if int(i) in seen:
-                continue
+        for i in top_k(s.retrieval, k - len(items), exclude=cand):
             it = catalog.items[int(i)]
             items.append(RankedItem(item_id=it.item_id, title=it.title, score=float(s.retrieval[i]) - 1.0,
                                     retrieval_score=float(s.retrieval[i])))

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 import prompts
+from core import top_k
 
 from ._candidates import TransitionIndex
 from ._catalog import CatalogItem
@@ -164,12 +165,8 @@ class ExampleRetriever:
     def top(self, history: Sequence[str], n: int, banned: set[str],
             transitions: TransitionIndex | None = None) -> list[str]:
         """The top ``n`` item ids after ``history``, never an item of the history or of ``banned``."""
-        s = self.scores(history, transitions).copy()
-        for i in (*history, *banned):
-            if i in self.index:
-                s[self.index[i]] = -np.inf
-        order = np.argsort(-s, kind="stable")[:n]
-        return [self.items[j].item_id for j in order if np.isfinite(s[j])]
+        exclude = [self.index[i] for i in (*history, *banned) if i in self.index]
+        return [self.items[j].item_id for j in top_k(self.scores(history, transitions), n, exclude=exclude)]
 
 
 def _folds(users: Sequence[str], seed: int) -> dict[str, int]:
