@@ -16,8 +16,8 @@ from eval._data import Dataset
 from eval._split import Split
 from eval._stats import bootstrap_ci, paired_test
 
-__all__ = ["choice_ranks", "forbidden_pairs", "rank_metrics", "tune_items", "tune_on_split", "tune_validation",
-           "validate_tuned"]
+__all__ = ["choice_probs", "choice_ranks", "forbidden_pairs", "rank_metrics", "ranks_from_probs", "tune_items",
+           "tune_on_split", "tune_validation", "validate_model", "validation_examples", "validation_report"]
 
 
 def tune_items(dataset: Dataset) -> list[Any]:
@@ -33,25 +33,35 @@ def forbidden_pairs(split: Split) -> list[tuple[str, str]]:
     return [(u, t.item_id) for u, t in split.val.items()] + [(u, t.item_id) for u, t in split.test.items()]
 
 
-def choice_ranks(engine: Any, examples: Sequence[Any], orders: int = 2) -> np.ndarray:
-    """Target rank (1 = first) among each example's candidates by the engine's letter probabilities,
-    averaged over ``orders`` candidate orders (1: as given; 2: also reversed) to cancel position bias."""
+def choice_probs(engine: Any, examples: Sequence[Any], orders: int = 2) -> np.ndarray:
+    """Letter probabilities per example, in the examples' own candidate order, for ``orders`` orders
+    (0: as given; 1: reversed): an array ``(orders, len(examples), n)``."""
     from agent import LETTERS, reorder
 
     n = len(examples[0].candidates)
     perms = [list(range(n)), list(range(n))[::-1]][:orders]
-    total = np.zeros((len(examples), n))
-    for perm in perms:
+    out = np.zeros((len(perms), len(examples), n))
+    for j, perm in enumerate(perms):
         shown = [reorder(e, perm) for e in examples]
         res = engine.score_choices([e.prompt for e in shown], LETTERS[:n])
         for row, r in enumerate(res):
-            total[row, perm] += np.asarray(r.probs)  # back to the original candidate order
+            out[j, row, perm] = np.asarray(r.probs)  # back to the original candidate order
+    return out
+
+
+def ranks_from_probs(probs: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+    """Target rank (1 = first) per row of ``probs`` ``(users, n)``; ties count against the target."""
     ranks = []
-    for row, e in enumerate(examples):
-        p = total[row]
-        # ties count against the target (pessimistic): rank = 1 + #candidates scored at least as high
-        ranks.append(1 + int(np.sum(p > p[e.target])) + int(np.sum(p[np.arange(n) != e.target] == p[e.target])))
+    for p, t in zip(probs, targets, strict=True):
+        ranks.append(1 + int(np.sum(p > p[t])) + int(np.sum(np.delete(p, t) == p[t])))
     return np.asarray(ranks)
+
+
+def choice_ranks(engine: Any, examples: Sequence[Any], orders: int = 2) -> np.ndarray:
+    """Target rank among each example's candidates by the engine's letter probabilities averaged over
+    ``orders`` candidate orders (1: as given; 2: also reversed), which cancels position bias."""
+    probs = choice_probs(engine, examples, orders).mean(axis=0)
+    return ranks_from_probs(probs, [e.target for e in examples])
 
 
 def rank_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,35 +98,50 @@ def tune_on_split(split: Split, data_config: Any, tune_config: Any, *, home: Any
                       extra={"dataset": split.dataset.name, "split": f"{split.kind} (training sequences only)"})
 
 
-def validate_tuned(split: Split, models: dict[str, Any], data_config: Any, users: Sequence[str],
-                   engine_factory: Any = None) -> dict[str, Any]:
-    """The validation measure: for ``users``' validation targets, the example retriever's top candidates
-    after the whole training sequence (users it misses are left out), each model's letter probabilities
-    averaged over 1 and 2 candidate orders; mean rank and NDCG@10 within the candidates, paired against the
-    retrieval order. Reads no test target.
+def validation_examples(split: Split, data_config: Any, users: Sequence[str]) -> tuple[list[Any], int]:
+    """``users``' validation targets with the example retriever's top candidates after the whole training
+    sequence, in retrieval order (users it misses are left out); and how many users were looked at."""
+    from agent import ranked_examples
 
-    Args:
-        models: name -> model folder, each served by ``engine_factory(folder)`` (default: ``VLLMEngine``).
-    """
+    targets = {u: split.val[u].item_id for u in users if u in split.val}
+    return ranked_examples(split.train, targets, tune_items(split.dataset), data_config, users=users)
+
+
+def validate_model(split: Split, path: Any, data_config: Any, users: Sequence[str],
+                   engine_factory: Any = None) -> dict[str, Any]:
+    """One model's letter probabilities on the validation examples, both orders, per user (JSON-able).
+    Reads no test target."""
     import time
 
-    from agent import VLLMEngine, ranked_examples
+    from agent import VLLMEngine
 
-    factory = engine_factory or (lambda path: VLLMEngine.from_model(str(path)))
-    targets = {u: split.val[u].item_id for u in users if u in split.val}
-    examples, looked = ranked_examples(split.train, targets, tune_items(split.dataset), data_config, users=users)
-    rankers: dict[str, np.ndarray] = {"retrieval": np.asarray([e.target + 1 for e in examples])}
-    seconds = {}
-    for name, path in models.items():
-        t0 = time.perf_counter()
-        engine = factory(path)
-        try:
-            rankers[f"{name}-1order"] = choice_ranks(engine, examples, orders=1)
-            rankers[name] = choice_ranks(engine, examples, orders=2)
-        finally:
-            engine.close()
-        seconds[name] = round(time.perf_counter() - t0, 1)
+    examples, looked = validation_examples(split, data_config, users)
+    factory = engine_factory or (lambda p: VLLMEngine.from_model(str(p)))
+    t0 = time.perf_counter()
+    engine = factory(path)
+    try:
+        probs = choice_probs(engine, examples, orders=2)
+    finally:
+        engine.close()
+    return {"model": str(path), "seconds": round(time.perf_counter() - t0, 1), "looked": looked,
+            "users": [e.user_id for e in examples], "targets": [e.target for e in examples],
+            "probs": probs.round(6).tolist()}
+
+
+def validation_report(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Combine :func:`validate_model` runs (same users) into means, CIs and paired tests against the
+    retrieval order, each model with one order (as given) and two orders averaged."""
+    first = next(iter(runs.values()))
+    targets = first["targets"]
+    rankers: dict[str, np.ndarray] = {"retrieval": np.asarray(targets) + 1}
+    for name, run in runs.items():
+        if run["users"] != first["users"]:
+            raise ValueError(f"run {name} has other users than {next(iter(runs))}")
+        probs = np.asarray(run["probs"])
+        rankers[f"{name}-1order"] = ranks_from_probs(probs[0], targets)
+        rankers[name] = ranks_from_probs(probs.mean(axis=0), targets)
     report = tune_validation(rankers)
-    report.update({"users_looked_at": looked, "recall": len(examples) / max(1, looked), "seconds": seconds,
-                   "models_paths": {k: str(v) for k, v in models.items()}})
+    report.update({"users_looked_at": first["looked"], "recall": len(targets) / max(1, first["looked"]),
+                   "seconds": {k: v["seconds"] for k, v in runs.items()},
+                   "models_paths": {k: v["model"] for k, v in runs.items()}})
     return report

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent import TuneConfig, TuneDataConfig, model_dir, record_metrics  # noqa: E402
 from eval import leave_one_out, load_ml100k, sample_users  # noqa: E402
-from eval._tune import tune_on_split, validate_tuned  # noqa: E402
+from eval._tune import tune_on_split, validate_model, validation_report  # noqa: E402
 
 #: the configuration of the recorded run (docs/results/tune.md) = the library defaults
 DATA = TuneDataConfig()
@@ -43,19 +43,28 @@ def train(args: argparse.Namespace) -> None:
 
 
 def validate(args: argparse.Namespace) -> None:
+    """Score one model (``--name base`` or a tuned folder) and keep its per-user probabilities; once both
+    base and tuned are there, write the report."""
     split = leave_one_out(load_ml100k())
     users = sample_users(split, "all" if args.users == "all" else int(args.users), args.seed)
-    models = {} if args.skip_base else {"base": model_dir()}
-    models["tuned"] = Path(args.model)
-    report = validate_tuned(split, models, DATA, users)
+    runs_dir = ROOT / "runs" / "tune"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir() if args.name == "base" else Path(args.model)
+    run = validate_model(split, path, DATA, users)
+    (runs_dir / f"val-{args.name}.json").write_text(json.dumps(run))
+    print(f"{args.name}: {len(run['users'])} of {run['looked']} users, {run['seconds']} s", file=sys.stderr)
+    names = [n for n in ("base", "tuned") if (runs_dir / f"val-{n}.json").exists()]
+    runs = {n: json.loads((runs_dir / f"val-{n}.json").read_text()) for n in names}
+    report = validation_report(runs)
     report.update({"data": DATA.model_dump(), "command": " ".join(sys.argv)})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     m = report["models"]
-    record_metrics(Path(args.model), {"validation": {
-        k: {"rank": m[k]["rank"]["mean"], "ndcg@10": m[k]["ndcg@10"]["mean"]} for k in m},
-        "validation_users": report["n"]})
+    if "tuned" in runs:
+        record_metrics(Path(runs["tuned"]["model"]), {"validation": {
+            k: {"rank": m[k]["rank"]["mean"], "ndcg@10": m[k]["ndcg@10"]["mean"]} for k in m},
+            "validation_users": report["n"]})
     print(json.dumps({k: {"rank": v["rank"]["mean"], "ndcg@10": v["ndcg@10"]["mean"]} for k, v in m.items()},
                      indent=1))
 
@@ -68,10 +77,10 @@ def main() -> None:
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--budget-minutes", type=float, default=None)
     v = sub.add_parser("validate")
-    v.add_argument("--model", required=True)
+    v.add_argument("--name", choices=["base", "tuned"], required=True)
+    v.add_argument("--model", help="the tuned model folder (with --name tuned)")
     v.add_argument("--users", default="all")
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--skip-base", action="store_true")
     v.add_argument("--out", default=str(ROOT / "docs" / "results" / "tune-validation.json"))
     args = p.parse_args()
     train(args) if args.cmd == "train" else validate(args)
