@@ -5,6 +5,7 @@ leave-one-out or a global temporal cut, full ranking over the catalogue with eve
 item excluded, HR/NDCG/MRR with bootstrap CIs and paired tests. torch is imported only by the LSTM, on use.
 """
 
+from eval._auc import auc_from_list, auc_from_rank, auc_from_scores, per_user_auc
 from eval._behaviors import BEHAVIOR_COLUMNS, RejectedRow, load_behaviors_file, parse_behavior, validate_rows
 from eval._catalogs import dataset_popularity, load_catalog
 from eval._data import (
@@ -19,6 +20,7 @@ from eval._data import (
 )
 from eval._errors import DataFormatError, EvalError, NotFittedError, SplitError
 from eval._interests import InterestShares, interest_prf, interest_shares, predicted_interests
+from eval._itemfeatures import ItemFeatures, cached_vectors, catalogue_fingerprint, item_texts
 from eval._lstm import LSTMConfig, LSTMPredictor
 from eval._main import MODELS, MainConfig, MainResult, ShownUser, format_main, run_main
 from eval._metrics import (
@@ -55,6 +57,8 @@ from eval._results import (
     TuningResult,
 )
 from eval._runner import EvalConfig, run_evaluation, sample_users
+from eval._sasrec import SASRecConfig, SASRecPredictor
+from eval._seqmodels import RETRIEVER_PREFERENCE, SEQUENTIAL_MODELS, build_sequential, pick_retriever
 from eval._split import Split, Target, leave_one_out, temporal_split
 from eval._stats import BootstrapCI, PairedTest, bootstrap_ci, paired_test
 from eval._synthetic import SyntheticConfig, SyntheticTruth, UserTruth, make_synthetic
@@ -64,6 +68,8 @@ __all__ = [
     "BEHAVIOR_COLUMNS",
     "METRICS",
     "MODELS",
+    "RETRIEVER_PREFERENCE",
+    "SEQUENTIAL_MODELS",
     "BootstrapCI",
     "CandidateRecall",
     "Comparison",
@@ -77,6 +83,7 @@ __all__ = [
     "Interaction",
     "InterestShares",
     "Item",
+    "ItemFeatures",
     "LLMTimed",
     "LSTMConfig",
     "LSTMPredictor",
@@ -92,6 +99,8 @@ __all__ = [
     "RankRequest",
     "Ranking",
     "RejectedRow",
+    "SASRecConfig",
+    "SASRecPredictor",
     "SampledReport",
     "ShownUser",
     "Split",
@@ -141,4 +150,13 @@ __all__ = [
     "to_datetime",
     "top_k_excluding",
     "validate_rows",
+    "auc_from_list",
+    "auc_from_rank",
+    "auc_from_scores",
+    "per_user_auc",
+    "cached_vectors",
+    "catalogue_fingerprint",
+    "item_texts",
+    "build_sequential",
+    "pick_retriever",
 ]

@@ -1,0 +1,74 @@
+"""The trained sequential models by name, as ``tide eval`` and the agent's candidate stage use them.
+
+``lstm`` / ``sasrec`` learn item ID embeddings; ``+text`` adds a learned projection of each item's
+sentence-transformers vector (the memory's packaged MiniLM), ``+llm`` one of the embedded LLM's mean-pooled
+hidden states (computed once per catalogue and cached, see :class:`eval.ItemFeatures`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eval._data import Dataset
+from eval._errors import EvalError
+from eval._itemfeatures import ItemFeatures
+
+__all__ = ["RETRIEVER_PREFERENCE", "SEQUENTIAL_MODELS", "build_sequential", "pick_retriever"]
+
+SEQUENTIAL_MODELS = ("lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm")
+#: when several sequential models run, the agent's candidate stage uses the first of these present: the
+#: order of their validation recall@20 (3-seed means, docs/results/seq-models.json)
+RETRIEVER_PREFERENCE = ("sasrec+llm", "sasrec+text", "sasrec", "lstm+llm", "lstm+text", "lstm")
+
+_FEATURES: dict[tuple[str, str, int], ItemFeatures] = {}
+
+
+def _features(kind: str, dataset: Dataset) -> ItemFeatures:
+    key = (kind, dataset.name, len(dataset.items))
+    if key not in _FEATURES:  # one computation per process and catalogue (the LLM's is also cached on disk)
+        if kind == "text":
+            from memory import SentenceTransformerEmbedder
+
+            _FEATURES[key] = ItemFeatures.from_embedder(dataset, SentenceTransformerEmbedder.from_package())
+        else:
+            _FEATURES[key] = ItemFeatures.from_llm(dataset)
+    return _FEATURES[key]
+
+
+def build_sequential(name: str, dataset: Dataset, *, seed: int = 0, max_epochs: int | None = None) -> Any:
+    """An unfitted sequential predictor by name (see ``SEQUENTIAL_MODELS``) with its default config.
+
+    Raises:
+        EvalError: An unknown name.
+    """
+    from eval._lstm import LSTMConfig, LSTMPredictor
+    from eval._sasrec import SASRecConfig, SASRecPredictor
+
+    if name not in SEQUENTIAL_MODELS:
+        raise EvalError(f"unknown sequential model {name!r}; choose from {', '.join(SEQUENTIAL_MODELS)}")
+    base, _, kind = name.partition("+")
+    features = _features(kind, dataset) if kind else None
+    overrides: dict[str, Any] = {"seed": seed} | ({"max_epochs": max_epochs} if max_epochs else {})
+    if base == "lstm":
+        return LSTMPredictor(LSTMConfig(**overrides), name=name, features=features)
+    return SASRecPredictor(SASRecConfig(**overrides), name=name, features=features)
+
+
+def pick_retriever(models: dict[str, Any], wanted: str | None = "auto") -> Any | None:
+    """The sequential model that feeds the agent's candidate stage.
+
+    Args:
+        models: Name -> sequential predictor, the ones this run trains.
+        wanted: A name among ``models``, ``"auto"`` (the first of ``RETRIEVER_PREFERENCE`` present) or
+            None / ``"none"`` (no sequential source).
+
+    Raises:
+        EvalError: ``wanted`` names a model this run does not train.
+    """
+    if wanted is None or wanted == "none":
+        return None
+    if wanted == "auto":
+        return next((models[n] for n in RETRIEVER_PREFERENCE if n in models), None)
+    if wanted not in models:
+        raise EvalError(f"retriever {wanted!r} is not among the trained models {sorted(models)}")
+    return models[wanted]

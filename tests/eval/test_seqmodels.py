@@ -1,0 +1,38 @@
+"""Sequential models by name (what `tide eval --models` and the agent's candidate stage use)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eval import (
+    RETRIEVER_PREFERENCE,
+    SEQUENTIAL_MODELS,
+    EvalError,
+    LSTMPredictor,
+    SASRecPredictor,
+    build_sequential,
+    pick_retriever,
+)
+
+
+def test_build_by_name(sequential_synthetic) -> None:
+    dataset, _ = sequential_synthetic
+    lstm = build_sequential("lstm", dataset, seed=3, max_epochs=2)
+    sas = build_sequential("sasrec", dataset, seed=3)
+    text = build_sequential("sasrec+text", dataset)
+    assert isinstance(lstm, LSTMPredictor) and lstm.config.seed == 3 and lstm.config.max_epochs == 2
+    assert isinstance(sas, SASRecPredictor) and sas.name == "sasrec" and sas.features is None
+    assert text.name == "sasrec+text" and text.features is not None and text.features.dim == 384
+    with pytest.raises(EvalError, match="unknown sequential model"):
+        build_sequential("gru", dataset)
+    assert set(RETRIEVER_PREFERENCE) == set(SEQUENTIAL_MODELS)
+
+
+def test_pick_retriever() -> None:
+    models = {"lstm": "L", "sasrec": "S"}
+    assert pick_retriever(models, "auto") == "S"
+    assert pick_retriever(models, "lstm") == "L"
+    assert pick_retriever(models, None) is None and pick_retriever(models, "none") is None
+    assert pick_retriever({}, "auto") is None
+    with pytest.raises(EvalError, match="not among"):
+        pick_retriever(models, "sasrec+llm")
