@@ -18,9 +18,11 @@ from ._errors import (
     AgentError,
     EngineError,
     EngineUnavailableError,
+    FeedbackError,
     ModelPreparationError,
     StructuredOutputError,
     TideError,
+    UnknownItemError,
     UnknownUserError,
 )
 from ._model import (
@@ -44,6 +46,7 @@ __all__ = [
     "Completion",
     "EngineError",
     "EngineUnavailableError",
+    "FeedbackError",
     "GenerationRequest",
     "LLMEngine",
     "Message",
@@ -53,6 +56,7 @@ __all__ = [
     "StructuredOutputError",
     "StructuredResult",
     "TideError",
+    "UnknownItemError",
     "UnknownUserError",
     "VLLMEngine",
     "VLLMEngineConfig",
@@ -74,7 +78,8 @@ from ._agent import InterestAgent  # noqa: E402
 from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex  # noqa: E402
 from ._catalog import Catalog, CatalogItem  # noqa: E402
 from ._config import AgentConfig  # noqa: E402
-from ._context import UserContext  # noqa: E402
+from ._context import UserContext, query_context  # noqa: E402
+from ._feedback import SIGNALS, FeedbackConfig, feedback_adjustment  # noqa: E402
 from ._interests import render_interest_prompt  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
 from ._retrieval import ScoredUser  # noqa: E402
@@ -91,6 +96,7 @@ from ._schemas import (  # noqa: E402
 
 __all__ += [
     "CHOICE_LABELS",
+    "SIGNALS",
     "AgentConfig",
     "CandidateSource",
     "Catalog",
@@ -98,6 +104,7 @@ __all__ += [
     "ChatReply",
     "ChoiceProbs",
     "Drift",
+    "FeedbackConfig",
     "Interest",
     "InterestAgent",
     "InterestPrediction",
@@ -111,6 +118,8 @@ __all__ += [
     "UserContext",
     "choice_orders",
     "content_free_prompt",
+    "feedback_adjustment",
+    "query_context",
     "render_choice_prompt",
     "render_interest_prompt",
 ]

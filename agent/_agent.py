@@ -22,14 +22,15 @@ from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 import prompts
-from memory import MemoryStore
+from memory import MemoryStore, QueryContext, StoredBehavior
 
 from ._candidates import CandidateSource, TransitionIndex
 from ._catalog import Catalog
 from ._config import AgentConfig
-from ._context import UserContext, load_context
+from ._context import UserContext, load_context, query_context
 from ._engine import GenerationRequest, LLMEngine, Message
 from ._errors import EngineError, StructuredOutputError, UnknownUserError
+from ._feedback import record_feedback
 from ._interests import InterestWriter, interests_from_answer, interests_from_profile, render_interest_prompt
 from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import Retriever, ScoredUser, fuse
@@ -62,7 +63,7 @@ class InterestAgent:
         self.catalog = catalog
         self.engine = engine
         self._config = config
-        self.retriever = Retriever(catalog, config.retrieval, transitions, sequential)
+        self.retriever = Retriever(catalog, config.retrieval, transitions, sequential, config.feedback)
         self.reranker = Reranker(catalog, engine, calibrate=config.calibrate, orders=config.choice_orders,
                                  priors=choice_priors)
         self.interest_writer = InterestWriter(catalog, engine, store.config.attribute_keys,
@@ -132,12 +133,15 @@ class InterestAgent:
     # -- retrieval ---------------------------------------------------------------------------------
     def contexts(self, user_ids: Sequence[str], nows: Sequence[datetime | None],
                  histories: Sequence[Sequence[str] | None] | None = None,
-                 excludes: Sequence[Sequence[str] | None] | None = None) -> list[UserContext]:
-        """What each user's prediction reads from memory (see :func:`load_context`)."""
+                 excludes: Sequence[Sequence[str] | None] | None = None,
+                 queries: Sequence[QueryContext | None] | None = None) -> list[UserContext]:
+        """What each user's prediction reads from memory (see :func:`load_context`); ``queries`` are the
+        predictions' contexts (time of day, weekday, place), None for none."""
         c = self._config
         return [
             load_context(self.store, u, now, c.n_recent, c.n_long,
-                         histories[i] if histories else None, excludes[i] if excludes else None)
+                         histories[i] if histories else None, excludes[i] if excludes else None,
+                         queries[i] if queries else None)
             for i, (u, now) in enumerate(zip(user_ids, nows, strict=True))
         ]
 
@@ -147,7 +151,8 @@ class InterestAgent:
 
     def score_candidates(self, user_ids: Sequence[str], nows: Sequence[datetime | None] | None = None, *,
                          histories: Sequence[Sequence[str] | None] | None = None,
-                         excludes: Sequence[Sequence[str] | None] | None = None) -> list[ScoredUser]:
+                         excludes: Sequence[Sequence[str] | None] | None = None,
+                         queries: Sequence[QueryContext | None] | None = None) -> list[ScoredUser]:
         """The retrieval stage for each user: memory read, catalogue scored, top-N candidates kept.
 
         Args:
@@ -155,13 +160,15 @@ class InterestAgent:
             nows: Time of each prediction (None: as of the user's newest behavior); default all None.
             histories: Consumed item ids per user, chronological (default: read from memory).
             excludes: Items that may not be recommended per user (default: the history).
+            queries: Each prediction's context (``memory.QueryContext``: time of day, weekday, place) or
+                None; default none (the context-free ranking, exactly).
 
         Returns:
             One :class:`ScoredUser` per user, in order; pass them to :meth:`choice_probs`,
             :meth:`llm_interests` and :meth:`fuse`.
         """
         nows = list(nows) if nows is not None else [None] * len(user_ids)
-        return self.retriever.score(self.contexts(user_ids, nows, histories, excludes))
+        return self.retriever.score(self.contexts(user_ids, nows, histories, excludes, queries))
 
     # -- re-ranking --------------------------------------------------------------------------------
     def choice_prompt(self, s: ScoredUser, order: Sequence[int] | None = None) -> str:
@@ -226,19 +233,23 @@ class InterestAgent:
             templates={n: prompts.version(n) for n in ("system", "rank", "predict")},
             retrieval={**c.retrieval.model_dump(), "n_recent": c.n_recent, "n_long": c.n_long,
                        "fusion_weight": c.fusion_weight, "calibrate": c.calibrate,
-                       "choice_orders": c.choice_orders, "candidates": len(s.candidates)},
+                       "choice_orders": c.choice_orders, "candidates": len(s.candidates),
+                       **({"context": s.context.query.describe(s.context.now)} if s.context.query else {}),
+                       **({"feedback": len(s.context.feedback)} if s.context.feedback else {})},
             cold_start=s.context.cold, **kw)
 
     # -- public API --------------------------------------------------------------------------------
-    def predict(self, user_id: str, now: datetime | None = None, k: int = 10, *,
-                fallback: bool | None = None) -> InterestPrediction:
+    def predict(self, user_id: str, now: datetime | None = None, k: int = 10, *, place: Any = None,
+                context: bool = True, fallback: bool | None = None) -> InterestPrediction:
         """Predict one user's next interests and items. See :meth:`predict_many`."""
-        return self.predict_many([user_id], now=now, k=k, fallback=fallback, progress=False)[0]
+        return self.predict_many([user_id], now=now, k=k, places=[place], context=context, fallback=fallback,
+                                 progress=False)[0]
 
     def predict_many(self, user_ids: Sequence[str], now: datetime | Sequence[datetime] | None = None,
                      k: int = 10, *, fallback: bool | None = None, progress: bool = True,
                      histories: Sequence[Sequence[str]] | None = None,
-                     excludes: Sequence[Sequence[str]] | None = None) -> list[InterestPrediction]:
+                     excludes: Sequence[Sequence[str]] | None = None, places: Sequence[Any] | None = None,
+                     context: bool = True) -> list[InterestPrediction]:
         """Predict for many users, batched through the engine.
 
         Args:
@@ -249,6 +260,10 @@ class InterestAgent:
             fallback: override ``config.fallback`` — on LLM failure return retrieval-only results
                 flagged in provenance instead of raising.
             histories/excludes: consumed items per user (default: read from memory).
+            places: where each user is (``(lat, lon)`` or a ``memory.Location`` with coordinates, or None).
+            context: condition on the query context — the hour of day and weekday of an explicit ``now``, and
+                the distance to ``places`` — by reweighing memory (``memory.QueryContext``); False, or no
+                explicit ``now`` and no place, predicts without context.
 
         Raises:
             StructuredOutputError: interests stayed invalid after retries and fallback is off.
@@ -261,13 +276,15 @@ class InterestAgent:
         for u in user_ids:
             if not isinstance(u, str) or not u:
                 raise UnknownUserError(f"user_id must be a non-empty string, got {u!r}")
+        where = list(places) if places is not None else [None] * len(user_ids)
+        queries = [query_context(t, p) if context else None for t, p in zip(nows, where, strict=True)]
         results: list[InterestPrediction] = []
         bar = tqdm(total=len(user_ids), desc="predict", unit="user", disable=not progress)
         bs = self.config.batch_size
         for start in range(0, len(user_ids), bs):
             sl = slice(start, start + bs)
             ctxs = self.contexts(user_ids[sl], nows[sl], histories[sl] if histories else None,
-                                 excludes[sl] if excludes else None)
+                                 excludes[sl] if excludes else None, queries[sl])
             results.extend(self._predict_batch(self.retriever.score(ctxs), k, fb))
             bar.update(len(ctxs))
         bar.close()
@@ -314,6 +331,29 @@ class InterestAgent:
                 next_items=self.fuse(s, p if failure is None else None, k), drift=drift,
                 provenance=self._provenance(s, attempts=attempts, fallback=fallback_reason, reasons=reasons)))
         return out
+
+    def feedback(self, user_id: str, item_id: str, signal: str, at: datetime | None = None, *,
+                 place: Any = None) -> StoredBehavior:
+        """Record what the user thought of an item; the next prediction listens (see ``agent._feedback``).
+
+        Stored as a behavior with action ``feedback-<signal>`` and its signal's weight, so it is forgettable
+        like any other (``store.forget(user_id, ids=[returned.id])``). A disliked item never comes back, items
+        close to it and sharing its tags are demoted for a while; a like strengthens its tags.
+
+        Args:
+            user_id: A user with memory.
+            item_id: An item of the catalogue.
+            signal: ``like``, ``dislike``, ``skip`` or ``consumed``.
+            at: When (tz-aware); default now.
+            place: Where, as ``(lat, lon)`` or a ``memory.Location`` with coordinates.
+
+        Returns:
+            The stored behavior.
+
+        Raises:
+            UnknownUserError, UnknownItemError, FeedbackError: Bad input; nothing is written.
+        """
+        return record_feedback(self.store, self.catalog, self._config.feedback, user_id, item_id, signal, at, place)
 
     def summarize(self, user_id: str, now: datetime | None = None) -> InterestSummary:
         """A short chat-style paragraph about the user's interests, with the facts behind it."""

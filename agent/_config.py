@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._candidates import RetrievalConfig
+from ._feedback import FeedbackConfig
 
 __all__ = ["AgentConfig"]
 
@@ -41,6 +42,8 @@ class AgentConfig(BaseModel):
     #: users per engine batch; rank and interest prompts of a user share their history prefix, and a
     #: batch's prompts must fit the KV cache together for vLLM's prefix cache to reuse it
     batch_size: int = Field(default=32, ge=1)
+    #: how like/dislike/skip/consumed feedback weighs in profiles and retrieval (see ``agent._feedback``)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
 
     def updated(self, **updates: Any) -> AgentConfig:
         """A validated copy with ``updates``; a nested config takes a model or a dict of its fields to change

@@ -10,7 +10,7 @@ from memory import MemoryStore, Profile, QueryContext, Retrieved, StoredBehavior
 
 from ._feedback import is_feedback, signal_of
 
-__all__ = ["UserContext", "load_context", "prompt_behaviors", "prompt_history"]
+__all__ = ["UserContext", "load_context", "prompt_behaviors", "prompt_history", "query_context"]
 
 #: memory filters are "strictly before"; a hair past `now` keeps what happened at `now` itself
 _EPSILON = timedelta(microseconds=1)
@@ -69,6 +69,23 @@ def load_context(store: MemoryStore, user_id: str, now: datetime | None, n_recen
         history = [b.item_id for b in everything if b.item_id and signal_of(b.action) not in ("dislike", "skip")]
     excl = frozenset(exclude) if exclude is not None else frozenset(seen or history)
     return UserContext(user_id, now, recent, long_range, profile, list(history), excl, query, feedback)
+
+
+def query_context(now: datetime | None, place: object = None, *, use_time: bool = True) -> QueryContext | None:
+    """The query context of a prediction asked at ``now`` and ``place``: time of day and weekday when ``now``
+    is given (and ``use_time``), distance when ``place`` is; ``None`` when neither (no context at all).
+
+    Raises:
+        FeedbackError: ``place`` is not a place with valid coordinates.
+        memory.InvalidQueryError: ``now`` is naive.
+    """
+    from ._feedback import to_location
+
+    loc = to_location(place)
+    timed = use_time and now is not None
+    if not timed and loc is None:
+        return None
+    return QueryContext(at=now if timed else None, place=loc, time=timed)
 
 
 def _line(idx: int, b: StoredBehavior) -> dict[str, object]:

@@ -10,25 +10,27 @@ the retrieval stage through :func:`feedback_adjustment`:
 - every other item is demoted by ``d_i = min(MAX_DEMOTION, Σ_dislikes s_dislike · decay · closeness)``,
   where ``closeness = max(tag overlap, embedding closeness)`` to the disliked item and ``decay`` halves every
   ``half_life_days``: the demotion fades;
-- a like boosts items sharing its tags by
-  ``b_i = Σ_likes s_like · decay · tag overlap``.
+- a like boosts items sharing its tags by ``b_i = Σ_likes s_like · decay · tag overlap``.
 
-The final score is ``score_i · (1 − d_i) · (1 + b_i)`` (retrieval scores are non-negative sums of min-max
-normalised components, so the multiplication keeps their scale).
+The final score is ``score_i · (1 − d_i) + b_i · max_j score_j``: retrieval scores are non-negative sums of
+min-max normalised components, so the demotion keeps their scale, and the boost is counted in units of the
+user's best score — a fresh like lifts its tag by half the score range, enough to bring a tag the profile
+does not show into the top items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from memory import Behavior, Location
+from memory import Behavior, Location, MemoryStore, StoredBehavior
 
 from ._catalog import Catalog, CatalogItem
+from ._errors import FeedbackError, UnknownItemError, UnknownUserError
 
 __all__ = [
     "FEEDBACK_ACTIONS",
@@ -38,7 +40,9 @@ __all__ = [
     "feedback_adjustment",
     "feedback_behavior",
     "is_feedback",
+    "record_feedback",
     "signal_of",
+    "to_location",
 ]
 
 Signal = Literal["like", "dislike", "skip", "consumed"]
@@ -114,8 +118,8 @@ def _overlap(catalog: Catalog, tags: frozenset[str]) -> np.ndarray:
 
 
 def feedback_adjustment(catalog: Catalog, feedback: Sequence[Behavior], now: datetime,
-                        config: FeedbackConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Multipliers for the retrieval scores, and which items feedback excludes.
+                        config: FeedbackConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Demotion factors, boosts and exclusions of feedback (see the module docstring).
 
     Args:
         catalog: The catalogue (columns of the result).
@@ -124,8 +128,8 @@ def feedback_adjustment(catalog: Catalog, feedback: Sequence[Behavior], now: dat
         config: Strengths and half-life.
 
     Returns:
-        ``(multiplier, excluded)``: ``score · multiplier`` per item (1 where no feedback applies) and a boolean
-        mask of disliked items.
+        ``(keep, boost, excluded)`` per item: ``1 − d_i`` (1 where no dislike applies), ``b_i`` (0 where no like
+        applies) and a boolean mask of disliked items.
     """
     n = len(catalog)
     demote, boost = np.zeros(n), np.zeros(n)
@@ -147,4 +151,56 @@ def feedback_adjustment(catalog: Catalog, feedback: Sequence[Behavior], now: dat
             demote += config.dislike_strength * decay * np.maximum(overlaps[tags], close)
         else:
             boost += config.like_strength * decay * overlaps[tags]
-    return (1.0 - np.minimum(demote, MAX_DEMOTION)) * (1.0 + boost), excluded
+    return 1.0 - np.minimum(demote, MAX_DEMOTION), boost, excluded
+
+
+def to_location(place: Any, argument: str = "place") -> Location | None:
+    """A place argument (``None``, a :class:`memory.Location` or ``(lat, lon)``) as a Location with coordinates.
+
+    Raises:
+        FeedbackError: Not a place, no coordinates, or coordinates out of range / not finite.
+    """
+    if place is None:
+        return None
+    if isinstance(place, Location):
+        loc = place
+    elif isinstance(place, tuple | list) and len(place) == 2:
+        try:
+            loc = Location(lat=float(place[0]), lon=float(place[1]))
+        except (TypeError, ValueError, ValidationError) as exc:
+            first = exc.errors(include_url=False)[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise FeedbackError(f"bad coordinates {place!r}: {first}", field=argument) from None
+    else:
+        raise FeedbackError(f"expected (lat, lon) or a Location, got {type(place).__name__}", field=argument)
+    if not loc.has_coordinates:
+        raise FeedbackError("a place needs coordinates (lat, lon), not only a name", field=argument)
+    return loc
+
+
+def record_feedback(store: MemoryStore, catalog: Catalog, config: FeedbackConfig, user_id: str, item_id: str,
+                    signal: str, at: datetime | None = None, place: Any = None) -> StoredBehavior:
+    """Validate one feedback signal and store it as a behavior; nothing is written when anything is wrong.
+
+    Raises:
+        UnknownUserError: The user has no memory.
+        UnknownItemError: The item is not in the catalogue.
+        FeedbackError: Unknown signal, a time that is not a tz-aware datetime, a place without valid coordinates.
+        memory.InvalidBehaviorError: The behavior is otherwise invalid (e.g. a time in the future).
+    """
+    if signal not in SIGNALS:
+        raise FeedbackError(f"{signal!r} is not one of {', '.join(SIGNALS)}", field="signal")
+    if at is None:
+        at = datetime.now(UTC)
+    elif not isinstance(at, datetime):
+        raise FeedbackError(f"expected a timezone-aware datetime, got {type(at).__name__}", field="at")
+    elif at.tzinfo is None or at.utcoffset() is None:
+        raise FeedbackError("naive times are ambiguous; give a time zone (e.g. +00:00)", field="at")
+    loc = to_location(place)
+    if not isinstance(user_id, str) or not user_id or store.count(user_id) == 0:
+        raise UnknownUserError(f"user {user_id!r} has no memory; feedback needs a known user")
+    item = catalog.get(item_id) if isinstance(item_id, str) else None
+    if item is None:
+        raise UnknownItemError(f"item {item_id!r} is not in the catalogue")
+    behavior = feedback_behavior(user_id, item, signal, at, loc, config)
+    [bid] = store.add([behavior])
+    return StoredBehavior(id=bid, **{name: getattr(behavior, name) for name in Behavior.model_fields})

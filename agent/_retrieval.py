@@ -5,6 +5,11 @@ Score of item i for a user (each component min-max normalised over the catalogue
     retrieval_i = w_short · cos(i, short-term profile) + w_long · cos(i, long-term profile)
                 + w_co · transitions_i + w_seq · sequential_i
 
+The profiles are context-aware when the prediction has a query context (time of day, weekday, place; see
+``memory._context``). Feedback read with the context rescales the scores (``agent._feedback``): disliked
+items score ``-inf``, items close to them are demoted and items sharing a liked item's tags boosted, fading
+with time.
+
 Consumed items score ``-inf``; a user with no memory (cold start) gets catalogue popularity. The top-N
 (``RetrievalConfig.n_candidates``) go to the re-ranking stage; :func:`fuse` mixes its choice probabilities
 with the retrieval scores of those candidates.
@@ -22,6 +27,7 @@ from core import top_k
 from ._candidates import CandidateSource, RetrievalConfig, TransitionIndex
 from ._catalog import Catalog
 from ._context import UserContext
+from ._feedback import FeedbackConfig, feedback_adjustment
 from ._schemas import RankedItem
 
 __all__ = ["Retriever", "ScoredUser", "fuse", "minmax_rows", "top_finite"]
@@ -66,11 +72,12 @@ class Retriever:
     """Scores the catalogue from memory profiles and candidate sources (see the module docstring)."""
 
     def __init__(self, catalog: Catalog, config: RetrievalConfig, transitions: TransitionIndex | None = None,
-                 sequential: CandidateSource | None = None):
+                 sequential: CandidateSource | None = None, feedback: FeedbackConfig | None = None):
         self.catalog = catalog
         self.config = config
         self.transitions = transitions
         self.sequential = sequential
+        self.feedback = feedback or FeedbackConfig()
 
     def scores(self, ctxs: Sequence[UserContext]) -> np.ndarray:
         """Retrieval scores, one row per context, columns in catalogue order (consumed items = -inf)."""
@@ -96,6 +103,12 @@ class Retriever:
             if ctx.cold:  # no memory: popularity, flagged by the caller
                 pop = minmax_rows(self.catalog.popularity[None, :])[0]
                 total[row] = np.where(np.isfinite(total[row]), pop, -np.inf)
+            if ctx.feedback:  # disliked items never come back; their neighbourhood sinks for a while
+                keep, boost, banned = feedback_adjustment(self.catalog, ctx.feedback, ctx.now, self.feedback)
+                finite = np.isfinite(total[row])
+                top = float(total[row][finite].max()) if finite.any() else 0.0
+                total[row] = np.where(finite, total[row] * keep + boost * top, -np.inf)
+                total[row, banned] = -np.inf
         return total
 
     def score(self, ctxs: Sequence[UserContext]) -> list[ScoredUser]:
