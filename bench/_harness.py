@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -41,6 +43,12 @@ def mem_available_gib() -> float:
 def say(msg: str) -> None:
     """A progress line with the wall clock and the load average."""
     print(f"[{time.strftime('%H:%M:%S')} load {loadavg()}] {msg}", flush=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (``timeout``, ``kill``) into ``SystemExit``, so ``finally`` blocks still end the workers
+    and their engines (they run in their own sessions and would outlive this process)."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def wait_for_memory(need_gib: float, max_wait_s: float = 900) -> None:

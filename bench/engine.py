@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._batching import batch_rows, run_batch_one
-from bench._harness import Report, Row, format_table, loadavg, say
+from bench._harness import Report, Row, exit_on_sigterm, format_table, loadavg, say
 from bench._overhead import choice_rows, overhead_rows, run_overhead
 from bench._pairs import pair_rows, run_pairs
 from bench._start import KV_GIB, Starter, run_starts, start_rows, verdict_rows
@@ -126,6 +126,7 @@ def main() -> None:
         print(format_table(rows))
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    exit_on_sigterm()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {}
