@@ -24,6 +24,7 @@ def _atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a written graph is an ordinary, readable file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from tide import _spatial
 from tide._options import check_models, check_show_user, check_split, check_users
 from tide._output import Output, command, configure_logging, progress_console
 
@@ -228,11 +229,14 @@ def predict(
     k: int = typer.Option(10, min=1, help="items to rank"),
     as_json: bool = typer.Option(False, "--json", help="print the InterestPrediction as JSON"),
     engine_url: str | None = typer.Option(None, help=ENGINE_HELP),
+    at: str | None = typer.Option(None, "--at", help=_spatial.AT_HELP + "; weighs memory by hour and weekday"),
+    place: str | None = typer.Option(None, "--place", help=_spatial.PLACE_HELP + "; weighs memory by distance"),
 ) -> None:
-    """Predict a user's next interests and items."""
+    """Predict a user's next interests and items (with --at/--place: for that moment and place)."""
+    when, point = _spatial.parse_at(at), _spatial.parse_place(place)
     with command("predict") as out:
         with _agent(store, catalog, engine_url) as agent:
-            pred = agent.predict(user, k=k)
+            pred = agent.predict(user, now=when, k=k, place=point)
         if as_json:
             out.json(pred.model_dump_json(indent=2))
         else:
@@ -294,3 +298,4 @@ def chat(
 from tide import _service  # noqa: E402 - commands in their own module, registered here
 
 _service.register(app)
+_spatial.register(app)  # tide graph, tide feedback
