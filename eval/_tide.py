@@ -123,16 +123,27 @@ class MemoryPredictor:
 
     ``agent`` is this predictor's current agent: fitting and tuning replace it with a derived one
     (``with_sources``, ``with_config``); the store's query settings are tuned in the shared store.
+
+    With ``context=True`` each request is answered for its target's moment and, when the dataset's
+    interactions carry coordinates, place (``memory.QueryContext``); the context weights join the grid
+    (``context_grid``, all-zero weights included, which is the context-blind ranking).
     """
 
-    def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory"):
+    def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory", *, context: bool = False,
+                 context_grid: Sequence[Any] | None = None):
         self.name = name
         self.agent = agent
         self.sync = sync
+        self.context = context
         # short-horizon half-life in days (10 min .. 30 days): MovieLens users rate in sessions of minutes,
         # other data moves over weeks; validation picks
         self.tunable: dict[str, list[Any]] = {"w_co": [0.0, 1.0, 2.0, 4.0],
                                               "short_half_life_days": [1 / 144, 1 / 24, 1.0, 7.0, 30.0]}
+        if context:
+            from memory import ContextWeights
+
+            self.tunable["context"] = list(context_grid or [
+                ContextWeights(hour=h, weekday=d, place=p) for h in (0.0, 2.0) for d in (0.0, 1.0) for p in (0.0, 2.0)])
 
     @property
     def current_agent(self) -> InterestAgent:
@@ -164,7 +175,18 @@ class MemoryPredictor:
         self.sync.sync(requests)
         return agent.score_candidates([r.user_id for r in requests], [_now(r) for r in requests],
                                       histories=[list(r.history) for r in requests],
-                                      excludes=[list(r.exclude) for r in requests])
+                                      excludes=[list(r.exclude) for r in requests],
+                                      queries=[self._query(r) for r in requests] if self.context else None)
+
+    def _query(self, r: RankRequest) -> Any:
+        """The request's context: the target's time (``now``) and, when known, its coordinates."""
+        from memory import Location, QueryContext
+
+        events = self.sync.dataset.sequences[r.user_id]
+        target = events[len(r.history)] if len(r.history) < len(events) else None
+        if target is None or target.lat is None or target.lon is None:
+            return QueryContext()
+        return QueryContext(place=Location(lat=target.lat, lon=target.lon))
 
     def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
         out = []
