@@ -231,7 +231,7 @@ def llm_vectors_transformers(model: str | Path, texts: list[str], batch_size: in
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model), local_files_only=True)
-    net = AutoModel.from_pretrained(str(model), local_files_only=True, torch_dtype=torch.float32).eval()
+    net = AutoModel.from_pretrained(str(model), local_files_only=True, dtype=torch.float32).eval()
     out = []
     with torch.no_grad():
         for b in range(0, len(texts), batch_size):

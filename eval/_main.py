@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MODELS", "MainConfig", "MainResult", "ShownUser", "format_main", "run_main"]
 
-ModelName = Literal["pop", "lstm", "memory", "agent"]
-MODELS: tuple[ModelName, ...] = ("pop", "lstm", "memory", "agent")
+ModelName = Literal["pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm", "memory", "agent"]
+MODELS: tuple[ModelName, ...] = ("pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm",
+                                 "memory", "agent")
+DEFAULT_MODELS: tuple[ModelName, ...] = ("pop", "lstm", "memory", "agent")
 
 
 class MainConfig(BaseModel):
@@ -43,7 +45,7 @@ class MainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = "ml-100k"
-    models: list[ModelName] = Field(default_factory=lambda: list(MODELS))
+    models: list[ModelName] = Field(default_factory=lambda: list(DEFAULT_MODELS))
     split: Literal["loo", "temporal"] = "loo"
     users: int | Literal["all"] = 200
     seed: int = 0
@@ -51,7 +53,9 @@ class MainConfig(BaseModel):
     engine_url: str | None = None
     show_user: str | None = Field("auto", description="a test user's id, 'auto' (the first evaluated user), "
                                                       "or None / 'none' to show no user")
-    lstm_epochs: int | None = None
+    lstm_epochs: int | None = Field(None, description="cap on every sequential model's epochs (lstm, sasrec, ...)")
+    retriever: str | None = Field("auto", description="sequential model feeding the agent's candidate stage: a "
+                                  "trained model's name, 'auto' (eval.RETRIEVER_PREFERENCE) or None")
     n_bootstrap: int = 1000
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
 
@@ -179,19 +183,18 @@ def _predictors(
 
     The store and the engine are registered on ``resources``, which closes them.
     """
-    from eval._lstm import LSTMConfig, LSTMPredictor
     from eval._popularity import PopularityPredictor
+    from eval._seqmodels import SEQUENTIAL_MODELS, build_sequential, pick_retriever
 
     predictors: list[Predictor] = []
-    lstm = None
     if "pop" in cfg.models:
         predictors.append(PopularityPredictor())
-    if "lstm" in cfg.models:
-        lcfg = LSTMConfig(seed=cfg.seed) if not cfg.lstm_epochs else LSTMConfig(seed=cfg.seed, max_epochs=cfg.lstm_epochs)
-        lstm = LSTMPredictor(lcfg)
-        predictors.append(lstm)
+    sequential = {name: build_sequential(name, ds, seed=cfg.seed, max_epochs=cfg.lstm_epochs)
+                  for name in cfg.models if name in SEQUENTIAL_MODELS}
+    predictors.extend(sequential.values())
     if "memory" not in cfg.models and "agent" not in cfg.models:
         return predictors, None, None
+    retriever = pick_retriever(sequential, cfg.retriever)
     from agent import AgentConfig, InterestAgent, make_engine
     from eval._tide import AgentPredictor, LSTMSource, MemoryPredictor, MemorySync, catalog_from_dataset
     from memory import MemoryStore, SentenceTransformerEmbedder
@@ -210,7 +213,7 @@ def _predictors(
         resources.callback(engine.close)
         stages["engine start"] = time.perf_counter() - t
     agent = InterestAgent(store, catalog, engine, AgentConfig(),
-                          sequential=LSTMSource(lstm) if lstm is not None else None)
+                          sequential=LSTMSource(retriever) if retriever is not None else None)
     sync = MemorySync(store, ds)
     memory = MemoryPredictor(agent, sync) if "memory" in cfg.models else None
     if memory is not None:

@@ -9,7 +9,7 @@ from eval._results import EvalSummary
 
 __all__ = ["TABLE_METRICS", "format_table", "print_table", "results_markdown"]
 
-TABLE_METRICS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
+TABLE_METRICS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10", "auc")
 
 
 Summary = EvalSummary | Mapping[str, Any]  # a run's typed summary, or summary.json as read back
@@ -112,7 +112,8 @@ def results_markdown(summary: Summary) -> str:
         "|---|" + "---|" * len(TABLE_METRICS),
     ]
     for name, model in summary["models"].items():
-        lines.append(f"| {name} | " + " | ".join(_ci(model["metrics"][m]) for m in TABLE_METRICS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_ci(model["metrics"][m]) if m in model["metrics"] else "n/a"
+                                                 for m in TABLE_METRICS) + " |")
     lines += ["", "## Interests, validity, speed", "", "| model | interest P | interest R | interest F1 | valid-output rate | users/s | latency ms/user (mean) | fit s |", "|---|---|---|---|---|---|---|---|"]
     for name, model in summary["models"].items():
         i = model["interest"]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from eval._auc import per_user_auc
 from eval._config import EvalConfig
 from eval._data import Dataset
 from eval._errors import EvalError
@@ -141,6 +142,9 @@ def run_evaluation(
 
     t0 = time.perf_counter()
     per_user = {p.name: _per_user_values(dataset, ranked[p.name].rankings, targets, cfg) for p in predictors}
+    for p in predictors:  # AUC of the full ranking: exact from full scores when the predictor has them
+        per_user[p.name]["auc"] = per_user_auc(p, ranked[p.name].rankings, targets.requests, targets.items,
+                                               split.item_ids)
     models = _report(predictors, split, targets, ranked, per_user, fit_seconds, tuning, cfg)
     significance = _compare(pairs, per_user, cfg)
     stages["score"] = time.perf_counter() - t0
@@ -282,7 +286,7 @@ def _report(
         batch = np.array(ranked[p.name].batch_seconds)
         total = float(batch.sum())
         models[p.name] = ModelReport(
-            metrics={m: ci(values[m]) for m in METRICS},
+            metrics={m: ci(values[m]) for m in (*METRICS, "auc")},
             interest={k: ci(values[f"interest_{k}"]) for k in ("precision", "recall", "f1")},
             valid_rate=float(np.mean([bool(r.info.get("valid", True)) for r in rankings])) if rankings else float("nan"),
             throughput_users_per_s=len(targets.requests) / total if total > 0 else float("inf"),

@@ -208,6 +208,7 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results/seq-models")
     parser.add_argument("--runs", default="runs/seq-models")
     parser.add_argument("--lock", default="/tmp/tide-heavy.lock", help="flock file held during each fit ('' = none)")
+    parser.add_argument("--summarize-only", action="store_true", help="table from the finished (model, seed) runs")
     args = parser.parse_args()
     names = args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -218,14 +219,21 @@ def main() -> None:
         for item in seq:
             counts[item] = counts.get(item, 0) + 1
     cold = np.array([counts.get(split.test[u].item_id, 0) < COLD_BELOW for u in split.test_users])
-    lock = HeavyLock(args.lock or None)
-    try:
-        lock.before_fit()  # the text / LLM vectors are heavy too
-        features = load_features(names, dataset)
-        results = {n: [run_one(n, s, split, features, Path(args.runs), lock)
-                       for s in (seeds[:1] if n == "pop" else seeds)] for n in names}
-    finally:
-        lock.release()
+    runs = Path(args.runs)
+    features: dict[str, ItemFeatures] = {}
+    if args.summarize_only:
+        results = {n: [dict(np.load(runs / f"{n}-{s}.npz")) for s in seeds if (runs / f"{n}-{s}.npz").exists()]
+                   for n in names}
+        results = {n: r for n, r in results.items() if r}
+    else:
+        lock = HeavyLock(args.lock or None)
+        try:
+            lock.before_fit()  # the text / LLM vectors are heavy too
+            features = load_features(names, dataset)
+            results = {n: [run_one(n, s, split, features, runs, lock)
+                           for s in (seeds[:1] if n == "pop" else seeds)] for n in names}
+        finally:
+            lock.release()
     summary = summarize(results, cold, seeds)
     summary["features"] = {k: {"dim": v.dim, "fingerprint": v.fingerprint, "info": v.info} for k, v in features.items()}
     summary["configs"] = {"lstm": LSTMConfig().model_dump(mode="json"), "sasrec": SASRecConfig().model_dump(mode="json")}

@@ -36,3 +36,18 @@ def test_pick_retriever() -> None:
     assert pick_retriever({}, "auto") is None
     with pytest.raises(EvalError, match="not among"):
         pick_retriever(models, "sasrec+llm")
+
+
+def test_tide_eval_trains_sasrec_by_name_and_reports_auc(tmp_path) -> None:
+    from eval import MainConfig, run_main
+
+    cfg = MainConfig(models=["pop", "sasrec"], users=20, seed=1, out=tmp_path, lstm_epochs=1, n_bootstrap=20,
+                     show_user=None)
+    result = run_main(cfg)
+    models = result.evaluation.summary.models
+    assert list(models) == ["pop", "sasrec"]
+    assert models["sasrec"].config["class"] == "SASRecPredictor" and models["sasrec"].config["seed"] == 1
+    for name in models:
+        auc = models[name].metrics["auc"]
+        assert 0.5 < auc.mean <= 1.0 and auc.low <= auc.mean <= auc.high
+    assert "AUC" in (tmp_path / "results.md").read_text()
