@@ -3,9 +3,12 @@ the interest plot, the predictions with their evidence, and chat."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,46 +18,59 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextlib.contextmanager
+def open_browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with open_browser() as b:
         yield b
-        b.close()
 
 
-def test_page_shows_a_user_and_chats(served, browser):
+def show_user(browser, server, who: str, screenshot: str | None = None) -> Any:
+    """Connect with ``who``'s key, pick ann, wait for every panel, ask one question; returns the page."""
     page = browser.new_page(viewport={"width": 1200, "height": 820})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(served.url + "/")
-    page.fill("#key", served.tokens["ann"])
+    page.goto(server.url + "/")
+    page.fill("#key", server.tokens[who])
     page.click("#connect button")
     page.wait_for_function("document.querySelectorAll('#user option').length > 1")
-    options = page.locator("#user option").all_inner_texts()[1:]
-    assert len(options) == 1 and options[0].startswith("ann ")  # the key is scoped to ann
     page.select_option("#user", "ann")
-    page.wait_for_function("document.querySelector('#summary').textContent.length > 40")
-    assert "behaviors" in page.text_content("#summary-meta")
-    page.wait_for_selector("#plot svg polygon")
-    categories = page.locator("#plot polygon").evaluate_all("ps => ps.map(p => p.dataset.category)")
-    assert "Sci-Fi" in categories and "Comedy" in categories
-    page.wait_for_selector("#items li")
-    assert page.locator("#items li").count() == 8
-    page.wait_for_selector("#interests .interest")
-    evidence = page.locator("#interests .evidence li").all_inner_texts()
-    assert evidence and any("Rated" in e for e in evidence)  # the behaviors an interest rests on
+    page.wait_for_function("document.querySelector('#summary').textContent.length > 40", timeout=300_000)
+    page.wait_for_selector("#plot svg polygon", timeout=300_000)
+    page.wait_for_selector("#items li", timeout=300_000)
+    page.wait_for_selector("#interests .interest", timeout=300_000)
     page.fill("#question", "Is she into sci-fi lately?")
     page.click("#ask")
-    page.wait_for_selector("#transcript .tide")
-    assert page.text_content("#transcript .tide").startswith("tide: ")
-    shot = os.environ.get("TIDE_PAGE_SCREENSHOT")
-    if shot:
-        page.screenshot(path=shot, full_page=True)
+    page.wait_for_selector("#transcript .tide", timeout=300_000)
+    if screenshot:
+        page.screenshot(path=screenshot, full_page=True)
     assert not errors, errors
+    return page
+
+
+def test_page_shows_a_user_and_chats(served, browser):
+    page = show_user(browser, served, "ann", os.environ.get("TIDE_PAGE_SCREENSHOT"))
+    options = page.locator("#user option").all_inner_texts()[1:]
+    assert len(options) == 1 and options[0].startswith("ann ")  # the key is scoped to ann
+    assert "behaviors" in page.text_content("#summary-meta")
+    categories = page.locator("#plot polygon").evaluate_all("ps => ps.map(p => p.dataset.category)")
+    assert "Sci-Fi" in categories and "Comedy" in categories
+    assert page.locator("#items li").count() == 8
+    evidence = page.locator("#interests .evidence li").all_inner_texts()
+    assert evidence and any("Rated" in e for e in evidence)  # the behaviors an interest rests on
+    assert page.text_content("#transcript .tide").startswith("tide: ")
     page.close()
 
 
