@@ -124,7 +124,7 @@ __all__ += [
     "render_interest_prompt",
 ]
 
-from ._tune import TuneConfig, record_metrics, tune_key, tune_model, tuned_dir  # noqa: E402
+from ._tune import TuneConfig, record_metrics, tune_key, tune_model, tuned_dir, tuned_info  # noqa: E402
 from ._tune_data import (  # noqa: E402
     LETTERS,
     TuneDataConfig,
@@ -152,4 +152,5 @@ __all__ += [
     "tune_key",
     "tune_model",
     "tuned_dir",
+    "tuned_info",
 ]
