@@ -79,7 +79,7 @@ def main() -> None:
     v = sub.add_parser("validate")
     v.add_argument("--name", choices=["base", "tuned"], required=True)
     v.add_argument("--model", help="the tuned model folder (with --name tuned)")
-    v.add_argument("--users", default="all")
+    v.add_argument("--users", default="600")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", default=str(ROOT / "docs" / "results" / "tune-validation.json"))
     args = p.parse_args()
