@@ -88,7 +88,11 @@ function drawPlot(t) {
   const legend = $("legend");
   legend.replaceChildren();
   if (!bins.length) { $("plot").replaceChildren(el("p", "No behaviors.", "muted")); return; }
-  const x = (i) => L + (bins.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (bins.length - 1));
+  // x is time: each non-empty bin sits at its midpoint, so gaps in the history stay gaps
+  const t0 = Date.parse(bins[0].start), t1 = Date.parse(bins[bins.length - 1].end);
+  const mid = (b) => (Date.parse(b.start) + Date.parse(b.end)) / 2;
+  const x = (i) => L + (bins.length === 1 || t1 <= t0 ? (W - L - R) / 2
+                               : (mid(bins[i]) - t0) / (t1 - t0) * (W - L - R));
   const y = (v) => T + (1 - v) * (H - T - B);
   const add = (tag, attrs, text) => {
     const e = document.createElementNS(ns, tag);
