@@ -279,6 +279,8 @@ class Runtime:
         # one k for the batch: the largest; each answer is cut to its own k (fusion order does not depend on k)
         kwargs: dict[str, Any] = {}
         if any(j.place is not None for j in jobs):
-            kwargs["places"] = [j.place for j in jobs]
+            from memory import Location
+
+            kwargs["places"] = [None if j.place is None else Location(**j.place) for j in jobs]
         return self._agent().predict_many([j.user_id for j in jobs], now=[j.at for j in jobs],
                                           k=max(j.k for j in jobs), progress=False, **kwargs)

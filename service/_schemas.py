@@ -78,9 +78,13 @@ class AddBehaviorsResponse(BaseModel):
     rejected: list[RejectedRowOut] = Field(default_factory=list)
 
 
-class PlaceIn(_Strict):
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
+class PlaceIn(BaseModel):
+    """Where the user is: coordinates (a name is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
     place: str | None = Field(default=None, min_length=1, max_length=256)
 
 

@@ -178,3 +178,14 @@ def test_feedback_is_stored_or_clearly_unsupported(served):
     else:
         assert r.status_code == 501 and r.json()["error"]["code"] == "not_supported"
         assert _count(served, "ann") == before
+
+
+def test_predict_takes_a_time_and_a_place(served):
+    with served.client() as c:
+        r = c.post("/v1/users/ann/predict", json={"k": 2, "at": "1997-11-05T18:00:00Z",
+                                                  "place": {"lat": 48.2, "lon": 16.37, "place": "Vienna"}})
+        assert r.status_code == 200, r.text
+        assert r.json()["as_of"].startswith("1997-11-05T18:00:00")
+        bad = c.post("/v1/users/ann/predict", json={"place": {"lat": 200, "lon": 0}})
+        assert bad.status_code == 422
+        assert ["body", "place", "lat"] in [d["loc"] for d in bad.json()["error"]["details"]]
