@@ -92,6 +92,7 @@ from ._schemas import (  # noqa: E402
     Provenance,
     RankedItem,
     SummaryFacts,
+    interest_output_model,
 )
 
 __all__ += [
@@ -121,6 +122,7 @@ __all__ += [
     "feedback_adjustment",
     "query_context",
     "render_choice_prompt",
+    "interest_output_model",
     "render_interest_prompt",
 ]
 
