@@ -206,6 +206,8 @@ def llm_vectors_vllm(model: str | Path, texts: list[str]) -> np.ndarray:
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    # like agent.VLLMEngine on CPU: one OpenMP pool over every core this process may use
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
     try:
         from vllm import LLM
         from vllm.config import PoolerConfig
