@@ -23,7 +23,7 @@ def user_graph(dataset, user: str):  # type: ignore[no-untyped-def]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ml-user", default="22", help="the MovieLens user shown by the main job")
+    ap.add_argument("--ml-user", default="307", help="a MovieLens user whose ratings span months (most rate in a day)")
     ap.add_argument("--synthetic-user", default="u0")
     ap.add_argument("--docs", default="docs")
     args = ap.parse_args()
