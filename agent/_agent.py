@@ -229,8 +229,9 @@ class InterestAgent:
         c = self._config
         return Provenance(
             engine=self.engine.description if self.engine else {},
-            model=self.engine.model_name if self.engine else None,
-            templates={n: prompts.version(n) for n in ("system", "rank", "predict")},
+            model=self.engine.model_name if self.engine else None, tuned=self.reranker.tuned,
+            templates={n: prompts.version(n) for n in
+                       ("system", "rank_short" if self.reranker.tuned else "rank", "predict")},
             retrieval={**c.retrieval.model_dump(), "n_recent": c.n_recent, "n_long": c.n_long,
                        "fusion_weight": c.fusion_weight, "calibrate": c.calibrate,
                        "choice_orders": c.choice_orders, "candidates": len(s.candidates),

@@ -25,6 +25,8 @@ from ._context import UserContext, prompt_history
 from ._engine import LLMEngine
 from ._errors import EngineError
 from ._retrieval import ScoredUser
+from ._tune import tuned_info
+from ._tune_data import rank_short_prompt
 
 __all__ = ["CHOICE_LABELS", "ChoiceProbs", "Reranker", "choice_orders", "content_free_prompt",
            "render_choice_prompt"]
@@ -125,11 +127,18 @@ class Reranker:
         self.calibrate = calibrate
         self.orders = orders
         self.priors = {} if priors is None else priors
+        #: a tuned model (``tide model tune``) is asked in the prompt format it was trained on
+        self.tuned = tuned_info(engine.model_name) if engine is not None else None
 
     def prompt(self, s: ScoredUser, order: Sequence[int] | None = None) -> str:
         """The choice prompt of ``s`` with its candidates in ``order`` (indices into ``s.candidates``)."""
         idx = range(len(s.candidates)) if order is None else order
-        return render_choice_prompt(s.context, [self.catalog.items[s.candidates[j]] for j in idx])
+        items = [self.catalog.items[s.candidates[j]] for j in idx]
+        if self.tuned is not None and self.tuned["template"] == "rank_short":
+            recent = s.context.history[-self.tuned["history_items"]:]
+            return rank_short_prompt([self.catalog.items[self.catalog.index[i]] for i in recent
+                                      if i in self.catalog.index], items)
+        return render_choice_prompt(s.context, items)
 
     def choice_probs(self, scored: Sequence[ScoredUser]) -> list[ChoiceProbs | None]:
         """The LLM's choice probabilities per user (None for cold users or a single candidate)."""
@@ -160,6 +169,9 @@ class Reranker:
         if n not in self.priors:
             if self.engine is None:
                 raise ValueError("calibration needs an engine")
-            [res] = self.engine.score_choices([content_free_prompt(n)], CHOICE_LABELS[:n])
+            prompt = content_free_prompt(n)
+            if self.tuned is not None and self.tuned["template"] == "rank_short":
+                prompt = rank_short_prompt([], [CatalogItem(item_id=f"na{j}", title="N/A") for j in range(n)])
+            [res] = self.engine.score_choices([prompt], CHOICE_LABELS[:n])
             self.priors[n] = np.maximum(np.asarray(res.probs, dtype=float), _PRIOR_FLOOR)
         return self.priors[n]

@@ -75,6 +75,9 @@ class Provenance(BaseModel):
 
     engine: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None
+    #: the tuned model's facts (name, key, base, data fingerprint, validation metrics) when the engine serves
+    #: a folder made by ``tide model tune``; None for an untuned model
+    tuned: dict[str, Any] | None = None
     templates: dict[str, str] = Field(default_factory=dict)
     retrieval: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
