@@ -18,8 +18,9 @@ def make_engine(url: str | None = None, **vllm_options: Any) -> LLMEngine:
     Args:
         url: the OpenAI-compatible base URL of a running ``vllm serve`` (``http://HOST:PORT/v1``); ``None``
             or empty starts :meth:`agent.VLLMEngine.from_defaults` on the embedded model.
-        **vllm_options: :class:`agent.VLLMEngineConfig` fields (``seed``, ``dtype``, ...) for the embedded
-            engine; ignored with a URL, whose server was configured when it started.
+        **vllm_options: :class:`agent.VLLMEngineConfig` fields (``seed``, ``dtype``, ``model``: a model
+            folder such as a tuned one, ...) for the embedded engine; ignored with a URL, whose server was
+            configured when it started.
 
     Raises:
         EngineUnavailableError: the server cannot be reached, or vLLM cannot start.
@@ -30,4 +31,5 @@ def make_engine(url: str | None = None, **vllm_options: Any) -> LLMEngine:
         return OpenAIEngine.from_url(url)
     from ._vllm import VLLMEngine
 
-    return VLLMEngine.from_defaults(**vllm_options)
+    model = vllm_options.pop("model", None)  # a model folder (e.g. a tuned one) instead of the embedded model
+    return VLLMEngine.from_model(model, **vllm_options) if model else VLLMEngine.from_defaults(**vllm_options)
