@@ -160,3 +160,19 @@ __all__ = [
     "build_sequential",
     "pick_retriever",
 ]
+
+from eval._tune import (  # noqa: E402
+    forbidden_pairs,
+    tune_on_split,
+    validate_model,
+    validation_examples,
+    validation_report,
+)
+
+__all__ += [
+    "forbidden_pairs",
+    "tune_on_split",
+    "validate_model",
+    "validation_examples",
+    "validation_report",
+]

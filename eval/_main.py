@@ -57,6 +57,9 @@ class MainConfig(BaseModel):
     retriever: str | None = Field("auto", description="sequential model feeding the agent's candidate stage: a "
                                   "trained model's name, 'auto' (eval.RETRIEVER_PREFERENCE) or None")
     n_bootstrap: int = 1000
+    llm_model: str | None = Field(None, description="the agent's engine serves this model folder (e.g. one from "
+                                  "'tide model tune'); 'tuned' tunes the embedded model on this split's "
+                                  "training sequences first (fit stage; cached by key); None: the embedded model")
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
 
     @field_validator("show_user")
@@ -151,7 +154,7 @@ def run_main(cfg: MainConfig) -> MainResult:
         raise EvalError(f"user {cfg.show_user!r} is not a test user of this split")
     cfg.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as resources:
-        predictors, agent, sync = _predictors(cfg, ds, resources, stages)
+        predictors, agent, sync = _predictors(cfg, ds, resources, stages, _llm_model(cfg, split, stages))
         t = time.perf_counter()
         result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
                                 n_bootstrap=cfg.n_bootstrap)  # each model vs every simpler one listed before it
@@ -175,8 +178,27 @@ def run_main(cfg: MainConfig) -> MainResult:
     return main
 
 
+def _llm_model(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path | None:
+    """The model folder the agent's engine serves (None: the embedded one); with ``llm_model='tuned'`` the
+    embedded model is tuned here on the split's training sequences only (cached; see ``tide model tune``)."""
+    if cfg.llm_model is None or "agent" not in cfg.models or cfg.engine_url:
+        return None
+    if cfg.llm_model != "tuned":
+        path = Path(cfg.llm_model).expanduser()
+        if not path.is_dir():
+            raise EvalError(f"llm_model {cfg.llm_model!r} is not a model folder")
+        return path
+    from agent import TuneConfig, TuneDataConfig
+    from eval._tune import tune_on_split
+
+    t = time.perf_counter()
+    path = tune_on_split(split, TuneDataConfig(), TuneConfig())
+    stages["LLM tuning"] = time.perf_counter() - t
+    return Path(path)
+
+
 def _predictors(
-    cfg: MainConfig, ds: Dataset, resources: ExitStack, stages: dict[str, float]
+    cfg: MainConfig, ds: Dataset, resources: ExitStack, stages: dict[str, float], llm_model: Path | None = None
 ) -> tuple[list[Predictor], InterestAgent | None, MemorySync | None]:
     """The models named in ``cfg`` (simplest first); the agent behind the memory/agent models and the sync
     that fills their store, if any.
@@ -209,7 +231,7 @@ def _predictors(
     engine = None
     if "agent" in cfg.models:
         t = time.perf_counter()
-        engine = make_engine(cfg.engine_url, seed=cfg.seed)
+        engine = make_engine(cfg.engine_url, seed=cfg.seed, **({"model": str(llm_model)} if llm_model else {}))
         resources.callback(engine.close)
         stages["engine start"] = time.perf_counter() - t
     agent = InterestAgent(store, catalog, engine, AgentConfig(),

@@ -62,3 +62,10 @@ def test_validation_measure_reads_validation_only_and_cancels_position(split):
     avg = probs.mean(axis=0)
     np.testing.assert_allclose(avg[:, 0], avg[:, -1])
     assert {p["metric"] for p in report["paired"]} == {"rank", "ndcg@10"}
+
+
+def test_main_job_refuses_a_missing_llm_model_folder(tmp_path):
+    from eval import EvalError, MainConfig, run_main
+
+    with pytest.raises(EvalError, match="not a model folder"):
+        run_main(MainConfig(models=["pop", "agent"], llm_model=str(tmp_path / "nope"), out=tmp_path / "out"))
