@@ -74,6 +74,39 @@ def model_prepare(
                 raise typer.Exit(1)
 
 
+@model_app.command("tune")
+def model_tune(
+    dataset: str = typer.Option("ml-100k", help="training data: ml-100k (its leave-one-out training sequences)"),
+    max_steps: int | None = typer.Option(None, min=1, help="optimiser steps of 8 examples (default: one epoch)"),
+    budget_minutes: float | None = typer.Option(None, min=1, help="stop training after this long; the result "
+                                                "is the --max-steps run with the steps done"),
+    threads: int = typer.Option(1, min=1, help="torch threads (1 leaves the other cores to everything else)"),
+    as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
+) -> None:
+    """Fine-tune the embedded LLM as a re-ranker (LoRA; training sequences only; cached by key).
+
+    Resumable (checkpoints every 5 steps) and seeded. The merged model lands in
+    $TIDE_HOME/models/<base>-tuned-<key>/ with a manifest; serve it with `tide eval --llm-model DIR`.
+    """
+    with command("model tuning") as out:
+        import torch
+
+        from agent import TuneConfig, TuneDataConfig, load_manifest
+        from eval import leave_one_out, load_ml100k, tune_on_split
+
+        torch.set_num_threads(threads)
+        split = leave_one_out(load_ml100k() if dataset == "ml-100k" else load_ml100k(Path(dataset)))
+        folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps),
+                               time_budget_s=None if budget_minutes is None else 60 * budget_minutes)
+        manifest = load_manifest(folder) or {}
+        if as_json:
+            out.json({k: v for k, v in manifest.items() if k != "files"})
+            return
+        train = manifest.get("train", {})
+        out.print(f"tuned model: {folder} (key {manifest.get('key')}; {train.get('steps')} steps, "
+                  f"{train.get('examples_seen')} examples, {train.get('s_per_example')} s/example)")
+
+
 @app.command()
 def doctor(
     engine: bool = typer.Option(True, help="start the vLLM engine and run one request"),
@@ -112,6 +145,9 @@ def eval_cmd(
                                        "first evaluated user) or 'none'"),
     lstm_epochs: int | None = typer.Option(None, min=1, help="cap LSTM epochs (default: early stopping)"),
     n_bootstrap: int = typer.Option(1000, min=0),
+    llm_model: str | None = typer.Option(None, help="the agent's engine serves this model folder (e.g. from "
+                                         "'tide model tune'), or 'tuned': tune on the split's training "
+                                         "sequences first (cached)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary and the shown user as JSON"),
 ) -> None:
     """Evaluate models on MovieLens-100k and write config, rankings, summary, table and plots to OUT.
@@ -125,7 +161,7 @@ def eval_cmd(
         cfg = MainConfig(dataset=dataset, models=models.split(","), split=split,
                          users="all" if users == "all" else int(users), seed=seed, out=out_dir,
                          engine_url=engine_url, show_user=None if show_user == "none" else show_user,
-                         lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap)
+                         lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap, llm_model=llm_model)
         result = run_main(cfg)
         if as_json:
             out.json({**result.to_dict(), "summary": result.evaluation.summary.to_dict()})
