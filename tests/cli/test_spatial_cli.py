@@ -46,7 +46,7 @@ def test_feedback_round_trip_and_bad_input(store, items_file):
     ok = runner.invoke(app, [*base, "--signal", "dislike", "--at", "1997-11-05T09:00:00+00:00",
                              "--place", "48.2082,16.3738", "--json"])
     assert ok.exit_code == 0, ok.output
-    stored = json.loads(ok.output)
+    stored = json.loads(ok.stdout)
     assert stored["action"] == "feedback-dislike" and stored["weight"] == 0.0 and stored["location"]["lat"] == 48.2082
     with MemoryStore.open(store) as st:
         n = st.count("ann")
