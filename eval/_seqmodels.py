@@ -16,9 +16,11 @@ from eval._itemfeatures import ItemFeatures
 __all__ = ["RETRIEVER_PREFERENCE", "SEQUENTIAL_MODELS", "build_sequential", "pick_retriever"]
 
 SEQUENTIAL_MODELS = ("lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm")
-#: when several sequential models run, the agent's candidate stage uses the first of these present: the
-#: order of their validation recall@20 (3-seed means, docs/results/seq-models.json)
-RETRIEVER_PREFERENCE = ("sasrec+llm", "sasrec+text", "sasrec", "lstm+llm", "lstm+text", "lstm")
+#: when several sequential models run, the agent's candidate stage uses the first of these present.
+#: Provisional order: SASRec's best validation NDCG@10 (0.127, docs/results/sasrec-search.md) is above the
+#: LSTM's (0.108-0.116 over 3 seeds); the +text/+llm variants come after their ID-only model until their
+#: validation recall@20 (scripts/seq_models.py) shows they retrieve better.
+RETRIEVER_PREFERENCE = ("sasrec", "lstm", "sasrec+llm", "sasrec+text", "lstm+llm", "lstm+text")
 
 _FEATURES: dict[tuple[str, str, int], ItemFeatures] = {}
 

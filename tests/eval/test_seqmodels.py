@@ -31,6 +31,7 @@ def test_build_by_name(sequential_synthetic) -> None:
 def test_pick_retriever() -> None:
     models = {"lstm": "L", "sasrec": "S"}
     assert pick_retriever(models, "auto") == "S"
+    assert pick_retriever({"lstm": "L", "lstm+text": "T"}, "auto") == "L"
     assert pick_retriever(models, "lstm") == "L"
     assert pick_retriever(models, None) is None and pick_retriever(models, "none") is None
     assert pick_retriever({}, "auto") is None
