@@ -34,12 +34,14 @@ from ._model import (
     verify_files,
     verify_with_engine,
 )
+from ._models_registry import KNOWN_MODELS, ModelSpec, known_model_names
 from ._openai import OpenAIEngine, OpenAIEngineConfig
 from ._structured import StructuredResult, generate_structured, schema_for
 from ._vllm import VERIFY_DTYPE, VLLMEngine, VLLMEngineConfig
 
 __all__ = [
     "BASE_FORMAT_VERSION",
+    "KNOWN_MODELS",
     "VERIFY_DTYPE",
     "AgentError",
     "ChoiceScores",
@@ -51,6 +53,7 @@ __all__ = [
     "LLMEngine",
     "Message",
     "ModelPreparationError",
+    "ModelSpec",
     "OpenAIEngine",
     "OpenAIEngineConfig",
     "StructuredOutputError",
@@ -62,6 +65,7 @@ __all__ = [
     "VLLMEngineConfig",
     "ensure_model",
     "generate_structured",
+    "known_model_names",
     "load_manifest",
     "make_engine",
     "model_dir",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_models", "check_show_user", "check_split", "check_users"]
+__all__ = ["check_llm", "check_models", "check_show_user", "check_split", "check_users"]
 
 SPLITS = ("loo", "temporal")
 #: ``--show-user`` values that are not user ids
@@ -27,6 +27,15 @@ def check_models(value: str) -> str:
     if len(set(names)) != len(names):
         raise typer.BadParameter("a model is named twice")
     return ",".join(names)
+
+
+def check_llm(value: str) -> str:
+    """A model ``tide model prepare`` knows (``agent.KNOWN_MODELS``)."""
+    from agent import known_model_names
+
+    if value not in known_model_names():
+        raise typer.BadParameter(f"unknown model {value!r}; known models: {', '.join(known_model_names())}")
+    return value
 
 
 def check_split(value: str) -> str:

