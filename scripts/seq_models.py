@@ -85,6 +85,18 @@ def full_ranks(scores: np.ndarray, requests, targets, index) -> tuple[np.ndarray
     return np.array(ranks, dtype=float), np.array(ncand)
 
 
+SASREC_OVERRIDES: dict = {}  # the validation search's choice, when --sasrec-search names its records
+
+
+def chosen_sasrec(path: Path, wait_for: int) -> dict:
+    """The best setting (validation NDCG@10) of the search records, once ``wait_for`` of them exist."""
+    while True:
+        records = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        if len(records) >= wait_for:
+            return max(records, key=lambda r: r["best_val_ndcg@10"])["setting"]
+        time.sleep(20)
+
+
 def build(name: str, seed: int, features: dict[str, ItemFeatures]):
     base, _, feat = name.partition("+")
     f = features.get(feat) if feat else None
@@ -93,7 +105,7 @@ def build(name: str, seed: int, features: dict[str, ItemFeatures]):
     if base == "lstm":
         return LSTMPredictor(LSTMConfig(seed=seed, progress=False), name=name, features=f)
     if base == "sasrec":
-        return SASRecPredictor(SASRecConfig(seed=seed, progress=False), name=name, features=f)
+        return SASRecPredictor(SASRecConfig(**SASREC_OVERRIDES, seed=seed, progress=False), name=name, features=f)
     raise SystemExit(f"unknown model {name!r}")
 
 
@@ -209,6 +221,10 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/seq-models")
     parser.add_argument("--lock", default="/tmp/tide-heavy.lock", help="flock file held during each fit ('' = none)")
     parser.add_argument("--summarize-only", action="store_true", help="table from the finished (model, seed) runs")
+    parser.add_argument("--sasrec-search", default=None, help="records of scripts/sasrec_search.py: use the best")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 is several times faster than 2 when another job shares 2 cores)")
+    parser.add_argument("--wait-search", type=int, default=0, help="wait until the search has this many records")
     args = parser.parse_args()
     names = args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -219,7 +235,14 @@ def main() -> None:
         for item in seq:
             counts[item] = counts.get(item, 0) + 1
     cold = np.array([counts.get(split.test[u].item_id, 0) < COLD_BELOW for u in split.test_users])
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     runs = Path(args.runs)
+    if args.sasrec_search:
+        SASREC_OVERRIDES.update(chosen_sasrec(Path(args.sasrec_search), args.wait_search))
+        print("sasrec setting chosen on validation:", SASREC_OVERRIDES, flush=True)
     features: dict[str, ItemFeatures] = {}
     if args.summarize_only:
         results = {n: [dict(np.load(runs / f"{n}-{s}.npz")) for s in seeds if (runs / f"{n}-{s}.npz").exists()]
@@ -236,7 +259,8 @@ def main() -> None:
             lock.release()
     summary = summarize(results, cold, seeds)
     summary["features"] = {k: {"dim": v.dim, "fingerprint": v.fingerprint, "info": v.info} for k, v in features.items()}
-    summary["configs"] = {"lstm": LSTMConfig().model_dump(mode="json"), "sasrec": SASRecConfig().model_dump(mode="json")}
+    summary["configs"] = {"lstm": LSTMConfig().model_dump(mode="json"),
+                          "sasrec": SASRecConfig(**SASREC_OVERRIDES).model_dump(mode="json")}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str))
