@@ -16,7 +16,7 @@ from eval._data import Dataset
 from eval._split import Split
 from eval._stats import bootstrap_ci, paired_test
 
-__all__ = ["choice_probs", "choice_ranks", "forbidden_pairs", "rank_metrics", "ranks_from_probs", "tune_items",
+__all__ = ["choice_probs", "forbidden_pairs", "rank_metrics", "ranks_from_probs", "tune_items",
            "tune_on_split", "tune_validation", "validate_model", "validation_examples", "validation_report"]
 
 
@@ -55,13 +55,6 @@ def ranks_from_probs(probs: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     for p, t in zip(probs, targets, strict=True):
         ranks.append(1 + int(np.sum(p > p[t])) + int(np.sum(np.delete(p, t) == p[t])))
     return np.asarray(ranks)
-
-
-def choice_ranks(engine: Any, examples: Sequence[Any], orders: int = 2) -> np.ndarray:
-    """Target rank among each example's candidates by the engine's letter probabilities averaged over
-    ``orders`` candidate orders (1: as given; 2: also reversed), which cancels position bias."""
-    probs = choice_probs(engine, examples, orders).mean(axis=0)
-    return ranks_from_probs(probs, [e.target for e in examples])
 
 
 def rank_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
