@@ -92,7 +92,7 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
             version="0.9.0",
             gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             gguf_bytes=491_400_064,
-            folder_bytes=2_000_000_000,
+            folder_bytes=2_600_000_000,  # measured: 2.52 GB (lm_head is not tied)
             chat_template=True,
             add_bos=False,
         ),
@@ -104,7 +104,7 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
             version="0.2.0",
             gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             gguf_bytes=1_117_320_768,
-            folder_bytes=6_200_000_000,
+            folder_bytes=7_200_000_000,  # estimate: ~1.8B float32 parameters
             chat_template=True,
             add_bos=False,
         ),
