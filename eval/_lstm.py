@@ -25,6 +25,7 @@ from eval._errors import DataFormatError, NotFittedError
 from eval._itemfeatures import ItemFeatures
 from eval._metrics import ranking_metrics
 from eval._protocol import Ranking, RankRequest, top_k_excluding
+from eval._seqtrain import pad_batch, windows
 from eval._split import Split
 
 if TYPE_CHECKING:
@@ -131,15 +132,15 @@ class LSTMPredictor:
         self.epochs = []
         for epoch in range(1, cfg.max_epochs + 1):
             start = time.perf_counter()
-            windows = _windows(sequences, cfg.max_history, rng)
-            order = rng.permutation(len(windows))
+            cut = windows(sequences, cfg.max_history, rng)
+            order = rng.permutation(len(cut))
             net.train()
             total, count = 0.0, 0
             batches = range(0, len(order), cfg.batch_size)
             bar = tqdm(batches, desc=f"{self.name} epoch {epoch}", leave=False, disable=not cfg.progress)
             for b in bar:
-                batch = [windows[i] for i in order[b : b + cfg.batch_size]]
-                x, y = _pad_batch(batch, self._device)
+                batch = [cut[i] for i in order[b : b + cfg.batch_size]]
+                x, y = pad_batch(batch, self._device)
                 logits = net(x)
                 loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
                 optimizer.zero_grad()
@@ -316,30 +317,4 @@ def _make_net(n_items: int, cfg: LSTMConfig, features: np.ndarray | None = None)
             return self.dense(self.dropout(hidden)) @ table.T
 
     return _Net()
-
-
-def _windows(sequences: list[list[int]], max_history: int, rng: np.random.Generator) -> list[list[int]]:
-    """Cut sequences into windows of at most ``max_history + 1`` items, sharing one boundary item.
-
-    Every target position (index >= 1) lies in exactly one window; the first boundary is random.
-    """
-    out = []
-    for seq in sequences:
-        first = int(rng.integers(1, max_history + 1))
-        starts = [0, *range(first, len(seq) - 1, max_history)]
-        for s, e in zip(starts, [*starts[1:], len(seq) - 1], strict=True):
-            out.append(seq[s : e + 1])
-    return out
-
-
-def _pad_batch(batch: list[list[int]], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    import torch
-
-    width = max(len(w) for w in batch) - 1
-    x = torch.full((len(batch), width), _PAD, dtype=torch.long)
-    y = torch.full((len(batch), width), _PAD, dtype=torch.long)
-    for row, w in enumerate(batch):
-        x[row, : len(w) - 1] = torch.tensor(w[:-1])
-        y[row, : len(w) - 1] = torch.tensor(w[1:])
-    return x.to(device), y.to(device)
 
