@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from memory._cache import StateCache
 from memory._config import MemoryConfig, ScoringWeights
-from memory._context import QueryContext, context_factors
+from memory._context import QueryContext
 from memory._db import Database
 from memory._embedder import Embedder, SentenceTransformerEmbedder
 from memory._errors import (
@@ -50,12 +50,12 @@ from memory._ingest import (
 from memory._lock import StoreLock
 from memory._models import Behavior, StoredBehavior
 from memory._profile import build_profile
-from memory._query import QueryEncoder, centroid, similarities
-from memory._results import Profile, Retrieved, ScoreComponents
-from memory._scoring import HOURS_PER_DAY, rank, score
+from memory._query import QueryEncoder
+from memory._results import Profile, Retrieved
+from memory._retrieve import score_state
 from memory._snapshot import read_snapshot, snapshot_path, write_snapshot
 from memory._state import UserState, build_state, extend_state
-from memory._time import US_PER_HOUR, require_aware, to_us, utc_now
+from memory._time import require_aware, to_us, utc_now
 
 __all__ = ["MemoryStore"]
 
@@ -412,7 +412,6 @@ class MemoryStore:
         k = _check_count(k, "k")
         exclude_recent = _check_count(exclude_recent, "exclude_recent")
         now_dt = utc_now() if now is None else require_aware(now, "now")
-        now_us = to_us(now_dt)
         if weights is None:
             weights = self._config.weights
         elif not isinstance(weights, ScoringWeights):
@@ -427,46 +426,8 @@ class MemoryStore:
         state = self._state(info[0], info[1])
         if state is None or len(state) == 0:
             return []
-        visible = state.order_desc[state.ts_us[state.order_desc] <= now_us]
-        if len(visible) <= exclude_recent:
-            return []
-        candidate = np.zeros(len(state), dtype=bool)
-        candidate[visible[exclude_recent:]] = True
-        if filters.active:
-            candidate &= filters.mask(state)
-        cpos = np.flatnonzero(candidate)
-        if not len(cpos):
-            return []
-        if qvec is None:
-            qvec = centroid(state, visible, self._config.centroid_window)
-        sims = similarities(state, qvec)
-        ages = (now_us - state.ts_us[cpos]) / US_PER_HOUR
-        half_life = self._config.recency_half_life_days * HOURS_PER_DAY
-        ctx = None
-        if context is not None:
-            cw = context.weights or self._config.context
-            at = (context.at or now_dt) if context.time else None
-            ctx = context_factors(state.ts_us[cpos], state.lat[cpos], state.lon[cpos], at, context.point, cw)
-            bd = score(sims[cpos], ages, state.weights[cpos], weights, half_life, ctx.factor, cw.retrieval)
-        else:
-            bd = score(sims[cpos], ages, state.weights[cpos], weights, half_life)
-        top = rank(bd, state.ts_us[cpos], state.ids[cpos], k)
-        found = {b.id: b for b in self._db.fetch(user_id, state.user_key, state.ids[cpos[top]].tolist())}
-        out = []
-        for j in top:
-            behavior = found.get(int(state.ids[cpos[j]]))
-            if behavior is None:  # forgotten between the index read and the row fetch
-                continue
-            components = None
-            if explain:
-                components = ScoreComponents(
-                    relevance=float(bd.relevance[j]), recency=float(bd.recency[j]), importance=float(bd.importance[j]),
-                    relevance_norm=float(bd.relevance_norm[j]), recency_norm=float(bd.recency_norm[j]),
-                    importance_norm=float(bd.importance_norm[j]), age_hours=float(bd.age_hours[j]),
-                    **({} if ctx is None else _context_components(ctx, bd, j)),
-                )
-            out.append(Retrieved(behavior=behavior, score=float(bd.score[j]), components=components))
-        return out
+        return score_state(self._db, user_id, state, qvec, now_dt, exclude_recent, k, filters, weights,
+                           self._config, context, explain)
 
     def profile(self, user_id: str, now: datetime | None = None, *, context: QueryContext | None = None) -> Profile:
         """A user's short- and long-horizon interest profile as of ``now``.
@@ -547,15 +508,6 @@ class MemoryStore:
                 written += 1
                 self._cache.mark_clean(state, _clean(state))
         return written
-
-
-def _context_components(ctx: Any, bd: Any, j: int) -> dict[str, float | None]:
-    def at(values: np.ndarray | None) -> float | None:
-        return None if values is None or np.isnan(values[j]) else float(values[j])
-
-    return {"hour_similarity": at(ctx.hour_similarity), "weekday_similarity": at(ctx.weekday_similarity),
-            "distance_km": at(ctx.distance_km), "place_similarity": at(ctx.place_similarity),
-            "context": float(ctx.factor[j]), "context_norm": float(bd.context_norm[j])}
 
 
 def _clean(state: UserState) -> UserState:
