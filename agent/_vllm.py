@@ -148,6 +148,11 @@ class VLLMEngine:
     def tokenizer(self) -> Any:
         return self._tokenizer
 
+    @property
+    def llm(self) -> Any:
+        """The raw ``vllm.LLM`` this engine wraps (for benches that measure Tide against plain vLLM)."""
+        return self._llm
+
     def prompt_text(self, request: GenerationRequest) -> str:
         if request.prompt is not None:
             return request.prompt

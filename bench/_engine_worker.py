@@ -107,7 +107,7 @@ def main(config_path: str, result_fd: int) -> None:
         send({"event": "error", "error": f"{type(exc).__name__}: {exc}"})
         raise
 
-    llm = engine._llm  # the raw vllm.LLM: Tide's engine is measured against it
+    llm = engine.llm  # the raw vllm.LLM: Tide's engine is measured against it
     measured = _Timed(llm)
 
     def op_gen(cmd: dict[str, Any]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def main() -> None:
 
 def measure(agent, users: list[str], reps: int) -> dict[str, Any]:
     """Tide against raw vLLM on the same requests, per-user latency, throughput by batch size."""
-    llm = agent.engine._llm  # the raw vllm.LLM inside Tide's engine: what Tide is measured against
+    llm = agent.engine.llm  # the raw vllm.LLM inside Tide's engine: what Tide is measured against
     results: dict[str, Any] = {}
 
     # warm-up (engine kernels, prefix cache)
