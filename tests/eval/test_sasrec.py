@@ -84,7 +84,7 @@ def test_no_validation_or_test_item_reaches_training(sequential_synthetic, monke
     split = leave_one_out(dataset)
     assert {t.item_id for t in split.val.values()} | {t.item_id for t in split.test.values()} == reserved
     seen: set[int] = set()
-    module, attr = (seqtrain, "pad_batch") if kind == "sasrec" else (lstm_module, "_pad_batch")
+    module, attr = (seqtrain, "pad_batch") if kind == "sasrec" else (lstm_module, "pad_batch")
     real = getattr(module, attr)
 
     def spy(batch, device):
