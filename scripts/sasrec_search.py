@@ -12,13 +12,13 @@ skips settings already there); consecutive fits share one hold of ``--lock`` of 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import time
 from pathlib import Path
 
-from eval import leave_one_out, load_ml100k
-from eval._sasrec import SASRecConfig, SASRecPredictor
+from _seqcli import HeavyLock, add_run_args, read_records
+
+from eval import SASRecConfig, SASRecPredictor, leave_one_out, load_ml100k
 
 # one change at a time from the base setting (Kang & McAuley's ML-1m setting with CE, dropout raised
 # for a 100k-rating dataset), then the best changes combined
@@ -37,36 +37,6 @@ STAGED = [
 
 def key(setting: dict) -> str:
     return json.dumps({**BASE, **setting}, sort_keys=True)
-
-
-class HeavyLock:
-    """The shared heavy-work flock, kept across consecutive fits for at most ``budget_s`` of holding.
-
-    A fit starts only while the lock has been held for less than ``budget_s``; otherwise the lock is
-    released (others get their turn) and taken again. With fits of <= 3 minutes a hold stays <= 10 minutes.
-    """
-
-    def __init__(self, path: str | None, budget_s: float = 400.0) -> None:
-        self.path, self.budget_s = path, budget_s
-        self.handle, self.since = None, 0.0
-
-    def before_fit(self) -> None:
-        if not self.path:
-            return
-        if self.handle is not None and time.monotonic() - self.since > self.budget_s:
-            self.release()
-        if self.handle is None:
-            self.handle = open(self.path, "a")  # noqa: SIM115 - held across fits, closed in release()
-            t0 = time.monotonic()
-            fcntl.flock(self.handle, fcntl.LOCK_EX)
-            self.since = time.monotonic()
-            print(f"  (lock taken after {self.since - t0:.0f}s)", flush=True)
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
 
 
 def run(setting: dict, seed: int, split, lock: HeavyLock) -> dict:
@@ -104,16 +74,14 @@ def summarize(records: list[dict], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs", default="runs/sasrec-search.jsonl")
-    parser.add_argument("--out", default="docs/results/sasrec-search")
-    parser.add_argument("--lock", default="/tmp/tide-heavy.lock")
+    add_run_args(parser, runs="runs/sasrec-search.jsonl", out="docs/results/sasrec-search")
     parser.add_argument("--only", default=None, help="comma-separated indices of STAGED to run")
     parser.add_argument("--extra", default=None, help="JSON list of further settings (changes from BASE)")
     parser.add_argument("--summarize", action="store_true")
     args = parser.parse_args()
     runs = Path(args.runs)
     runs.parent.mkdir(parents=True, exist_ok=True)
-    records = [json.loads(line) for line in runs.read_text().splitlines()] if runs.exists() else []
+    records = read_records(runs)
     if args.summarize:
         summarize(records, Path(args.out))
         return

@@ -16,61 +16,32 @@ against the LSTM) on per-user values averaged over the seeds. Consecutive fits s
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+from _seqcli import HeavyLock, add_run_args, read_records
 
 from eval import (
+    ItemFeatures,
     LSTMConfig,
     LSTMPredictor,
     PopularityPredictor,
+    SASRecConfig,
+    SASRecPredictor,
+    auc_from_rank,
     bootstrap_ci,
     leave_one_out,
     load_ml100k,
     metrics_from_ranks,
     paired_test,
 )
-from eval._auc import auc_from_rank
-from eval._itemfeatures import ItemFeatures
-from eval._sasrec import SASRecConfig, SASRecPredictor
 
 COLD_BELOW = 10  # "cold/rare": the test item has fewer than this many training interactions
 RECALL_AT = (20, 30, 50)
 METRICS = ("ndcg@10", "hr@10", "mrr@10", "auc")
 ALL_MODELS = "pop,lstm,lstm+text,lstm+llm,sasrec,sasrec+text,sasrec+llm"
-
-
-class HeavyLock:
-    """The shared heavy-work flock, kept across consecutive fits for at most ``budget_s`` of holding.
-
-    A fit starts only while the lock has been held for less than ``budget_s``; otherwise the lock is
-    released (others get their turn) and taken again. With fits of <= 3 minutes a hold stays <= 10 minutes.
-    """
-
-    def __init__(self, path: str | None, budget_s: float = 400.0) -> None:
-        self.path, self.budget_s = path, budget_s
-        self.handle, self.since = None, 0.0
-
-    def before_fit(self) -> None:
-        if not self.path:
-            return
-        if self.handle is not None and time.monotonic() - self.since > self.budget_s:
-            self.release()
-        if self.handle is None:
-            self.handle = open(self.path, "a")  # noqa: SIM115 - held across fits, closed in release()
-            t0 = time.monotonic()
-            fcntl.flock(self.handle, fcntl.LOCK_EX)
-            self.since = time.monotonic()
-            print(f"  (lock taken after {self.since - t0:.0f}s)", flush=True)
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
 
 
 def full_ranks(scores: np.ndarray, requests, targets, index) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +62,7 @@ SASREC_OVERRIDES: dict = {}  # the validation search's choice, when --sasrec-sea
 def chosen_sasrec(path: Path, wait_for: int) -> dict:
     """The best setting (validation NDCG@10) of the search records, once ``wait_for`` of them exist."""
     while True:
-        records = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        records = read_records(path)
         if len(records) >= wait_for:
             return max(records, key=lambda r: r["best_val_ndcg@10"])["setting"]
         time.sleep(20)
@@ -217,9 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=ALL_MODELS)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", default="docs/results/seq-models")
-    parser.add_argument("--runs", default="runs/seq-models")
-    parser.add_argument("--lock", default="/tmp/tide-heavy.lock", help="flock file held during each fit ('' = none)")
+    add_run_args(parser, runs="runs/seq-models", out="docs/results/seq-models")
     parser.add_argument("--summarize-only", action="store_true", help="table from the finished (model, seed) runs")
     parser.add_argument("--sasrec-search", default=None, help="records of scripts/sasrec_search.py: use the best")
     parser.add_argument("--threads", type=int, default=None,
