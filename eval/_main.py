@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 
 __all__ = ["MODELS", "MainConfig", "MainResult", "ShownUser", "format_main", "run_main"]
 
-ModelName = Literal["pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm", "memory", "agent"]
+ModelName = Literal["pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm", "memory",
+                    "memory+context", "agent"]
 MODELS: tuple[ModelName, ...] = ("pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm",
-                                 "memory", "agent")
+                                 "memory", "memory+context", "agent")
+#: models that read the memory store (and need the agent's candidate stage)
+_MEMORY_MODELS = ("memory", "memory+context", "agent")
+#: ``--dataset`` value of the synthetic users with planted spatio-temporal habits (``make_synthetic(habits=True)``)
+SYNTHETIC_HABITS = "synthetic-habits"
+SYNTHETIC_HABITS_USERS = 500
 DEFAULT_MODELS: tuple[ModelName, ...] = ("pop", "lstm", "memory", "agent")
 
 
@@ -120,13 +126,17 @@ class MainResult:
                 "shown": self.shown.to_dict() if self.shown is not None else {}}
 
 
-def _load(name: str) -> Dataset:
+def _load(name: str, seed: int = 0) -> Dataset:
     if name == "ml-100k":
         return load_ml100k()
+    if name == SYNTHETIC_HABITS:  # the data ``scripts/context_eval.py`` measures context on; seeded by ``seed``
+        from eval._synthetic import make_synthetic
+
+        return make_synthetic(n_users=SYNTHETIC_HABITS_USERS, seed=seed, habits=True)[0]
     path = Path(name)
     if path.is_dir():
         return load_ml100k(path)
-    raise EvalError(f"unknown dataset {name!r}: use ml-100k or a path to an ml-100k folder")
+    raise EvalError(f"unknown dataset {name!r}: use ml-100k, {SYNTHETIC_HABITS} or a path to an ml-100k folder")
 
 
 def _split(ds: Dataset, cfg: MainConfig) -> Split:
@@ -147,7 +157,7 @@ def run_main(cfg: MainConfig) -> MainResult:
     """
     stages: dict[str, float] = {}
     t = time.perf_counter()
-    ds = _load(cfg.dataset)
+    ds = _load(cfg.dataset, cfg.seed)
     split = _split(ds, cfg)
     stages["load+split"] = time.perf_counter() - t
     if cfg.show_user not in (None, "auto") and cfg.show_user not in split.test:
@@ -214,7 +224,7 @@ def _predictors(
     sequential = {name: build_sequential(name, ds, seed=cfg.seed, max_epochs=cfg.lstm_epochs)
                   for name in cfg.models if name in SEQUENTIAL_MODELS}
     predictors.extend(sequential.values())
-    if "memory" not in cfg.models and "agent" not in cfg.models:
+    if not any(m in cfg.models for m in _MEMORY_MODELS):
         return predictors, None, None
     retriever = pick_retriever(sequential, cfg.retriever)
     from agent import AgentConfig, InterestAgent, make_engine
@@ -240,9 +250,20 @@ def _predictors(
     memory = MemoryPredictor(agent, sync) if "memory" in cfg.models else None
     if memory is not None:
         predictors.append(memory)
+    if "memory+context" in cfg.models:  # the target's time and place; same as memory where no place is recorded
+        predictors.append(MemoryPredictor(agent, sync, "memory+context", context=has_query_context(ds)))
     if "agent" in cfg.models:  # re-ranks the memory model's fitted and tuned candidate stage when it runs
         predictors.append(AgentPredictor(agent, sync, candidates=memory))
     return predictors, agent, sync
+
+
+def has_query_context(ds: Dataset) -> bool:
+    """Whether a dataset says where its interactions happened (coordinates), so a prediction has a context.
+
+    MovieLens records only when a rating was entered, not where or when a film was watched: there
+    ``memory+context`` answers without a query context and ranks exactly as ``memory``.
+    """
+    return any(e.lat is not None and e.lon is not None for seq in ds.sequences.values() for e in seq)
 
 
 def _show(agent: InterestAgent, ds: Dataset, split: Split, user: str, cfg: MainConfig) -> ShownUser:

@@ -127,6 +127,10 @@ class MemoryPredictor:
     With ``context=True`` each request is answered for its target's moment and, when the dataset's
     interactions carry coordinates, place (``memory.QueryContext``); the context weights join the grid
     (``context_grid``, all-zero weights included, which is the context-blind ranking).
+
+    The store's query settings this predictor was tuned to are its own: they are applied again before each
+    ranking, so two memory predictors sharing one store (``memory`` and ``memory+context``) do not rank with
+    each other's half-lives or context weights.
     """
 
     def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory", *, context: bool = False,
@@ -135,6 +139,7 @@ class MemoryPredictor:
         self.agent = agent
         self.sync = sync
         self.context = context
+        self._store_params: dict[str, Any] = {}
         # short-horizon half-life in days (10 min .. 30 days): MovieLens users rate in sessions of minutes,
         # other data moves over weeks; validation picks
         self.tunable: dict[str, list[Any]] = {"w_co": [0.0, 1.0, 2.0, 4.0],
@@ -162,6 +167,7 @@ class MemoryPredictor:
         mem = {k: params.pop(k) for k in list(params) if k in MemoryStore.QUERY_SETTINGS}
         if mem:  # decay half-lives and scoring weights live in the store (the agent shares it)
             self.agent.store.reconfigure(**mem)
+            self._store_params.update(mem)
         if params:
             self.agent = self.agent.with_config(retrieval=params)
 
@@ -171,8 +177,14 @@ class MemoryPredictor:
         self.agent = self.agent.with_sources(transitions=TransitionIndex.fit(split.train, self.agent.catalog.index))
         self.agent.catalog.popularity = item_counts(split.train.values(), self.agent.catalog.index)
 
+    def apply_store_params(self) -> None:
+        """Put this predictor's tuned store settings back on the (possibly shared) store."""
+        if self._store_params:
+            self.agent.store.reconfigure(**self._store_params)
+
     def _score(self, agent: InterestAgent, requests: Sequence[RankRequest]) -> list[ScoredUser]:
         self.sync.sync(requests)
+        self.apply_store_params()
         return agent.score_candidates([r.user_id for r in requests], [_now(r) for r in requests],
                                       histories=[list(r.history) for r in requests],
                                       excludes=[list(r.exclude) for r in requests],
@@ -231,6 +243,13 @@ class AgentPredictor(MemoryPredictor):
         """The candidate stage's agent (``candidates``' when given) with this predictor's LLM settings."""
         base = self.candidates.agent if self.candidates is not None else self.agent
         return base.with_config(**self._params) if self._params else base
+
+    def apply_store_params(self) -> None:
+        """The candidate stage's store settings (``candidates``' when given)."""
+        if self.candidates is not None:
+            self.candidates.apply_store_params()
+        else:
+            super().apply_store_params()
 
     def fit(self, split: Split) -> None:
         if self.candidates is None:

