@@ -15,67 +15,43 @@ a byte-bounded LRU.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from memory._cache import StateCache
+from memory._args import (
+    QUERY_SETTINGS,
+    check_context,
+    check_count,
+    check_ids,
+    check_now,
+    check_user_id,
+    check_weights,
+    optional_us,
+    reconfigured,
+)
 from memory._config import MemoryConfig, ScoringWeights
 from memory._context import QueryContext
 from memory._db import Database
+from memory._derived import DerivedStates
 from memory._embedder import Embedder, SentenceTransformerEmbedder
-from memory._errors import (
-    EmbedderMismatchError,
-    InvalidBehaviorError,
-    InvalidQueryError,
-    MemoryStoreError,
-)
+from memory._errors import EmbedderMismatchError, InvalidBehaviorError, MemoryStoreError
 from memory._filters import make_filters
-from memory._ingest import (
-    DedupKey,
-    Inserted,
-    check_embeddings,
-    dedup_key,
-    embed_rows,
-    insert_batch,
-    new_columns,
-    validate_record,
-)
+from memory._ingest import DedupKey, check_embeddings, dedup_key, embed_rows, insert_batch, validate_record
 from memory._lock import StoreLock
 from memory._models import Behavior, StoredBehavior
 from memory._profile import build_profile
 from memory._query import QueryEncoder
 from memory._results import Profile, Retrieved
 from memory._retrieve import score_state
-from memory._snapshot import read_snapshot, snapshot_path, write_snapshot
-from memory._state import UserState, build_state, extend_state
-from memory._time import require_aware, to_us, utc_now
 
 __all__ = ["MemoryStore"]
 
 DB_NAME = "memory.db"
 INDEX_DIR = "index"
-# Sanity bound for k and exclude_recent (callers pass count(user) to read a whole history); larger values
-# are almost certainly a unit bug (e.g. a timestamp passed as k).
-MAX_K = 10_000_000
-
-
-def _check_user_id(user_id: object) -> str:
-    if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-        raise InvalidQueryError("must be a string of 1–128 characters", argument="user_id")
-    return user_id
-
-
-def _check_count(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= int(value) <= MAX_K:
-        raise InvalidQueryError(f"must be an integer 0–{MAX_K}, got {value!r}", argument=argument)
-    return int(value)
 
 
 class MemoryStore:
@@ -89,16 +65,15 @@ class MemoryStore:
     ) -> None:
         """Use :meth:`open`."""
         self._dir = directory
-        self._index_dir = directory / INDEX_DIR
         self._embedder = embedder
         self._config = config
         self._db = db
         self._lock = lock
-        self._cache = StateCache(config.cache_max_bytes)
-        self._files_lock = threading.Lock()
+        # attribute_keys shape stored states, so reconfigure() refuses them: fixed for the open store
+        self._states = DerivedStates(directory / INDEX_DIR, db, embedder.dim, config.attribute_keys,
+                                     config.cache_max_bytes)
         self._encode = QueryEncoder(embedder)
         self._closed = False
-        self._stats = {"index_loads": 0, "index_rebuilds": 0, "index_writes": 0, "index_write_errors": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------------
     @classmethod
@@ -154,9 +129,7 @@ class MemoryStore:
             return
         self._closed = True
         try:
-            for state in self._cache.drain():
-                if state.dirty:
-                    self._persist(state)
+            self._states.close()
         finally:
             try:
                 self._db.close()
@@ -190,10 +163,7 @@ class MemoryStore:
         return self._config
 
     #: settings read only when answering queries; changing them leaves stored data and indexes valid
-    QUERY_SETTINGS = frozenset({
-        "weights", "recency_half_life_days", "short_half_life_days", "long_half_life_days", "centroid_window",
-        "profile_top_attributes", "profile_top_places", "profile_mass_fraction", "profile_min_shift", "context",
-    })
+    QUERY_SETTINGS = QUERY_SETTINGS
 
     def reconfigure(self, **changes: Any) -> MemoryConfig:
         """Change query-time settings (half-lives, scoring weights, profile sizes) of an open store.
@@ -209,20 +179,12 @@ class MemoryStore:
             InvalidQueryError: An unknown or storage-shaping setting, or a value the config rejects.
         """
         self._check_open()
-        bad = sorted(set(changes) - self.QUERY_SETTINGS)
-        if bad:
-            raise InvalidQueryError(f"cannot change on an open store (allowed: {', '.join(sorted(self.QUERY_SETTINGS))})",
-                                    argument=", ".join(bad))
-        try:
-            new = MemoryConfig.model_validate({**self._config.model_dump(), **changes})
-        except ValidationError as exc:
-            raise InvalidQueryError(str(exc), argument=", ".join(sorted(changes))) from exc
-        self._config = new
-        return new
+        self._config = reconfigured(self._config, changes, self.QUERY_SETTINGS)
+        return self._config
 
     def stats(self) -> dict[str, int]:
         """Counters: cached users and bytes, index files loaded/rebuilt/written."""
-        return {"cached_users": len(self._cache), "cache_bytes": self._cache.nbytes, **self._stats}
+        return self._states.stats()
 
     # -- writes --------------------------------------------------------------------------------------
     def add(
@@ -264,21 +226,9 @@ class MemoryStore:
         with self._db.write_lock:
             self._check_open()
             inserted = insert_batch(self._db, batch, keys, todo, vectors)
-            self._after_commit(batch, inserted, vectors)
+            self._states.added(batch, inserted, vectors)
         ids_by_key = {**known, **inserted.ids}
         return [ids_by_key[key] for key in keys]
-
-    def _after_commit(self, batch: list[Behavior], inserted: Inserted, vectors: dict[int, np.ndarray]) -> None:
-        """Bring cached states up to date: extend one that is exactly one version behind, drop the rest."""
-        for ukey, rows in inserted.new_rows.items():
-            old = self._cache.committed(ukey, inserted.versions[ukey])
-            if old is None:
-                continue
-            try:
-                cols = new_columns(batch, rows, vectors, self._config.attribute_keys)
-                self._cache_put(extend_state(old, inserted.versions[ukey], cols))
-            except Exception:  # derived data only: the state was already dropped, the next read rebuilds it
-                continue
 
     def forget(self, user_id: str, before: datetime | None = None, ids: Iterable[int] | None = None) -> int:
         """Delete behaviors of one user for real (database rows, vectors and index files).
@@ -301,16 +251,9 @@ class MemoryStore:
             MemoryStoreError: The database failed (nothing deleted) or the log could not be truncated.
         """
         self._check_open()
-        _check_user_id(user_id)
-        before_us = None if before is None else to_us(require_aware(before, "before"))
-        id_list: list[int] | None = None
-        if ids is not None:
-            if isinstance(ids, str | bytes) or not isinstance(ids, Iterable):
-                raise InvalidQueryError("must be an iterable of integer ids", argument="ids")
-            id_list = list(ids)
-            if any(isinstance(i, bool) or not isinstance(i, int | np.integer) for i in id_list):
-                raise InvalidQueryError("must be an iterable of integer ids", argument="ids")
-            id_list = [int(i) for i in id_list]
+        check_user_id(user_id)
+        before_us = optional_us(before, "before")
+        id_list = check_ids(ids)
         with self._db.write_lock:
             self._check_open()
             info = self._db.user_key(user_id)
@@ -320,9 +263,7 @@ class MemoryStore:
             deleted, version = self._db.delete(ukey, before_us, id_list)
             if not deleted:
                 return 0
-            self._cache.committed(ukey, version)
-            with self._files_lock:
-                snapshot_path(self._index_dir, ukey).unlink(missing_ok=True)
+            self._states.deleted(ukey, version)
             self._db.truncate_wal()
         return deleted
 
@@ -335,7 +276,7 @@ class MemoryStore:
     def count(self, user_id: str) -> int:
         """Number of stored behaviors of ``user_id`` (0 for an unknown user)."""
         self._check_open()
-        info = self._db.user_key(_check_user_id(user_id))
+        info = self._db.user_key(check_user_id(user_id))
         return 0 if info is None else info[2]
 
     def recent(self, user_id: str, k: int = 20, before: datetime | None = None) -> list[StoredBehavior]:
@@ -350,9 +291,9 @@ class MemoryStore:
             InvalidQueryError: Bad arguments.
         """
         self._check_open()
-        _check_user_id(user_id)
-        k = _check_count(k, "k")
-        before_us = None if before is None else to_us(require_aware(before, "before"))
+        check_user_id(user_id)
+        k = check_count(k, "k")
+        before_us = optional_us(before, "before")
         info = self._db.user_key(user_id)
         if info is None or k == 0:
             return []
@@ -408,22 +349,18 @@ class MemoryStore:
             InvalidQueryError: Bad arguments (naive datetimes, wrong query shape, …).
         """
         self._check_open()
-        _check_user_id(user_id)
-        k = _check_count(k, "k")
-        exclude_recent = _check_count(exclude_recent, "exclude_recent")
-        now_dt = utc_now() if now is None else require_aware(now, "now")
-        if weights is None:
-            weights = self._config.weights
-        elif not isinstance(weights, ScoringWeights):
-            raise InvalidQueryError("must be a ScoringWeights", argument="weights")
+        check_user_id(user_id)
+        k = check_count(k, "k")
+        exclude_recent = check_count(exclude_recent, "exclude_recent")
+        now_dt = check_now(now)
+        weights = check_weights(weights, self._config.weights)
         filters = make_filters(since, until, hours_of_day, days_of_week, near)
-        if context is not None and not isinstance(context, QueryContext):
-            raise InvalidQueryError("must be a QueryContext or None", argument="context")
+        check_context(context)
         qvec = self._encode(query) if query is not None else None
         info = self._db.user_key(user_id)
         if info is None or k == 0:
             return []
-        state = self._state(info[0], info[1])
+        state = self._states.get(info[0], info[1])
         if state is None or len(state) == 0:
             return []
         return score_state(self._db, user_id, state, qvec, now_dt, exclude_recent, k, filters, weights,
@@ -445,55 +382,12 @@ class MemoryStore:
             InvalidQueryError: Bad arguments.
         """
         self._check_open()
-        _check_user_id(user_id)
-        now_dt = utc_now() if now is None else require_aware(now, "now")
-        if context is not None and not isinstance(context, QueryContext):
-            raise InvalidQueryError("must be a QueryContext or None", argument="context")
+        check_user_id(user_id)
+        now_dt = check_now(now)
+        check_context(context)
         info = self._db.user_key(user_id)
-        state = None if info is None else self._state(info[0], info[1])
+        state = None if info is None else self._states.get(info[0], info[1])
         return build_profile(user_id, state, now_dt, self._config, context)
-
-    # -- internals -----------------------------------------------------------------------------------
-    def _state(self, user_key: int, version: int) -> UserState | None:
-        """The user's state: cached, else from its index file, else rebuilt from SQLite."""
-        state = self._cache.get(user_key)
-        if state is not None:
-            return state
-        dim, keys = self._embedder.dim, tuple(self._config.attribute_keys)
-        state = read_snapshot(self._index_dir, user_key, version, dim, keys)
-        if state is not None:
-            self._stats["index_loads"] += 1
-        else:
-            loaded = self._db.load_columns(user_key, dim, keys)
-            if loaded is None:
-                return None
-            version, cols = loaded
-            state = build_state(user_key, version, dim, keys, cols, dirty=True)
-            self._stats["index_rebuilds"] += 1
-            if self._persist(state):
-                state = _clean(state)
-        self._cache_put(state)
-        return state
-
-    def _cache_put(self, state: UserState) -> None:
-        _, evicted = self._cache.put(state)
-        for old in evicted:
-            if old.dirty:
-                self._persist(old)
-
-    def _persist(self, state: UserState) -> bool:
-        """Write a state's index file unless a newer version was committed. Derived data: failures only cost
-        a rebuild later, so they are counted, not raised."""
-        with self._files_lock:
-            if not self._cache.is_current(state.user_key, state.version):
-                return False
-            try:
-                write_snapshot(self._index_dir, state)
-            except OSError:
-                self._stats["index_write_errors"] += 1
-                return False
-            self._stats["index_writes"] += 1
-            return True
 
     def flush(self) -> int:
         """Write the index files of cached users changed since their last write.
@@ -502,13 +396,4 @@ class MemoryStore:
             How many files were written.
         """
         self._check_open()
-        written = 0
-        for state in self._cache.dirty_states():
-            if self._persist(state):
-                written += 1
-                self._cache.mark_clean(state, _clean(state))
-        return written
-
-
-def _clean(state: UserState) -> UserState:
-    return replace(state, dirty=False)
+        return self._states.flush()
