@@ -84,7 +84,7 @@ from ._catalog import Catalog, CatalogItem  # noqa: E402
 from ._config import AgentConfig  # noqa: E402
 from ._context import UserContext, query_context  # noqa: E402
 from ._feedback import SIGNALS, FeedbackConfig, feedback_adjustment  # noqa: E402
-from ._interests import render_interest_prompt  # noqa: E402
+from ._interests import ground_interests, render_interest_prompt  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
 from ._retrieval import ScoredUser  # noqa: E402
 from ._schemas import (  # noqa: E402
@@ -124,6 +124,7 @@ __all__ += [
     "choice_orders",
     "content_free_prompt",
     "feedback_adjustment",
+    "ground_interests",
     "query_context",
     "render_choice_prompt",
     "interest_output_model",

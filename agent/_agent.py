@@ -31,7 +31,13 @@ from ._context import UserContext, load_context, query_context
 from ._engine import GenerationRequest, LLMEngine, Message
 from ._errors import EngineError, StructuredOutputError, UnknownUserError
 from ._feedback import record_feedback
-from ._interests import InterestWriter, interests_from_answer, interests_from_profile, render_interest_prompt
+from ._interests import (
+    InterestWriter,
+    ground_interests,
+    interests_from_answer,
+    interests_from_profile,
+    render_interest_prompt,
+)
 from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import Retriever, ScoredUser, fuse
 from ._schemas import ChatReply, Drift, Interest, InterestPrediction, InterestSummary, Provenance, RankedItem
@@ -310,6 +316,7 @@ class InterestAgent:
         out = []
         for s, p, res in zip(scored, probs, interests, strict=True):
             reasons: list[str] = []
+            corrections: list[str] = []
             fallback_reason = failure
             attempts = 0
             if isinstance(res, StructuredOutputError):
@@ -318,7 +325,7 @@ class InterestAgent:
                 fallback_reason = f"interests invalid after {res.attempts} attempts"
                 reasons, attempts, res = res.reasons[-10:], res.attempts, None
             if res is not None:
-                found = interests_from_answer(s.context, res.value)
+                found, corrections = ground_interests(s.context.profile, interests_from_answer(s.context, res.value))
                 attempts, reasons = res.attempts, res.reasons[-10:]
             else:
                 found = self.interests_from_profile(s.context)
@@ -330,7 +337,8 @@ class InterestAgent:
             out.append(InterestPrediction(
                 user_id=s.context.user_id, as_of=s.context.now, interests=found,
                 next_items=self.fuse(s, p if failure is None else None, k), drift=drift,
-                provenance=self._provenance(s, attempts=attempts, fallback=fallback_reason, reasons=reasons)))
+                provenance=self._provenance(s, attempts=attempts, fallback=fallback_reason, reasons=reasons,
+                                            corrections=corrections)))
         return out
 
     def feedback(self, user_id: str, item_id: str, signal: str, at: datetime | None = None, *,

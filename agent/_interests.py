@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 import prompts
-from memory import StoredBehavior
+from memory import Profile, StoredBehavior
 
 from ._catalog import Catalog
 from ._context import UserContext, prompt_history
@@ -23,13 +23,20 @@ from ._retrieval import ScoredUser
 from ._schemas import MAX_INTERESTS, Interest, grounded_interest_model, interest_output_model
 from ._structured import generate_structured
 
-__all__ = ["InterestWriter", "behavior_categories", "interest_labels", "interest_support", "interests_from_answer",
-           "interests_from_profile", "merge_repeats", "render_interest_prompt"]
+__all__ = ["InterestWriter", "behavior_categories", "ground_interests", "interest_labels", "interest_support",
+           "interests_from_answer", "interests_from_profile", "merge_repeats", "render_interest_prompt"]
 
 #: how many of the top candidates lend their categories to the label choice
 LABEL_CANDIDATES = 10
 #: popular items whose categories stand in for a cold user's interests
 COLD_POPULAR = 50
+#: a horizon supports a category among its top this-many by share: a "short" interest must be one of the
+#: short horizon's leaders, as the summary's "lately" sentence and the profile's plot show them
+SUPPORT_TOP = 3
+#: ``high`` confidence needs the category to be one of the top this-many of the horizon it is labelled with
+HIGH_TOP = 2
+_LEVEL = {"low": 0, "medium": 1, "high": 2}
+_LEVELS = ("low", "medium", "high")
 
 
 def interest_labels(catalog: Catalog, s: ScoredUser, limit: int) -> list[str]:
@@ -119,6 +126,54 @@ def merge_repeats(interests: Sequence[Interest]) -> list[Interest]:
         evidence = list(dict.fromkeys([*first.evidence, *it.evidence]))[:3]
         merged[it.label] = first.model_copy(update={"evidence": evidence})
     return list(merged.values())
+
+
+def _rank(profile: Profile, horizon: str) -> dict[str, tuple[int, float]]:
+    h = profile.short if horizon == "short" else profile.long
+    return {a.name: (n, a.share) for n, a in enumerate(h.top_attributes)}
+
+
+def _cap(rank: int) -> int:
+    """The highest confidence level a horizon's ``rank`` (0 = its leader) supports."""
+    return 2 if rank < HIGH_TOP else 1 if rank < SUPPORT_TOP else 0
+
+
+def ground_interests(profile: Profile, interests: Sequence[Interest]) -> tuple[list[Interest], list[str]]:
+    """The LLM's interests made to agree with the memory ``profile`` (the one its prompt showed).
+
+    Rule: horizon ``h`` supports a category when it is among ``h``'s top :data:`SUPPORT_TOP` attributes by
+    share. An interest keeps its horizon when that horizon supports it; otherwise it takes the other horizon
+    if that one does, else the horizon where it ranks higher (ties: long). Its confidence is lowered (never
+    raised) to what its rank in the final horizon supports: ``high`` within the top :data:`HIGH_TOP`,
+    ``medium`` within the top :data:`SUPPORT_TOP`, ``low`` beyond. Nothing is dropped: a category shown only
+    by the candidates stays as a low-confidence guess. Corrected interests move behind the ones the profile
+    supports as claimed (each group keeps the LLM's order), so the list leads with what memory shows.
+
+    Returns:
+        The grounded interests, and one line per corrected interest saying what changed and why.
+    """
+    ranks = {"short": _rank(profile, "short"), "long": _rank(profile, "long")}
+    none = (len(profile.short.top_attributes) + len(profile.long.top_attributes) + 1, 0.0)
+    kept: list[Interest] = []
+    moved: list[Interest] = []
+    notes: list[str] = []
+    for it in interests:
+        r = {h: ranks[h].get(it.label, none) for h in ("short", "long")}
+        other = "long" if it.horizon == "short" else "short"
+        horizon = it.horizon
+        # unsupported as claimed: the other horizon when it ranks the category higher (it supports it, if
+        # either does); on a tie, long
+        if r[horizon][0] >= SUPPORT_TOP and (r[other][0], other == "short") < (r[horizon][0], True):
+            horizon = other
+        confidence = _LEVELS[min(_LEVEL[it.confidence], _cap(r[horizon][0]))]
+        if (horizon, confidence) == (it.horizon, it.confidence):
+            kept.append(it)
+            continue
+        moved.append(it.model_copy(update={"horizon": horizon, "confidence": confidence}))
+        where = [f"{h}-term rank {r[h][0] + 1}, {round(100 * r[h][1])}%" if it.label in ranks[h]
+                 else f"not in the {h}-term top" for h in ("short", "long")]
+        notes.append(f"{it.label}: {it.horizon}/{it.confidence} -> {horizon}/{confidence} ({'; '.join(where)})")
+    return kept + moved, notes
 
 
 def interests_from_answer(ctx: UserContext, answer: Any) -> list[Interest]:

@@ -84,6 +84,8 @@ class Provenance(BaseModel):
     cold_start: bool = False
     fallback: str | None = Field(default=None, description="why a non-LLM path was used, if it was")
     reasons: list[str] = Field(default_factory=list, max_length=10)
+    #: what grounding changed in the LLM's answer to agree with the memory profile (one line per interest)
+    corrections: list[str] = Field(default_factory=list, max_length=10)
 
 
 class InterestPrediction(BaseModel):

@@ -17,8 +17,8 @@ from ._errors import StructuredOutputError
 from ._schemas import InterestSummary, Provenance, SummaryFacts, summary_output_model
 from ._structured import generate_structured
 
-__all__ = ["OPENING", "build_facts", "chat_context", "grounding_check", "parse_summary", "render_template_summary",
-           "summarize_batch"]
+__all__ = ["OPENING", "build_facts", "chat_context", "grounding_check", "lately_names", "listed_twice", "opening",
+           "parse_summary", "render_template_summary", "summarize_batch"]
 
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 #: number of retrieved behaviors a chat answer is grounded in
@@ -85,23 +85,70 @@ def render_template_summary(f: SummaryFacts) -> str:
     return " ".join(parts)
 
 
-#: the paragraph's first words are given; a base model continues them with the facts above (prose is what
-#: it was trained on; inside a JSON string it drifts)
+#: the paragraph's first words; a base model continues them with the facts above (prose is what it was
+#: trained on; inside a JSON string it drifts)
 OPENING = "Lately this person has mostly chosen"
+#: the "lately" sentence names the short horizon's leaders: its top ``LATELY_TOP`` categories, the first
+#: always, the others when they hold at least ``LATELY_MIN_SHARE`` of the recent mass (a 5% category is not
+#: what someone "mostly chose")
+LATELY_TOP = 3
+LATELY_MIN_SHARE = 0.1
 MAX_SENTENCES = 2
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+#: what may stand between two items of one list of categories ("A, B, and C", "A or B", "A/B")
+_LIST_SEP = re.compile(r"\s*(?:,|/|&|,?\s*\b(?:and|or)\b)\s*")
 
 
 def _word(name: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])" + re.escape(name.lower()) + r"(?![\w-])")
 
 
-def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str]):
-    """The semantic check of an LLM summary: the first category it names is one of the user's two top recent
-    interests, it names no category that is not among the facts (a small model copies examples and
-    invents), and it does not loop."""
+def lately_names(f: SummaryFacts) -> list[str]:
+    """The categories the summary's "lately" sentence names: the short horizon's leaders."""
+    return [n for k, (n, share) in enumerate(f.short_top[:LATELY_TOP]) if k == 0 or share >= LATELY_MIN_SHARE]
+
+
+def opening(f: SummaryFacts) -> str:
+    """The summary's first sentence, rendered from the short-term profile so that its "lately" claim is true
+    by construction; the LLM writes what follows. Without categorised behaviors, only :data:`OPENING`'s
+    words (the LLM completes the sentence and :func:`grounding_check` holds it to the facts)."""
+    names = lately_names(f)
+    if not names:
+        return OPENING
+    body = " and ".join(names[:2]) + (f", with some {names[2]}" if len(names) > 2 else "")
+    return f"{OPENING} {body}."
+
+
+def listed_twice(text: str, taxonomy: Sequence[str]) -> str | None:
+    """A category that one list in ``text`` names twice ("Action, Sci-Fi, Thriller, and Sci-Fi"), else None.
+
+    Only within a list: naming a category again in another clause ("Comedy was the favourite, but Comedy is
+    fading") is prose, not a loop."""
+    text = text.lower()
+    named = sorted((m.start(), m.end(), c.lower()) for c in taxonomy for m in _word(c).finditer(text))
+    run: set[str] = set()
+    end = None
+    for start, stop, name in named:
+        if end is None or not _LIST_SEP.fullmatch(text[end:start]):
+            run = set()
+        if name in run:
+            return name
+        run.add(name)
+        end = stop
+    return None
+
+
+def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str], start: str = OPENING):
+    """The semantic check of an LLM summary that continues ``start``: what the model wrote names one of the
+    facts (a top interest, a peak day, a place), the first category is one of the user's two top recent
+    interests, the "lately" sentence names only the short horizon's top :data:`LATELY_TOP`, no category is
+    named that is not among the facts (a small model copies examples and invents), and it does not loop (a
+    sentence repeated, a category listed twice)."""
+    head = len(" ".join(start.split()))
+    anchors = [_word(x) for x in [n for n, _ in facts.short_top + facts.long_top] + facts.places + facts.peak_days]
     top = {n.lower() for n, _ in facts.short_top + facts.long_top}
     lead = {n.lower() for n, _ in facts.short_top[:2]}
+    lately = {n.lower() for n, _ in facts.short_top[:LATELY_TOP]}
     allowed = top | {n.lower() for n in facts.rising + facts.fading}
     foreign = [c for c in taxonomy if c.lower() not in allowed]
     days = {d.lower() for d in facts.peak_days}
@@ -109,7 +156,7 @@ def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str]):
 
     def check(value: Any) -> None:
         text = value.summary.lower()
-        if top and not any(_word(n).search(text) for n in top):
+        if top and not any(a.search(text[head:]) for a in anchors):
             raise ValueError("the summary names none of the user's top interests: " + ", ".join(sorted(top)[:5]))
         named = sorted((m.start(), c.lower()) for c in taxonomy for m in [_word(c).search(text)] if m)
         if lead and named and named[0][1] not in lead:
@@ -121,17 +168,30 @@ def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str]):
         sentences = [x.strip() for x in _SENTENCE_END.split(text) if x.strip()]
         if len(sentences) != len(set(sentences)):
             raise ValueError("the summary repeats a sentence")
+        twice = listed_twice(text, taxonomy)
+        if twice:
+            raise ValueError(f"the summary lists {twice} twice")
+        first = sentences[0] if sentences and sentences[0].startswith(OPENING.lower()) else ""
+        stale = [c.lower() for c in taxonomy if c.lower() not in lately and _word(c).search(first)]
+        if lately and stale:
+            raise ValueError("the 'lately' sentence names " + ", ".join(stale[:5]) + ", not a recent leader ("
+                             + ", ".join(n for n, _ in facts.short_top[:LATELY_TOP]) + ")")
 
     return check
 
 
-def parse_summary(model: type[Any], out: Completion) -> Any:
-    """The opening plus the model's continuation, cut after at most ``MAX_SENTENCES`` complete sentences
-    (a small model's later sentences drift from the facts), as ``model``."""
-    text = " ".join((OPENING + out.text).split())
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+def parse_summary(model: type[Any], out: Completion, start: str = OPENING) -> Any:
+    """The opening ``start`` plus the model's continuation, cut after at most ``MAX_SENTENCES`` complete
+    sentences (a small model's later sentences drift from the facts), as ``model``; the model must have
+    completed at least one sentence of its own."""
+    head = " ".join(start.split())
+    # after a complete opening sentence the model's own starts a new one
+    gap = " " if _SENTENCE_END.search(head[-1:]) and not out.text[:1].isspace() else ""
+    text = " ".join((start + gap + out.text).split())
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() > len(head)]
     if not ends:
         raise ValueError(f"no complete sentence in {out.completion_tokens} tokens")
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
     return model(summary=text[: ends[: MAX_SENTENCES][-1]])
 
 
@@ -153,12 +213,13 @@ def summarize_batch(engine: LLMEngine | None, ctxs: Sequence[UserContext], taxon
     results: dict[int, Any] = {}
     if live and engine is not None:
         for i in live:  # one call per user: each has its own grounding check
-            prompt = prompts.render("summarize", opening=OPENING, **_template_context(facts[i], ctxs[i].now))
+            start = opening(facts[i])
+            prompt = prompts.render("summarize", opening=start, **_template_context(facts[i], ctxs[i].now))
             req = GenerationRequest(prompt=prompt.rstrip("\n"),  # the model continues the opening's line
                                     max_tokens=max_tokens, stop=("\n",))
             [results[i]] = generate_structured(
-                engine, model, [req], attempts=attempts, validate=grounding_check(facts[i], taxonomy),
-                parse=functools.partial(parse_summary, model))
+                engine, model, [req], attempts=attempts, validate=grounding_check(facts[i], taxonomy, start),
+                parse=functools.partial(parse_summary, model, start=start))
     out = []
     for i, ctx in enumerate(ctxs):
         res = results.get(i)

@@ -136,25 +136,29 @@ def test_predict_many_batches_users_through_the_engine(world, catalog):
 
 
 def test_summarize_uses_llm_when_grounded(world, catalog):
-    # the model continues the given opening; text after the second sentence is cut
-    text = " Comedy, and before that Sci-Fi. A clear shift in taste! It is a lovely day."
+    # the first sentence is rendered from the short-term profile; the model continues it, and text after the
+    # second sentence is cut
+    text = " Before that it was Sci-Fi: a clear shift in taste! It is a lovely day."
     eng = ScriptedEngine([text])
     summary = _agent(world, catalog, eng).summarize("ann")
     assert summary.generated_by == "llm"
-    assert summary.text == "Lately this person has mostly chosen Comedy, and before that Sci-Fi. A clear shift in taste!"
-    assert summary.facts.n_behaviors == 5 and summary.facts.short_top
+    opening = "Lately this person has mostly chosen Comedy and Adventure, with some Animation."
+    assert summary.text == opening + " Before that it was Sci-Fi: a clear shift in taste!"
+    assert summary.facts.n_behaviors == 5 and [n for n, _ in summary.facts.short_top[:3]] == [
+        "Comedy", "Adventure", "Animation"]
     req = eng.requests[0]
-    assert req.prompt.endswith("Paragraph: Lately this person has mostly chosen") and req.json_schema is None
+    assert req.prompt.endswith("Paragraph: " + opening) and req.json_schema is None
 
 
 @pytest.mark.parametrize("bad, reason", [
     (" Comedy and Romance.", "not in the facts: Romance"),  # ann never watched a romance
-    (" Horror, then Comedy.", "leads with horror"),  # an old, minor interest named as the main one
-    (" Comedy. Lately this person has mostly chosen Comedy.", "repeats a sentence"),
+    (" Sci-Fi, Horror, Action, and Sci-Fi before that.", "lists sci-fi twice"),  # a list that loops
+    (" Lately this person has mostly chosen Comedy and Adventure, with some Animation.", "repeats a sentence"),
+    (" It is a lovely day.", "names none of the user's top interests"),  # the model's own words say nothing
     (" Comedy and Sci-Fi, on Tuesdays", "no complete sentence"),
 ])
 def test_summary_that_invents_loops_or_trails_off_is_retried(world, catalog, bad, reason):
-    good = " Comedy, with some Sci-Fi."
+    good = " Before that, Sci-Fi."
     summary = _agent(world, catalog, ScriptedEngine([bad, good])).summarize("ann")
     assert summary.generated_by == "llm" and summary.provenance.attempts == 2
     assert reason in summary.provenance.reasons[0]
