@@ -109,6 +109,9 @@ def _make_net(n_items: int, cfg: SASRecConfig, features: np.ndarray | None) -> t
             causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=x.device), diagonal=1)
             for block in self.blocks:
                 h = block(h, src_mask=causal, is_causal=True)
-            return self.norm(h) @ table.T
+            return self.norm(h)
+
+        def score(self, h: torch.Tensor) -> torch.Tensor:
+            return h @ self.items.weight().T
 
     return _Net()

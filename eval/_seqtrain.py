@@ -2,7 +2,9 @@
 
 A model subclasses :class:`SeqPredictor` and supplies ``_make_net``: a torch module mapping a right-padded
 ``(batch, length)`` tensor of item indices (0 = padding, catalogue column c = index c + 1) to
-``(batch, length, n_items + 1)`` logits for the next item at every position. Training is
+``(batch, length, dim)`` hidden states, with a method ``score(h)`` mapping ``(..., dim)`` states to
+``(..., n_items + 1)`` next-item logits. Logits are computed only where they are needed (real training
+positions; the last position at inference): the ``dim x n_items`` product is most of the cost. Training is
 sequence-to-sequence over windows of ``max_history + 1`` items whose boundaries move by a random offset
 every epoch (every training prefix is a target once per epoch), with early stopping on validation NDCG@10
 (consumed items excluded); the weights of the best validation epoch are kept.
@@ -201,12 +203,12 @@ class SeqPredictor:
             steps = range(0, len(order), cfg.batch_size)
             for b in tqdm(steps, desc=f"{self.name} epoch {epoch}", leave=False, disable=not cfg.progress):
                 x, y = pad_batch([wins[i] for i in order[b : b + cfg.batch_size]], self._device)
-                logits = net(x)
-                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+                real = y != PAD
+                loss = loss_fn(net.score(net(x)[real]), y[real])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                n = int((y != PAD).sum())
+                n = int(real.sum())
                 total += loss.item() * n
                 count += n
             score = ndcg10(self.score_all(val_requests), val_requests, val_targets, self._index) if val_requests \
@@ -254,7 +256,7 @@ class SeqPredictor:
                 lengths = torch.tensor([len(s) for s in seqs], device=self._device)
                 width = int(lengths.max())
                 x = torch.tensor([s + [PAD] * (width - len(s)) for s in seqs], device=self._device)
-                logits = net(x)[torch.arange(len(seqs), device=self._device), lengths - 1]
+                logits = net.score(net(x)[torch.arange(len(seqs), device=self._device), lengths - 1])
                 out[b : b + len(chunk)] = logits[:, 1:].float().cpu().numpy()
         net.train(was_training)
         return out
