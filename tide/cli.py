@@ -213,7 +213,9 @@ def ingest(
     """Add behaviors to a memory store, with progress and a report of rejected rows.
 
     Every invalid row (malformed, incomplete, non-finite, in the future...) is rejected with its line and
-    field and the rest is stored; with --strict nothing is stored. Exit code 3 when any row was rejected.
+    field and the rest is stored; with --strict nothing is stored. Exit code 1 when any row was rejected (the
+    report of stored and rejected rows is printed all the same, on stdout; one line on stderr says how many),
+    0 when none was, 2 for usage.
     """
     if (file is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of FILE and --dataset")
@@ -236,17 +238,21 @@ def ingest(
         if as_json:
             out.json({"stored": added, "users": users, "store": str(_store_path(store)),
                       "rejected": [{"line": r.line, "field": r.field, "reason": r.reason} for r in rejected]})
-            raise typer.Exit(3 if rejected else 0)
-        out.print(f"stored {added} behaviors ({users} users) in {_store_path(store)}")
-        if rejected:
-            out.print(f"[yellow]{len(rejected)} rejected row(s):[/yellow]")
-            for r in rejected[:20]:
-                out.print(f"  line {r.line}" + (f" ({r.field})" if r.field else "") + f": {r.reason}", highlight=False)
-            if len(rejected) > 20:
-                out.print(f"  ... and {len(rejected) - 20} more")
-            if strict:
-                out.print("--strict: nothing stored")
-            raise typer.Exit(3)
+        else:
+            out.print(f"stored {added} behaviors ({users} users) in {_store_path(store)}")
+            if rejected:
+                out.print(f"[yellow]{len(rejected)} rejected row(s):[/yellow]")
+                for r in rejected[:20]:
+                    out.print(f"  line {r.line}" + (f" ({r.field})" if r.field else "") + f": {r.reason}",
+                              highlight=False)
+                if len(rejected) > 20:
+                    out.print(f"  ... and {len(rejected) - 20} more")
+                if strict:
+                    out.print("--strict: nothing stored")
+        if rejected:  # exit 1 with its one line on stderr, like every user-facing error
+            progress_console.print(f"[red]ingest:[/red] {len(rejected)} row(s) rejected"
+                                   + ("; --strict: nothing stored" if strict else "; the rest stored"), highlight=False)
+            raise typer.Exit(1)
 
 
 def _print_prediction(out: Output, user: str, pred: InterestPrediction) -> None:

@@ -24,18 +24,20 @@ def _file(tmp_path):
     return f
 
 
-def test_a_future_row_is_rejected_and_the_rest_stored_exit_3(tmp_path):
+def test_a_future_row_is_rejected_and_the_rest_stored_exit_1(tmp_path):
     result = runner.invoke(app, ["ingest", str(_file(tmp_path)), "--store", str(tmp_path / "s"), "--json"])
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 1, result.output  # 1: some rows were rejected; the report is still on stdout
     report = json.loads(result.stdout)
+    assert "1 row(s) rejected; the rest stored" in result.stderr
     assert report["stored"] == 2
     assert [(r["line"], r["field"]) for r in report["rejected"]] == [(2, "timestamp")]
 
 
 def test_strict_refuses_the_whole_file(tmp_path):
     result = runner.invoke(app, ["ingest", str(_file(tmp_path)), "--store", str(tmp_path / "s"), "--strict"])
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 1, result.output
     assert "nothing stored" in result.output
+    assert "1 row(s) rejected; --strict: nothing stored" in result.stderr
     with MemoryStore.open(tmp_path / "s") as st:
         assert st.users() == []
 
