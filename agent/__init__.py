@@ -84,6 +84,7 @@ from ._catalog import Catalog, CatalogItem  # noqa: E402
 from ._config import AgentConfig  # noqa: E402
 from ._context import UserContext, query_context  # noqa: E402
 from ._feedback import SIGNALS, FeedbackConfig, feedback_adjustment  # noqa: E402
+from ._free_tags import FreeTag, FreeTagConfig, ground_free_tags, propose_free_tags  # noqa: E402
 from ._interests import ground_interests, render_interest_prompt  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
 from ._retrieval import ScoredUser  # noqa: E402
@@ -110,6 +111,8 @@ __all__ += [
     "ChoiceProbs",
     "Drift",
     "FeedbackConfig",
+    "FreeTag",
+    "FreeTagConfig",
     "Interest",
     "InterestAgent",
     "InterestPrediction",
@@ -124,6 +127,8 @@ __all__ += [
     "choice_orders",
     "content_free_prompt",
     "feedback_adjustment",
+    "ground_free_tags",
+    "propose_free_tags",
     "ground_interests",
     "query_context",
     "render_choice_prompt",

@@ -5,8 +5,10 @@ Pure functions over public memory data (a list of behaviors and a moment). Nodes
 - ``user:<id>`` — the user;
 - ``tag:<name>`` — an interest tag: a taxonomy category (the behavior's ``genres``/``categories``,
   ``source="category"``) or a short free tag (``source="free"``: the behavior's ``tags`` attribute, and the
-  decade of its ``year``). Every tag is grounded: ``n_behaviors`` and ``evidence`` (behavior ids) name the
-  behaviors that carry it;
+  decade of its ``year``; or a tag proposed for the user, e.g. by the LLM: ``free_tags``). ``origin`` says
+  where a tag came from: ``attributes`` or ``proposed``. Every tag is grounded: ``n_behaviors`` and
+  ``evidence`` (behavior ids) name the behaviors that carry it, and a proposed tag is added only to the
+  user's behaviors it cites (one that cites none of them is dropped);
 - ``item:<id>`` — an item the user acted on;
 - ``time:<Mon>-<part>`` — a weekday × part of day bucket (night 0–6, morning 6–12, afternoon 12–18,
   evening 18–24 UTC);
@@ -21,7 +23,7 @@ share of the user's tag mass now), tags carry ``short_share``/``long_share`` on 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -123,8 +125,22 @@ def _shares(tag_lists: Sequence[Sequence[str]], mass: np.ndarray) -> dict[str, f
     return {t: v / total for t, v in out.items()} if total > 0 else dict(out)
 
 
+def _proposed(free_tags: Mapping[str, Iterable[int]] | None, ids: set[int]) -> dict[int, list[str]]:
+    """behavior id -> the proposed tags that cite it (only ``ids``, the user's behaviors up to now)."""
+    out: dict[int, list[str]] = defaultdict(list)
+    for label, cited in (free_tags or {}).items():
+        name = " ".join(str(label).split())
+        if not name or len(name) > MAX_FREE_TAG_CHARS:
+            continue
+        for i in dict.fromkeys(int(c) for c in cited):
+            if i in ids:
+                out[i].append(name)
+    return out
+
+
 def interest_graph(user_id: str, behaviors: Iterable[Behavior], now: datetime,
-                   config: GraphConfig | None = None) -> nx.Graph:
+                   config: GraphConfig | None = None,
+                   free_tags: Mapping[str, Iterable[int]] | None = None) -> nx.Graph:
     """Build one user's interest graph as of ``now`` (later behaviors are ignored).
 
     Args:
@@ -132,6 +148,10 @@ def interest_graph(user_id: str, behaviors: Iterable[Behavior], now: datetime,
         behaviors: The user's behaviors (e.g. ``store.recent(u, k=store.count(u))``).
         now: The moment (tz-aware); ages and decays are measured from it.
         config: Settings; ``None`` means ``GraphConfig()``.
+        free_tags: Proposed free tags (e.g. ``agent.InterestAgent.free_tags``): label -> ids of the behaviors
+            that carry it. Ids that are not this user's behaviors up to ``now`` are ignored, and a tag left
+            with none is not added. Each cited behavior carries the tag like an attribute tag (mass, time,
+            place and item ties, decay).
 
     Returns:
         An undirected ``networkx.Graph`` (see the module docstring for nodes and attributes).
@@ -155,6 +175,11 @@ def interest_graph(user_id: str, behaviors: Iterable[Behavior], now: datetime,
     cats = [extract_tags(b.attributes, cfg.category_keys) for b in rows]
     free = [_free_tags(b, cfg) for b in rows]
     tags = [[*c, *(f for f in fr if f not in c)] for c, fr in zip(cats, free, strict=True)]
+    from_attributes = {t for ts in tags for t in ts}
+    proposed = _proposed(free_tags, {int(b.id) for b in rows if hasattr(b, "id")})
+    if proposed:
+        tags = [[*ts, *(t for t in proposed.get(int(getattr(b, "id", -1)), []) if t not in ts)]
+                for b, ts in zip(rows, tags, strict=True)]
     now_s, short_s, long_s = _shares(tags, mass), _shares(tags, short), _shares(tags, long)
     evidence: dict[str, list[int]] = defaultdict(list)
     count: dict[str, int] = defaultdict(int)
@@ -167,7 +192,8 @@ def interest_graph(user_id: str, behaviors: Iterable[Behavior], now: datetime,
     for t in now_s:
         delta = short_s.get(t, 0.0) - long_s.get(t, 0.0)
         trend = "rising" if delta > cfg.min_shift else "fading" if delta < -cfg.min_shift else "steady"
-        g.add_node(f"tag:{t}", kind="tag", label=t, source=source.get(t, "free"), strength=now_s[t],
+        g.add_node(f"tag:{t}", kind="tag", label=t, source=source.get(t, "free"),
+                   origin="attributes" if t in from_attributes else "proposed", strength=now_s[t],
                    short_share=short_s.get(t, 0.0), long_share=long_s.get(t, 0.0), trend=trend, delta=delta,
                    n_behaviors=count[t], evidence=" ".join(map(str, evidence[t][-cfg.max_evidence:])))
         g.add_edge(user, f"tag:{t}", kind="interest", weight=now_s[t], strength=now_s[t])

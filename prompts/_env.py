@@ -27,6 +27,7 @@ TEMPLATE_VERSIONS: dict[str, str] = {
     "rank_short": "rank_short-v1",
     "summarize": "summarize-v2",
     "chat": "chat-v1",
+    "free_tags": "free_tags-v1",
 }
 
 #: default cap on one quoted text; a behavior line in a prompt should stay a line

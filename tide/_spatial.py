@@ -52,7 +52,7 @@ def location(point: tuple[float, float] | None) -> Any:
 
 
 def _graph(user: str | None, population: bool, out_file: Path, store: Path | None, at: str | None,
-           half_life: float, max_users: int) -> None:
+           half_life: float, max_users: int, free_tags: bool = False, engine_url: str | None = None) -> None:
     from tide._output import command
 
     with command("graph") as out:
@@ -69,20 +69,23 @@ def _graph(user: str | None, population: bool, out_file: Path, store: Path | Non
         when = parse_at(at)
         cfg = GraphConfig(half_life_days=half_life)
         with MemoryStore.open(store or tide_home() / "store") as st:
+            users = st.users()[:max_users] if population else [user]
+            if not population and st.count(user) == 0:  # type: ignore[arg-type]
+                raise InvalidQueryError(f"user {user!r} has no behaviors in this store", argument="user")
+            rows_of = {u: st.recent(u, k=max(1, st.count(u))) for u in users}  # type: ignore[arg-type]
+            tags_of = _propose(rows_of, when, engine_url, out) if free_tags else {}
+
             def graph_of(u: str) -> Any:
-                rows = st.recent(u, k=max(1, st.count(u)))
-                return interest_graph(u, rows, when or rows[0].timestamp, cfg)
+                rows = rows_of[u]
+                return interest_graph(u, rows, when or rows[0].timestamp, cfg, free_tags=tags_of.get(u))
 
             if population:
-                users = st.users()[:max_users]
-                g = population_graph(graph_of(u) for u in users)
+                g = population_graph(graph_of(u) for u in users)  # type: ignore[arg-type]
                 write_graph(g, out_file, population=True)
                 out.print(f"population graph of {len(users)} users: {g.number_of_nodes()} tags, "
                           f"{g.number_of_edges()} co-occurrences -> {out_file}")
                 return
             assert user is not None
-            if st.count(user) == 0:
-                raise InvalidQueryError(f"user {user!r} has no behaviors in this store", argument="user")
             g = graph_of(user)
             write_graph(g, out_file)
             kinds: dict[str, int] = {}
@@ -90,6 +93,23 @@ def _graph(user: str | None, population: bool, out_file: Path, store: Path | Non
                 kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
             out.print(f"interest graph of {user}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
                       + f" -> {out_file}")
+
+
+def _propose(rows_of: dict[str, Any], when: datetime | None, engine_url: str | None, out: Any) -> dict[str, Any]:
+    """The LLM's grounded free tags per user (label -> behavior ids), as of ``when``; users whose answer
+    failed get none (reported)."""
+    from agent import StructuredOutputError, make_engine, propose_free_tags
+
+    users = [(u, [b for b in rows if when is None or b.timestamp <= when]) for u, rows in rows_of.items()]
+    with make_engine(engine_url) as engine:
+        answers = propose_free_tags(engine, users)
+    tags: dict[str, Any] = {}
+    for (u, _), answer in zip(users, answers, strict=True):
+        if isinstance(answer, StructuredOutputError):
+            out.print(f"free tags of {u}: no valid answer after {len(answer.raw_outputs)} attempts")
+            continue
+        tags[u] = {t.label: t.evidence for t in answer}
+    return tags
 
 
 def _feedback(user: str, item: str, signal: str, at: str | None, place: str | None, store: Path | None,
@@ -126,11 +146,15 @@ def register(app: typer.Typer) -> None:
         at: str | None = typer.Option(None, help=AT_HELP),
         half_life: float = typer.Option(30.0, min=0.001, help="days over which tie weights halve"),
         max_users: int = typer.Option(2000, min=1, help="population: at most this many users (store order)"),
+        free_tags: bool = typer.Option(False, "--free-tags", help="also ask the LLM for short free tags, each "
+                                       "grounded in the behaviors that carry it (starts an engine: slow on a CPU)"),
+        engine_url: str | None = typer.Option(None, help="with --free-tags: a running vllm serve, "
+                                              "http://HOST:PORT/v1 (else the embedded engine starts)"),
     ) -> None:
         """Draw or export a user's interest graph (tags, items, times, places), or the population view."""
         if (user is None) == (not population):
             raise typer.BadParameter("give exactly one of --user and --population")
-        _graph(user, population, out_file, store, at, half_life, max_users)
+        _graph(user, population, out_file, store, at, half_life, max_users, free_tags, engine_url)
 
     @app.command()
     def feedback(
