@@ -31,7 +31,7 @@ LABEL_CANDIDATES = 10
 #: popular items whose categories stand in for a cold user's interests
 COLD_POPULAR = 50
 #: a horizon supports a category among its top this-many by share: a "short" interest must be one of the
-#: short horizon's leaders, as the summary's "lately" sentence and the profile's plot show them
+#: short horizon's leaders (and not fading), as the summary's "lately" sentence names them
 SUPPORT_TOP = 3
 #: ``high`` confidence needs the category to be one of the top this-many of the horizon it is labelled with
 HIGH_TOP = 2
@@ -129,8 +129,12 @@ def merge_repeats(interests: Sequence[Interest]) -> list[Interest]:
 
 
 def _rank(profile: Profile, horizon: str) -> dict[str, tuple[int, float]]:
+    """Each category's (rank, share) on ``horizon``; on the short one a fading category (its short share below
+    its long one, the profile's ``fading``) is not a current interest and ranks nowhere."""
     h = profile.short if horizon == "short" else profile.long
-    return {a.name: (n, a.share) for n, a in enumerate(h.top_attributes)}
+    fading = {a.name for a in profile.fading} if horizon == "short" else set()
+    ranked = [a for a in h.top_attributes if a.name not in fading]
+    return {a.name: (n, a.share) for n, a in enumerate(ranked)}
 
 
 def _cap(rank: int) -> int:
@@ -142,7 +146,7 @@ def ground_interests(profile: Profile, interests: Sequence[Interest]) -> tuple[l
     """The LLM's interests made to agree with the memory ``profile`` (the one its prompt showed).
 
     Rule: horizon ``h`` supports a category when it is among ``h``'s top :data:`SUPPORT_TOP` attributes by
-    share. An interest keeps its horizon when that horizon supports it; otherwise it takes the other horizon
+    share (on the short horizon, among those the profile does not list as fading). An interest keeps its horizon when that horizon supports it; otherwise it takes the other horizon
     if that one does, else the horizon where it ranks higher (ties: long). Its confidence is lowered (never
     raised) to what its rank in the final horizon supports: ``high`` within the top :data:`HIGH_TOP`,
     ``medium`` within the top :data:`SUPPORT_TOP`, ``low`` beyond. Nothing is dropped: a category shown only
@@ -172,6 +176,8 @@ def ground_interests(profile: Profile, interests: Sequence[Interest]) -> tuple[l
         moved.append(it.model_copy(update={"horizon": horizon, "confidence": confidence}))
         where = [f"{h}-term rank {r[h][0] + 1}, {round(100 * r[h][1])}%" if it.label in ranks[h]
                  else f"not in the {h}-term top" for h in ("short", "long")]
+        if it.label in {a.name for a in profile.fading}:
+            where[0] = "fading"
         notes.append(f"{it.label}: {it.horizon}/{it.confidence} -> {horizon}/{confidence} ({'; '.join(where)})")
     return kept + moved, notes
 

@@ -88,9 +88,9 @@ def render_template_summary(f: SummaryFacts) -> str:
 #: the paragraph's first words; a base model continues them with the facts above (prose is what it was
 #: trained on; inside a JSON string it drifts)
 OPENING = "Lately this person has mostly chosen"
-#: the "lately" sentence names the short horizon's leaders: its top ``LATELY_TOP`` categories, the first
-#: always, the others when they hold at least ``LATELY_MIN_SHARE`` of the recent mass (a 5% category is not
-#: what someone "mostly chose")
+#: the "lately" sentence names the short horizon's leaders: of its top ``LATELY_TOP`` categories those not
+#: fading, the first always, the others when they hold at least ``LATELY_MIN_SHARE`` of the recent mass (a 5%
+#: category is not what someone "mostly chose"; a fading one is what they used to choose)
 LATELY_TOP = 3
 LATELY_MIN_SHARE = 0.1
 MAX_SENTENCES = 2
@@ -103,9 +103,15 @@ def _word(name: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])" + re.escape(name.lower()) + r"(?![\w-])")
 
 
+def _leaders(f: SummaryFacts) -> list[tuple[str, float]]:
+    """The short horizon's top :data:`LATELY_TOP` without the fading ones (its top one if all fade)."""
+    top = f.short_top[:LATELY_TOP]
+    return [(n, s) for n, s in top if n not in f.fading] or top[:1]
+
+
 def lately_names(f: SummaryFacts) -> list[str]:
     """The categories the summary's "lately" sentence names: the short horizon's leaders."""
-    return [n for k, (n, share) in enumerate(f.short_top[:LATELY_TOP]) if k == 0 or share >= LATELY_MIN_SHARE]
+    return [n for k, (n, share) in enumerate(_leaders(f)) if k == 0 or share >= LATELY_MIN_SHARE]
 
 
 def opening(f: SummaryFacts) -> str:
@@ -141,14 +147,15 @@ def listed_twice(text: str, taxonomy: Sequence[str]) -> str | None:
 def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str], start: str = OPENING):
     """The semantic check of an LLM summary that continues ``start``: what the model wrote names one of the
     facts (a top interest, a peak day, a place), the first category is one of the user's two top recent
-    interests, the "lately" sentence names only the short horizon's top :data:`LATELY_TOP`, no category is
+    interests, the "lately" sentence names only the short horizon's leaders (top :data:`LATELY_TOP`, not
+    fading), no category is
     named that is not among the facts (a small model copies examples and invents), and it does not loop (a
     sentence repeated, a category listed twice)."""
     head = len(" ".join(start.split()))
     anchors = [_word(x) for x in [n for n, _ in facts.short_top + facts.long_top] + facts.places + facts.peak_days]
     top = {n.lower() for n, _ in facts.short_top + facts.long_top}
-    lead = {n.lower() for n, _ in facts.short_top[:2]}
-    lately = {n.lower() for n, _ in facts.short_top[:LATELY_TOP]}
+    lead = {n.lower() for n, _ in _leaders(facts)[:2]}
+    lately = {n.lower() for n, _ in _leaders(facts)}
     allowed = top | {n.lower() for n in facts.rising + facts.fading}
     foreign = [c for c in taxonomy if c.lower() not in allowed]
     days = {d.lower() for d in facts.peak_days}
@@ -175,7 +182,7 @@ def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str], start: str = O
         stale = [c.lower() for c in taxonomy if c.lower() not in lately and _word(c).search(first)]
         if lately and stale:
             raise ValueError("the 'lately' sentence names " + ", ".join(stale[:5]) + ", not a recent leader ("
-                             + ", ".join(n for n, _ in facts.short_top[:LATELY_TOP]) + ")")
+                             + ", ".join(n for n, _ in _leaders(facts)) + ")")
 
     return check
 

@@ -68,8 +68,9 @@ def _agent(store, catalog, engine):
     return InterestAgent.from_defaults(store, catalog, engine=engine, config=AgentConfig())
 
 
-def _ranks(top):
-    return {a.name: n for n, a in enumerate(top)}
+def _ranks(top, fading=()):
+    names = {a.name for a in fading}
+    return {a.name: n for n, a in enumerate(a for a in top if a.name not in names)}
 
 
 def test_the_memory_profile_itself_shows_the_move(drifted):
@@ -96,7 +97,7 @@ def test_llm_interest_claiming_an_old_taste_as_short_term_is_relabelled(drifted,
                                              ("Thriller", "medium", "short")])
     pred = _agent(drifted, drift_catalog, ScriptedEngine([answer])).predict("u22", k=3)
     prof = drifted.profile("u22", now=LAST)
-    short, long = _ranks(prof.short.top_attributes), _ranks(prof.long.top_attributes)
+    short, long = _ranks(prof.short.top_attributes, prof.fading), _ranks(prof.long.top_attributes)
     got = {i.label: i for i in pred.interests}
     # the memory's short horizon does not carry Comedy; its long one leads with it
     assert got["Comedy"].horizon == "long"
@@ -125,6 +126,35 @@ def test_grounding_keeps_supported_claims_and_caps_unsupported_ones(drifted):
     assert ground_interests(prof, claims[:1]) == (claims[:1], [])
 
 
+@pytest.fixture
+def burst(tmp_path, embedder):
+    """User 22's own shape: every rating in one 33-minute session, comedies first, action thrillers last; the
+    short horizon's half-life is 10 minutes (the shortest the main job's validation may pick)."""
+    from memory import Behavior, MemoryConfig, MemoryStore
+
+    start = LAST - timedelta(minutes=33)
+    rows = [Behavior(user_id="u22", item_id=i, action="rated", text=f'Rated "{t}" ({", ".join(g)}) 4/5.',
+                     timestamp=start + timedelta(minutes=n * 33 / 12), attributes={"genres": list(g)}, weight=4.0)
+            for n, (i, t, g) in enumerate(COMEDIES[:6] + THRILLERS)]
+    store = MemoryStore.open(tmp_path / "burst", embedder=embedder, config=MemoryConfig(short_half_life_days=1 / 144))
+    store.add(rows)
+    yield store
+    store.close()
+
+
+def test_a_fading_category_is_no_current_interest(burst, drift_catalog):
+    prof = burst.profile("u22", now=LAST)
+    short = [a.name for a in prof.short.top_attributes]
+    # memory still ranks Comedy among the recent leaders (older ratings of the session carry mass) but fading
+    assert "Comedy" in short[:3] and "Comedy" in {a.name for a in prof.fading}
+    answer = _claim(burst, drift_catalog, [("Comedy", "high", "short"), ("Action", "high", "short")])
+    pred = _agent(burst, drift_catalog, ScriptedEngine([answer])).predict("u22", k=3)
+    assert [(i.label, i.horizon) for i in pred.interests] == [("Action", "short"), ("Comedy", "long")]
+    assert any(c.startswith("Comedy:") and "fading" in c for c in pred.provenance.corrections)
+    summary = _agent(burst, drift_catalog, ScriptedEngine([" Over the long run, Comedy."])).summarize("u22")
+    assert "Comedy" not in _lately(summary.text) and short[0] in _lately(summary.text), summary.text
+
+
 def _lately(text):
     return next(s for s in text.split(". ") if s.startswith("Lately"))
 
@@ -135,7 +165,7 @@ def test_summary_lately_sentence_names_the_short_term_leaders(drifted, drift_cat
     good = " Over the long run Comedy was the favourite, and it is fading."
     summary = _agent(drifted, drift_catalog, ScriptedEngine([wrong, good, good])).summarize("u22")
     assert summary.generated_by == "llm"
-    lead = [n for n, _ in summary.facts.short_top[:3]]
+    lead = [n for n, _ in summary.facts.short_top[:3] if n not in summary.facts.fading]
     lately = _lately(summary.text)
     named = [c for c in drift_catalog.taxonomy if c in lately]
     assert named and set(named) <= set(lead), (lately, lead)
