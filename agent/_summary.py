@@ -88,7 +88,7 @@ def render_template_summary(f: SummaryFacts) -> str:
 #: the paragraph's first words; a base model continues them with the facts above (prose is what it was
 #: trained on; inside a JSON string it drifts)
 OPENING = "Lately this person has mostly chosen"
-#: the "lately" sentence names the short horizon's leaders: of its top ``LATELY_TOP`` categories those not
+#: the "lately" sentence names the short horizon's leaders: its top ``LATELY_TOP`` categories that are not
 #: fading, the first always, the others when they hold at least ``LATELY_MIN_SHARE`` of the recent mass (a 5%
 #: category is not what someone "mostly chose"; a fading one is what they used to choose)
 LATELY_TOP = 3
@@ -104,9 +104,8 @@ def _word(name: str) -> re.Pattern[str]:
 
 
 def _leaders(f: SummaryFacts) -> list[tuple[str, float]]:
-    """The short horizon's top :data:`LATELY_TOP` without the fading ones (its top one if all fade)."""
-    top = f.short_top[:LATELY_TOP]
-    return [(n, s) for n, s in top if n not in f.fading] or top[:1]
+    """The short horizon's top :data:`LATELY_TOP` once the fading ones are left out (its top one if all fade)."""
+    return [(n, s) for n, s in f.short_top if n not in f.fading][:LATELY_TOP] or f.short_top[:1]
 
 
 def lately_names(f: SummaryFacts) -> list[str]:

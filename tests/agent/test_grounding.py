@@ -165,7 +165,7 @@ def test_summary_lately_sentence_names_the_short_term_leaders(drifted, drift_cat
     good = " Over the long run Comedy was the favourite, and it is fading."
     summary = _agent(drifted, drift_catalog, ScriptedEngine([wrong, good, good])).summarize("u22")
     assert summary.generated_by == "llm"
-    lead = [n for n, _ in summary.facts.short_top[:3] if n not in summary.facts.fading]
+    lead = [n for n, _ in summary.facts.short_top if n not in summary.facts.fading][:3]
     lately = _lately(summary.text)
     named = [c for c in drift_catalog.taxonomy if c in lately]
     assert named and set(named) <= set(lead), (lately, lead)
