@@ -83,6 +83,28 @@ class SASRecPredictor(SeqPredictor):
 def _make_net(n_items: int, cfg: SASRecConfig, features: np.ndarray | None) -> torch.nn.Module:
     import torch
     from torch import nn
+    from torch.nn import functional
+
+    class _Block(nn.Module):
+        """A pre-norm transformer block: causal self-attention, then a GELU feed-forward; dropout on both
+        residual branches and inside the feed-forward. No dropout on the attention weights: on this CPU
+        build it made a block's backward pass ~5x slower (0.56 s vs 0.05 s per 64 x 50 batch), and the
+        attention itself then runs through ``scaled_dot_product_attention`` with its causal kernel."""
+
+        def __init__(self, c: SASRecConfig) -> None:
+            super().__init__()
+            self.heads = c.heads
+            self.norm1, self.norm2 = nn.LayerNorm(c.dim), nn.LayerNorm(c.dim)
+            self.qkv, self.out = nn.Linear(c.dim, 3 * c.dim), nn.Linear(c.dim, c.dim)
+            self.ff1, self.ff2 = nn.Linear(c.dim, c.ffn_mult * c.dim), nn.Linear(c.ffn_mult * c.dim, c.dim)
+            self.drop = nn.Dropout(c.dropout)
+
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            b, length, d = h.shape
+            q, k, v = self.qkv(self.norm1(h)).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            a = functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            h = h + self.drop(self.out(a.transpose(1, 2).reshape(b, length, d)))
+            return h + self.drop(self.ff2(self.drop(functional.gelu(self.ff1(self.norm2(h))))))
 
     class _Net(nn.Module):
         def __init__(self) -> None:
@@ -90,12 +112,7 @@ def _make_net(n_items: int, cfg: SASRecConfig, features: np.ndarray | None) -> t
             self.items = item_table(n_items, cfg.dim, features, cfg.feature_mode)
             self.positions = nn.Embedding(cfg.max_history, cfg.dim)
             self.dropout = nn.Dropout(cfg.dropout)
-            self.blocks = nn.ModuleList(
-                nn.TransformerEncoderLayer(cfg.dim, cfg.heads, dim_feedforward=cfg.ffn_mult * cfg.dim,
-                                           dropout=cfg.dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)
-                for _ in range(cfg.blocks)
-            )
+            self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.blocks))
             self.norm = nn.LayerNorm(cfg.dim)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,9 +123,8 @@ def _make_net(n_items: int, cfg: SASRecConfig, features: np.ndarray | None) -> t
             h = self.dropout(h) * (x != PAD).unsqueeze(-1)
             # right padding + a causal mask: no real position can see padding, so no padding mask is needed
             # (and a row of padding alone, an empty history, still has a key to attend to)
-            causal = torch.triu(torch.ones(length, length, dtype=torch.bool, device=x.device), diagonal=1)
             for block in self.blocks:
-                h = block(h, src_mask=causal, is_causal=True)
+                h = block(h)
             return self.norm(h)
 
         def score(self, h: torch.Tensor) -> torch.Tensor:
