@@ -66,7 +66,8 @@ def test_unknown_template():
 
 
 def test_every_template_has_a_version_and_renders_strictly():
-    assert set(prompts.TEMPLATE_VERSIONS) == {"system", "predict", "rank", "rank_short", "summarize", "chat"}
+    assert set(prompts.TEMPLATE_VERSIONS) == {"system", "predict", "rank", "rank_short", "summarize", "chat",
+                                              "free_tags"}
     for name in prompts.TEMPLATE_VERSIONS:
         assert prompts.version(name).startswith(name + "-v")
 
