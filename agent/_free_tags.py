@@ -34,6 +34,8 @@ MIN_TAG_CHARS = 2
 MAX_TAG_EVIDENCE = 5
 #: most tags one answer may hold
 MAX_FREE_TAGS = 8
+#: behavior ids one grounded tag keeps (a label proposed several times keeps the union, capped)
+MAX_GROUNDED_EVIDENCE = 20
 _SPACE = re.compile(r"\s+")
 
 
@@ -61,7 +63,7 @@ class FreeTag(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     label: str = Field(min_length=MIN_TAG_CHARS, max_length=MAX_TAG_CHARS)
-    evidence: list[int] = Field(min_length=1, max_length=MAX_TAG_EVIDENCE * 4)
+    evidence: list[int] = Field(min_length=1, max_length=MAX_GROUNDED_EVIDENCE)
 
 
 def free_tag_output_model(n_behaviors: int, max_tags: int) -> type[BaseModel]:
@@ -122,7 +124,7 @@ def ground_free_tags(user_id: str, proposed: Iterable[tuple[str, Iterable[int]]]
         if not (MIN_TAG_CHARS <= len(name) <= MAX_TAG_CHARS) or not kept:
             continue
         merged[name] = list(dict.fromkeys([*merged.get(name, []), *kept]))
-    return [FreeTag(label=name, evidence=ids) for name, ids in merged.items()]
+    return [FreeTag(label=name, evidence=ids[:MAX_GROUNDED_EVIDENCE]) for name, ids in merged.items()]
 
 
 def propose_free_tags(engine: LLMEngine, users: Sequence[tuple[str, Sequence[StoredBehavior]]],
