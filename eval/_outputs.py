@@ -37,7 +37,12 @@ def write_summary(out: Path, summary: EvalSummary | Mapping[str, Any]) -> None:
 
 
 def jsonable(obj: Any) -> Any:
-    """Make numpy scalars and non-finite floats JSON-safe (NaN and inf become null)."""
+    """Make numpy scalars, non-finite floats (null) and pydantic values (e.g. a tuned ``ContextWeights``)
+    JSON-safe."""
+    from pydantic import BaseModel
+
+    if isinstance(obj, BaseModel):
+        return jsonable(obj.model_dump(mode="json"))
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -64,3 +64,10 @@ def test_shared_store_settings_stay_with_their_predictor(tmp_path, embedder, hab
         assert other != plain  # the settings differ enough to change the ranking ...
         assert [r.item_ids for r in blind.rank(reqs, 10)] == plain  # ... yet memory still ranks with its own
         assert store.config.short_half_life_days == pytest.approx(1 / 144)
+
+
+def test_tuned_context_weights_are_written_as_json():
+    from eval._outputs import jsonable
+
+    assert jsonable({"best": {"context": ContextWeights(hour=2.0, weekday=0.0, place=2.0)}}) == {
+        "best": {"context": ContextWeights(hour=2.0, weekday=0.0, place=2.0).model_dump(mode="json")}}
