@@ -68,7 +68,7 @@ def render_template_summary(f: SummaryFacts) -> str:
     """The deterministic summary used when the LLM's fails validation (flagged ``generated_by=template``)."""
     if f.n_behaviors == 0:
         return "No behaviors are on record for this user yet, so there is nothing to summarise."
-    parts = [f"Lately this user has mostly been into {', '.join(n for n, _ in f.short_top[:3]) or 'varied things'}"]
+    parts = [f"Lately this user has mostly been into {', '.join(n for n, _ in _leaders(f)) or 'varied things'}"]
     if f.long_top:
         parts[0] += f"; over the long run, {', '.join(n for n, _ in f.long_top[:3])}."
     else:

@@ -153,6 +153,10 @@ def test_a_fading_category_is_no_current_interest(burst, drift_catalog):
     assert any(c.startswith("Comedy:") and "fading" in c for c in pred.provenance.corrections)
     summary = _agent(burst, drift_catalog, ScriptedEngine([" Over the long run, Comedy."])).summarize("u22")
     assert "Comedy" not in _lately(summary.text) and short[0] in _lately(summary.text), summary.text
+    off = " It is a lovely day."  # names no fact: the template stands in, and says the same
+    summary = _agent(burst, drift_catalog, ScriptedEngine([off] * 3)).summarize("u22")
+    assert summary.generated_by == "template"
+    assert "Comedy" not in summary.text.split(";")[0] and short[0] in summary.text.split(";")[0], summary.text
 
 
 def _lately(text):
