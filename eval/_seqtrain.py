@@ -23,13 +23,14 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel
 
 from eval._errors import DataFormatError, NotFittedError
 from eval._itemfeatures import ItemFeatures
+from eval._metrics import metrics_from_ranks
 from eval._protocol import Ranking, RankRequest, top_k_excluding
 from eval._split import Split
 
@@ -108,20 +109,21 @@ def pad_batch(batch: list[list[int]], device: Any) -> tuple[torch.Tensor, torch.
 
 
 def ndcg10(scores: np.ndarray, requests: Sequence[RankRequest], targets: np.ndarray, index: dict[str, int]) -> float:
-    """Mean NDCG@10 of single targets under full ranking with consumed items excluded (-1 = no target)."""
+    """Mean NDCG@10 of single targets under full ranking with consumed items excluded (-1 = no target).
+
+    The metric is the harness's own (``metrics_from_ranks``), so validation here means what it means there.
+    """
     if len(targets) == 0:
         return 0.0
-    total = 0.0
+    ranks = np.full(len(targets), np.inf)
     for row, (request, target) in enumerate(zip(requests, targets, strict=True)):
         if target < 0:
             continue
         s = scores[row].astype(np.float64)
         s[[index[i] for i in request.exclude if i in index]] = -np.inf
         # rank = 1 + items scored higher + equal-scored items earlier in the catalogue (stable order)
-        rank = 1 + int((s > s[target]).sum()) + int((s[:target] == s[target]).sum())
-        if rank <= 10:
-            total += 1.0 / math.log2(rank + 1)
-    return total / len(targets)
+        ranks[row] = 1 + int((s > s[target]).sum()) + int((s[:target] == s[target]).sum())
+    return float(metrics_from_ranks(ranks, ["ndcg@10"])["ndcg@10"].mean())
 
 
 class SeqPredictor:
@@ -285,7 +287,7 @@ class SeqPredictor:
         return folder
 
     @classmethod
-    def load(cls, path: str | Path, *, device: Literal["auto", "cpu", "cuda"] | None = None) -> SeqPredictor:
+    def load(cls, path: str | Path, *, device: Literal["auto", "cpu", "cuda"] | None = None) -> Self:
         """Rebuild a saved predictor (the text vectors travel in the weights file).
 
         Raises:

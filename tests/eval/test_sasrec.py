@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-import eval._lstm as lstm_module
 import eval._seqtrain as seqtrain
 from eval import (
     Dataset,
@@ -84,15 +83,14 @@ def test_no_validation_or_test_item_reaches_training(sequential_synthetic, monke
     split = leave_one_out(dataset)
     assert {t.item_id for t in split.val.values()} | {t.item_id for t in split.test.values()} == reserved
     seen: set[int] = set()
-    module, attr = (seqtrain, "pad_batch") if kind == "sasrec" else (lstm_module, "pad_batch")
-    real = getattr(module, attr)
+    real = seqtrain.pad_batch  # both nets train in the shared SeqPredictor loop
 
     def spy(batch, device):
         for window in batch:
             seen.update(window)
         return real(batch, device)
 
-    monkeypatch.setattr(module, attr, spy)
+    monkeypatch.setattr(seqtrain, "pad_batch", spy)
     rng = np.random.default_rng(0)
     feats = ItemFeatures("text", tuple(split.item_ids), rng.normal(size=(len(split.item_ids), 8)).astype(np.float32))
     if kind == "sasrec":
