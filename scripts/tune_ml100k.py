@@ -23,8 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent import TuneConfig, TuneDataConfig, model_dir, record_metrics  # noqa: E402
-from eval import leave_one_out, load_ml100k, sample_users  # noqa: E402
-from eval._tune import tune_on_split, validate_model, validation_report  # noqa: E402
+from eval import (  # noqa: E402
+    leave_one_out,
+    load_ml100k,
+    sample_users,
+    tune_on_split,
+    validate_model,
+    validation_report,
+)
 
 #: the configuration of the recorded run (docs/results/tune.md) = the library defaults
 DATA = TuneDataConfig()
