@@ -31,7 +31,7 @@ from ._context import UserContext, load_context, query_context
 from ._engine import GenerationRequest, LLMEngine, Message
 from ._errors import EngineError, StructuredOutputError, UnknownUserError
 from ._feedback import record_feedback
-from ._free_tags import FreeTag, FreeTagConfig, propose_free_tags
+from ._free_tags import FreeTag, FreeTagConfig, user_free_tags
 from ._interests import (
     InterestWriter,
     ground_interests,
@@ -367,24 +367,10 @@ class InterestAgent:
 
     def free_tags(self, user_id: str, now: datetime | None = None, config: FreeTagConfig | None = None
                   ) -> list[FreeTag]:
-        """Short free tags the LLM proposes for the user, each grounded in behaviors that carry it (see
-        ``agent._free_tags``); feed them to ``memory.interest_graph(..., free_tags={t.label: t.evidence})``.
-
-        Raises:
-            UnknownUserError: The user has no memory (as of ``now``).
-            EngineError: The agent has no engine.
-            StructuredOutputError: No valid answer within ``config.attempts``.
+        """Short free tags the LLM proposes for the user, each grounded in behaviors that carry it; feed them to
+        ``memory.interest_graph(..., free_tags={t.label: t.evidence})``. See :func:`agent._free_tags.user_free_tags`.
         """
-        if self.engine is None:
-            raise EngineError("free tags need an engine")
-        rows = self.store.recent(user_id, k=max(1, self.store.count(user_id)))
-        rows = [b for b in rows if now is None or b.timestamp <= now]
-        if not rows:
-            raise UnknownUserError(f"user {user_id!r} has no memory")
-        [answer] = propose_free_tags(self.engine, [(user_id, rows)], config)
-        if isinstance(answer, StructuredOutputError):
-            raise answer
-        return answer
+        return user_free_tags(self.engine, self.store, user_id, now, config)
 
     def summarize(self, user_id: str, now: datetime | None = None) -> InterestSummary:
         """A short chat-style paragraph about the user's interests, with the facts behind it."""

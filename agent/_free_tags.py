@@ -13,19 +13,20 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import prompts
-from memory import StoredBehavior
+from memory import MemoryStore, StoredBehavior
 
 from ._engine import GenerationRequest, LLMEngine
-from ._errors import StructuredOutputError
+from ._errors import EngineError, StructuredOutputError, UnknownUserError
 from ._structured import DEFAULT_ATTEMPTS, generate_structured
 
 __all__ = ["MAX_TAG_CHARS", "FreeTag", "FreeTagConfig", "free_tag_output_model", "ground_free_tags",
-           "propose_free_tags", "render_free_tag_prompt"]
+           "propose_free_tags", "render_free_tag_prompt", "user_free_tags"]
 
 #: a free tag is a short label, not a sentence (the graph's ``memory`` side caps it the same way)
 MAX_TAG_CHARS = 32
@@ -166,3 +167,23 @@ def propose_free_tags(engine: LLMEngine, users: Sequence[tuple[str, Sequence[Sto
         out[i] = ground_free_tags(users[i][0], proposed, rows)
     return out
 
+
+
+def user_free_tags(engine: LLMEngine | None, store: MemoryStore, user_id: str, now: datetime | None = None,
+                   config: FreeTagConfig | None = None) -> list[FreeTag]:
+    """One user's grounded free tags from their memory as of ``now`` (all of it when ``None``).
+
+    Raises:
+        EngineError: No engine.
+        UnknownUserError: The user has no memory (as of ``now``).
+        StructuredOutputError: No valid answer within ``config.attempts``.
+    """
+    if engine is None:
+        raise EngineError("free tags need an engine")
+    rows = [b for b in store.recent(user_id, k=max(1, store.count(user_id))) if now is None or b.timestamp <= now]
+    if not rows:
+        raise UnknownUserError(f"user {user_id!r} has no memory")
+    [answer] = propose_free_tags(engine, [(user_id, rows)], config)
+    if isinstance(answer, StructuredOutputError):
+        raise answer
+    return answer
