@@ -65,6 +65,7 @@ def interest_shares(
     user_id: str,
     *,
     window: int = 10,
+    short_half_life_days: float | None = None,
     until: int | None = None,
     top_genres: int = 6,
 ) -> InterestShares:
@@ -75,7 +76,10 @@ def interest_shares(
     Args:
         dataset: Source data.
         user_id: The user.
-        window: Events in the short-term window.
+        window: Events in the short-term window (when ``short_half_life_days`` is None).
+        short_half_life_days: The short-term share as the memory's profile computes it: every event so far,
+            weighted by ``2 ** -(age / half-life)``. Pass the store's ``short_half_life_days`` so the plot
+            shows what the agent's interests and summary are grounded in.
         until: Only events strictly before this epoch second (e.g. the test target time, to avoid leakage).
         top_genres: Keep the most frequent genres; the rest are summed into ``"other"``.
     """
@@ -101,13 +105,20 @@ def interest_shares(
     long: dict[str, list[float]] = {g: [] for g in names}
     recent: deque[dict[str, float]] = deque(maxlen=window)
     cumulative: Counter[str] = Counter()
-    for w in map(fold, weights):
+    folded = [fold(w) for w in weights]
+    for i, w in enumerate(folded):
         recent.append(w)
         cumulative.update(w)
         window_sum: Counter[str] = Counter()
-        for r in recent:
-            window_sum.update(r)
-        n_recent, n_all = len(recent), sum(cumulative.values())
+        if short_half_life_days is None:
+            for r in recent:
+                window_sum.update(r)
+        else:  # decayed relative to event i (the youngest so far), as the memory's profile does
+            half_life_s = short_half_life_days * 86400.0
+            for j in range(i + 1):
+                decay = 2.0 ** (-(events[i].timestamp - events[j].timestamp) / half_life_s)
+                window_sum.update({g: v * decay for g, v in folded[j].items()})
+        n_recent, n_all = sum(window_sum.values()), sum(cumulative.values())
         for g in names:
             short[g].append(window_sum.get(g, 0.0) / n_recent)
             long[g].append(cumulative.get(g, 0.0) / n_all)

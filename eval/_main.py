@@ -276,9 +276,12 @@ def _show(agent: InterestAgent, ds: Dataset, split: Split, user: str, cfg: MainC
     if agent.engine is not None:
         shown.prediction = agent.predict(user, now=now, k=10)
         shown.summary = agent.summarize(user, now=now)
-    shares = interest_shares(ds, user, until=int(target.timestamp))
+    # the short-term panel is the memory's own short horizon, the profile interests and summary rest on
+    half_life = agent.store.config.short_half_life_days
+    shares = interest_shares(ds, user, until=int(target.timestamp), short_half_life_days=half_life)
     shown.plot = plot_interest_timeline(shares.times, shares.short, shares.long, cfg.out / f"user_{user}_interests.png",
-                                        title=f"user {user}: short- vs long-term interests", now=now)
+                                        title=f"user {user}: short- vs long-term interests", now=now,
+                                        short_label=f"short-term (the memory's profile, half-life {half_life:g} d)")
     return shown
 
 

@@ -65,6 +65,7 @@ def plot_interest_timeline(
     *,
     title: str = "",
     now: datetime | None = None,
+    short_label: str = "short-term (recent window)",
 ) -> Path:
     """Plot one user's short-term vs long-term interests over time as two stacked-area panels.
 
@@ -82,7 +83,7 @@ def plot_interest_timeline(
     fig, axes = _figure(8.0, 5.2, rows=2)
     names = list(dict.fromkeys([*long, *short]))
     colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
-    for ax, shares, label in ((axes[0], short, "short-term (recent window)"), (axes[1], long, "long-term (all so far)")):
+    for ax, shares, label in ((axes[0], short, short_label), (axes[1], long, "long-term (all so far)")):
         keys = [n for n in names if n in shares]
         ax.stackplot(list(times), *[list(shares[k]) for k in keys], labels=keys, colors=[colors[k] for k in keys], alpha=0.85)
         ax.set_ylim(0, 1)

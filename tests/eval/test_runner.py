@@ -164,3 +164,24 @@ def test_interest_timeline_plot(synth_split, tmp_path) -> None:
     path = plot_interest_timeline(shares.times, shares.short, shares.long, tmp_path / "u.png", title=uid,
                                   now=shares.times[-1])
     assert path.stat().st_size > 1000
+
+
+def test_interest_shares_short_horizon_decays_like_the_memory_profile() -> None:
+    """With a half-life, the short-term share weights each event by 2^-(age/half-life) from the latest one:
+    a user who moved from Comedy to Action within one session shows it only when the half-life is short."""
+    from eval import Dataset, Interaction, Item
+
+    items = {"c": Item("c", "C", None, ("Comedy",), "C"), "a": Item("a", "A", None, ("Action",), "A")}
+    t0 = 1_000_000
+    seq = [Interaction("u", "c", 4.0, t0 + 60 * i) for i in range(6)]
+    seq += [Interaction("u", "a", 4.0, t0 + 360 + 60 * i) for i in range(4)]
+    dataset = Dataset("toy", items, {}, seq)
+    week = interest_shares(dataset, "u", short_half_life_days=7.0, top_genres=2)
+    minutes = interest_shares(dataset, "u", short_half_life_days=60 / 86400, top_genres=2)
+    # a week-long half-life over 10 minutes: the short horizon is the long one (up to ~1e-5)
+    assert week.short["Comedy"][-1] == pytest.approx(week.long["Comedy"][-1], abs=1e-4) == pytest.approx(0.6)
+    # one-minute half-life: the last event weighs 1, the one before 1/2, ...; Comedy's events are 4..9 minutes old
+    comedy = sum(2.0 ** -(4 + k) for k in range(6))
+    action = sum(2.0 ** -k for k in range(4))
+    assert minutes.short["Action"][-1] == pytest.approx(action / (action + comedy))
+    assert minutes.short["Action"][-1] > 0.9 > minutes.long["Action"][-1]
