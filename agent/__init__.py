@@ -37,7 +37,7 @@ from ._model import (
 from ._models_registry import KNOWN_MODELS, ModelSpec, known_model_names
 from ._openai import OpenAIEngine, OpenAIEngineConfig
 from ._structured import StructuredResult, generate_structured, schema_for
-from ._vllm import VERIFY_DTYPE, VLLMEngine, VLLMEngineConfig
+from ._vllm import VERIFY_DTYPE, VLLMEngine, VLLMEngineConfig, default_dtype
 
 __all__ = [
     "BASE_FORMAT_VERSION",
@@ -63,6 +63,7 @@ __all__ = [
     "UnknownUserError",
     "VLLMEngine",
     "VLLMEngineConfig",
+    "default_dtype",
     "ensure_model",
     "generate_structured",
     "known_model_names",

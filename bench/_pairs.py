@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent import default_dtype
 from bench._harness import Report, fmt_ratios, med, mirrored, paired_ratio, say, tput
 from bench._worker import Pool, Worker
 
@@ -40,7 +41,9 @@ def run_pairs(start: Callable[..., Worker], pool: Pool, default: Worker, caches:
     others: list[tuple[str, dict[str, Any], Path, str | None, list[str]]] = []
     if not quick:
         others.append(("compiled-warm", {"enforce_eager": False}, caches["compiled"], None, cmp_prompts))
-    others.append(("float32", {"dtype": "float32"}, caches["other"], None, cmp_prompts))
+    # the dtype the default engine does not use (the default follows the hardware: agent.default_dtype)
+    other_dtype = "bfloat16" if default_dtype() == "float32" else "float32"
+    others.append((other_dtype, {"dtype": other_dtype}, caches["other"], None, cmp_prompts))
     if not quick:
         others.append(("threads-vllm", {"cpu_threads": "vllm"}, caches["other"], None, tc_prompts))
     if tc_path:
@@ -78,18 +81,22 @@ def _same(p: dict[str, Any]) -> str:
 
 
 def pair_rows(res: dict[str, Any], rep: Report) -> None:
-    """Rows of parts 2 and 7: ratios to the default engine (bf16, eager, cpu_threads=auto, glibc malloc)."""
+    """Rows of parts 2 and 7: ratios to the default engine (hardware dtype, eager, cpu_threads=auto, glibc)."""
     pairs, dflt = res["pairs"], res["default"]
-    if "float32" in pairs:
-        p = pairs["float32"]
-        base, fp = p["runs"][dflt], p["runs"]["float32"]
-        tok, each, req, cpu = pair_ratios(res, "float32", "fp32_over_bf16", rep)
-        rep.row("2 dtype", f"bfloat16 default ({p['batch']} req)",
+    for other in ("float32", "bfloat16"):
+        if other not in pairs:
+            continue
+        mine = "bfloat16" if other == "float32" else "float32"
+        p = pairs[other]
+        base, fp = p["runs"][dflt], p["runs"][other]
+        key = "fp32_over_bf16" if other == "float32" else "bf16_over_fp32"
+        tok, each, req, cpu = pair_ratios(res, other, key, rep)
+        rep.row("2 dtype", f"{mine} default ({p['batch']} req)",
                 f"{med(tput(r)[0] for r in base):6.2f} req/s {med(tput(r)[1] for r in base):7.1f} tok/s")
-        rep.row("2 dtype", "float32 / bfloat16", f"{tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {req:.3f} req/s, "
-                f"{cpu:.3f} tok/CPU-s -> bf16 {1 / tok:.2f}x faster (wall), {1 / cpu:.2f}x (CPU)")
-        rep.row("2 dtype", "same greedy text bf16 vs fp32", f"{p['same_text']}/{p['batch']}; valid fp32 "
-                f"{fp[0]['valid']}/{fp[0]['n']}, bf16 {base[0]['valid']}/{base[0]['n']}")
+        rep.row("2 dtype", f"{other} / {mine}", f"{tok:6.3f} tok/s (rounds {fmt_ratios(each)}), {req:.3f} req/s, "
+                f"{cpu:.3f} tok/CPU-s -> {mine} {1 / tok:.2f}x faster (wall), {1 / cpu:.2f}x (CPU)")
+        rep.row("2 dtype", f"same greedy text {mine} vs {other}", f"{p['same_text']}/{p['batch']}; valid {other} "
+                f"{fp[0]['valid']}/{fp[0]['n']}, {mine} {base[0]['valid']}/{base[0]['n']}")
     if "compiled-warm" in pairs:
         p = pairs["compiled-warm"]
         tok, each, req, cpu = pair_ratios(res, "compiled-warm", "compiled_over_eager", rep)
