@@ -56,3 +56,17 @@ def tide_env(tmp_path) -> dict[str, str]:
     return dict(os.environ, TIDE_HOME=str(home), HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="1",
                 COLUMNS="200")
 
+
+
+@pytest.fixture
+def store(tmp_path, behaviors_file, monkeypatch) -> Path:
+    """A store filled by a real ``tide ingest`` of ``behaviors_file`` (TIDE_HOME in tmp_path)."""
+    from typer.testing import CliRunner
+
+    from tide.cli import app
+
+    monkeypatch.setenv("TIDE_HOME", str(tmp_path / "home"))
+    path = tmp_path / "store"
+    result = CliRunner().invoke(app, ["ingest", str(behaviors_file), "--store", str(path)])
+    assert result.exit_code == 0, result.output
+    return path

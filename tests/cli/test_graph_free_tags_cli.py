@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 import agent
@@ -38,15 +37,6 @@ class _Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-@pytest.fixture
-def store(tmp_path, behaviors_file, monkeypatch):
-    monkeypatch.setenv("TIDE_HOME", str(tmp_path / "home"))
-    path = tmp_path / "store"
-    result = runner.invoke(app, ["ingest", str(behaviors_file), "--store", str(path)])
-    assert result.exit_code == 0, result.output
-    return path
 
 
 def test_graph_with_free_tags(store, tmp_path, monkeypatch):

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from memory import MemoryStore, read_graph
 from tide.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def store(tmp_path, behaviors_file, monkeypatch):
-    monkeypatch.setenv("TIDE_HOME", str(tmp_path / "home"))
-    path = tmp_path / "store"
-    result = runner.invoke(app, ["ingest", str(behaviors_file), "--store", str(path)])
-    assert result.exit_code == 0, result.output
-    return path
 
 
 def test_graph_user_and_population(store, tmp_path):
