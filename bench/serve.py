@@ -73,12 +73,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(store: Path, catalog: Path, real: bool, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(store: Path, catalog: Path, real: bool, log: Path,
+                 window_ms: float, max_wait_ms: float) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
     cmd = [sys.executable, str(SERVER), "--store", str(store), "--port", str(port), "--catalog", str(catalog),
-           "--max-body-bytes", str(8 * 2**20)] + (["--real-engine"] if real else [])
+           "--max-body-bytes", str(8 * 2**20), "--batch-window-ms", str(window_ms), "--batch-max-wait-ms", str(max_wait_ms)] + (["--real-engine"] if real else [])
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -119,41 +120,64 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+def batch_totals(url: str, token: str) -> tuple[int, int]:
+    """(engine batches, prediction requests in them) so far, from the server's /metrics."""
+    import httpx
+
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30).text
+    vals = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line.startswith(("tide_engine_batch_size_count", "tide_engine_batch_size_sum"))}
+    return int(vals.get("tide_engine_batch_size_count", 0)), int(vals.get("tide_engine_batch_size_sum", 0))
+
+
 def served_round(url: str, token: str, users: list[str]) -> tuple[float, list[float], int]:
-    """Every user predicted once by 32 concurrent clients; (seconds, latencies, errors)."""
+    """Every user predicted once by 32 concurrent clients; (seconds, latencies, errors).
+
+    The clients (an ``httpx.Client`` each: building one costs tens of ms of GIL-bound SSL set-up) exist and
+    wait at a barrier before the clock starts, as an application's long-lived clients would; otherwise the
+    requests trickle in over a second and the server's batcher sees them as separate bursts.
+    """
     import httpx
 
     todo = list(users)
     lock = threading.Lock()
     lat: list[float] = []
     errors = [0]
+    clients = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+               for _ in range(CLIENTS)]
+    start = threading.Barrier(CLIENTS + 1)
 
-    def client() -> None:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600) as c:
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    user = todo.pop()
-                t = time.perf_counter()
-                r = c.post(f"/v1/users/{user}/predict", json={"k": 10})
-                dt = time.perf_counter() - t
-                with lock:
-                    lat.append(dt)
-                    errors[0] += r.status_code != 200
+    def client(c: httpx.Client) -> None:
+        start.wait()
+        while True:
+            with lock:
+                if not todo:
+                    return
+                user = todo.pop()
+            t = time.perf_counter()
+            r = c.post(f"/v1/users/{user}/predict", json={"k": 10})
+            dt = time.perf_counter() - t
+            with lock:
+                lat.append(dt)
+                errors[0] += r.status_code != 200
 
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return time.perf_counter() - t0, lat, errors[0]
+    threads = [threading.Thread(target=client, args=(c,)) for c in clients]
+    try:
+        for th in threads:
+            th.start()
+        start.wait()
+        t0 = time.perf_counter()
+        for th in threads:
+            th.join()
+        return time.perf_counter() - t0, lat, errors[0]
+    finally:
+        for c in clients:
+            c.close()
 
 
 def throughput(args: argparse.Namespace, report: Report, direct: Any, url: str, token: str,
                users: list[str]) -> None:
-    ratios, served_lat, errors = [], [], 0
+    ratios, served_lat, errors, batches = [], [], 0, []
     for r in range(args.rounds):
         order = ["direct", "served"] if r % 2 == 0 else ["served", "direct"]
         times = {}
@@ -163,18 +187,24 @@ def throughput(args: argparse.Namespace, report: Report, direct: Any, url: str, 
                 direct.predict_many(users, k=10, progress=False)
                 times["direct"] = time.perf_counter() - t
             else:
+                before = batch_totals(url, token)
                 times["served"], lat, err = served_round(url, token, users)
+                after = batch_totals(url, token)
+                batches.append((after[0] - before[0], after[1] - before[1]))
                 served_lat += lat
                 errors += err
         ratios.append(times["direct"] / times["served"])  # = served throughput / direct throughput
-        say(f"  round {r + 1}: predict_many {len(users) / times['direct']:.1f} users/s, served "
-            f"{len(users) / times['served']:.1f} users/s, ratio {ratios[-1]:.2f}")
+        say(f"  round {r + 1}: predict_many {len(users) / times['direct']:.2f} users/s, served "
+            f"{len(users) / times['served']:.2f} users/s, ratio {ratios[-1]:.2f}; served in "
+            f"{batches[-1][0]} engine batch(es)")
     med = statistics.median(ratios)
     report.row("throughput", "users per round", f"{len(users)} ({args.rounds} rounds, {CLIENTS} clients)")
     report.row("throughput", "served / predict_many", f"{med:.2f} (rounds: {', '.join(f'{x:.2f}' for x in ratios)};"
                " target >= 0.8)")
     report.row("throughput", "served latency p50 / p99", f"{pct(served_lat, .5) * 1000:.0f} / "
                f"{pct(served_lat, .99) * 1000:.0f} ms")
+    report.row("throughput", "served engine batches / round", ", ".join(f"{n} ({m} requests)" for n, m in batches)
+               + f" (window {args.batch_window_ms:g} ms gap, max wait {args.batch_max_wait_ms:g} ms)")
     report.row("throughput", "served errors", str(errors))
     report.summary["throughput_ratio"] = med
 
@@ -267,6 +297,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--load-requests", type=int, default=2000)
     parser.add_argument("--load-time-limit", type=float, default=240.0)
+    parser.add_argument("--batch-window-ms", type=float, default=10.0, help="the server's batching gap")
+    parser.add_argument("--batch-max-wait-ms", type=float, default=250.0,
+                        help="the server's longest batch wait (= the gap: a fixed window)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
 
@@ -289,7 +322,8 @@ def main() -> None:
         shutil.copytree(tmp / "served", tmp / "direct", ignore=shutil.ignore_patterns("LOCK"))
         token = KeyStore.for_store(tmp / "served").create("bench", None)[0]
         say("starting the server and the in-process agent")
-        proc, url = start_server(tmp / "served", catalog, args.real_engine, tmp / "server.log")
+        proc, url = start_server(tmp / "served", catalog, args.real_engine, tmp / "server.log",
+                                 args.batch_window_ms, args.batch_max_wait_ms)
         direct = direct_agent(tmp / "direct", catalog, args.real_engine)
         direct.predict_many(users[:4], k=10, progress=False)  # warm both before timing
         served_round(url, token, users[:4])

@@ -51,8 +51,10 @@ class ServiceConfig(BaseModel):
     engine_url: str | None = None
     #: requests larger than this are refused with 413 before they are parsed
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    #: how long the first prediction request waits for others to share its engine batch
+    #: a prediction batch keeps collecting while the next request comes within this gap of the last one ...
     batch_window_ms: float = Field(default=10.0, ge=0.0, le=1000.0)
+    #: ... for at most this long after its first request
+    batch_max_wait_ms: float = Field(default=250.0, ge=0.0, le=10000.0)
     max_batch: int = Field(default=32, ge=1, le=1024)
     #: seconds SIGTERM waits for in-flight requests before closing the store
     drain_timeout_s: float = Field(default=60.0, ge=0.0)
@@ -105,6 +107,7 @@ class Runtime:
         self._embedder = embedder
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tide-store")
         self.batcher = PredictBatcher(self._run_batch, window_s=config.batch_window_ms / 1000.0,
+                                      max_wait_s=config.batch_max_wait_ms / 1000.0,
                                       max_batch=config.max_batch, on_batch=self.metrics.batch)
 
     # -- lifecycle ---------------------------------------------------------------------------------

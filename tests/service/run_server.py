@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--real-engine", action="store_true", help="the embedded vLLM engine instead")
     parser.add_argument("--catalog", type=Path, default=None, help="a JSONL item table (default: 12 movies)")
     parser.add_argument("--batch-window-ms", type=float, default=10.0)
+    parser.add_argument("--batch-max-wait-ms", type=float, default=250.0)
     parser.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     args = parser.parse_args()
@@ -57,7 +58,8 @@ def main() -> None:
         return InterestAgent.from_defaults(store, catalog, engine=engine, config=AgentConfig(fallback=True))
 
     serve(ServiceConfig(store=args.store, port=args.port, max_body_bytes=args.max_body_bytes,
-                        drain_timeout_s=args.drain_timeout, batch_window_ms=args.batch_window_ms),
+                        drain_timeout_s=args.drain_timeout, batch_window_ms=args.batch_window_ms,
+                        batch_max_wait_ms=args.batch_max_wait_ms),
           factory, log_level="warning")
 
 

@@ -88,3 +88,39 @@ def test_metrics_text_exposition():
     assert 'tide_request_duration_seconds_bucket{method="GET",route="/v1/users/{user_id}/summary",le="+Inf"} 2' in text
     assert 'tide_engine_batch_size_bucket{le="4"} 0' in text and 'tide_engine_batch_size_bucket{le="8"} 1' in text
     assert "tide_behaviors_added_total 3" in text
+
+
+def test_the_window_is_a_gap_so_a_spread_out_burst_shares_one_batch():
+    """Requests 50 ms apart: a 250 ms gap window keeps one batch open over the whole 0.55 s burst; a fixed
+    250 ms window (no max_wait) closes it after about five."""
+
+    async def burst(**kw):
+        sizes: list[int] = []
+
+        async def run(jobs):
+            sizes.append(len(jobs))
+            return ["ok"] * len(jobs)
+
+        b = PredictBatcher(run, max_batch=32, **kw)
+        b.start()
+        tasks = []
+        for i in range(12):
+            tasks.append(asyncio.create_task(b.submit(PredictJob(f"u{i}", 1, None))))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*tasks)
+        await b.stop()
+        return sizes
+
+    assert asyncio.run(burst(window_s=0.25, max_wait_s=30.0)) == [12]
+    fixed = asyncio.run(burst(window_s=0.25))
+    assert len(fixed) >= 2 and sum(fixed) == 12
+
+
+def test_the_batcher_refuses_negative_windows():
+    async def run(jobs):
+        return []
+
+    with pytest.raises(ValueError):
+        PredictBatcher(run, window_s=-1, max_batch=1)
+    with pytest.raises(ValueError):
+        PredictBatcher(run, window_s=0, max_batch=0)
