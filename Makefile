@@ -7,9 +7,9 @@ SEED ?= 0
 setup:
 	bash scripts/setup.sh
 
-# the main job: MovieLens-100k into memory, four models evaluated, one user's prediction and summary
+# the main job: MovieLens-100k into memory, five models evaluated, one user's prediction and summary
 main: setup
-	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm,memory,agent --split loo --users $(USERS) --seed $(SEED) --out runs/main --show-user auto
+	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm,sasrec,memory,agent --split loo --users $(USERS) --seed $(SEED) --out runs/main --show-user auto
 
 test: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q

@@ -42,7 +42,7 @@ _MEMORY_MODELS = ("memory", "memory+context", "agent")
 #: ``--dataset`` value of the synthetic users with planted spatio-temporal habits (``make_synthetic(habits=True)``)
 SYNTHETIC_HABITS = "synthetic-habits"
 SYNTHETIC_HABITS_USERS = 500
-DEFAULT_MODELS: tuple[ModelName, ...] = ("pop", "lstm", "memory", "agent")
+DEFAULT_MODELS: tuple[ModelName, ...] = ("pop", "lstm", "sasrec", "memory", "agent")
 
 
 class MainConfig(BaseModel):

@@ -140,8 +140,10 @@ def doctor(
 def eval_cmd(
     dataset: str = typer.Option("ml-100k", help="ml-100k (from the recbole wheel), a GroupLens ml-100k folder, or "
                                 "synthetic-habits (500 synthetic users with time/place habits, seeded by --seed)"),
-    models: str = typer.Option("pop,lstm,memory,agent", callback=check_models,
-                               help="comma-separated: pop, lstm, memory, memory+context, agent (see eval.MODELS)"),
+    models: str = typer.Option("pop,lstm,sasrec,memory,agent", callback=check_models,
+                               help="comma-separated: pop, lstm, lstm+text, lstm+llm, sasrec, sasrec+text, "
+                                    "sasrec+llm, memory, memory+context, agent (eval.MODELS; the README says "
+                                    "what each is)"),
     split: str = typer.Option("loo", callback=check_split, help="loo (leave-one-out) or temporal (global time cut)"),
     users: str = typer.Option("200", callback=check_users, help="a seeded sample size, or 'all'"),
     seed: int = typer.Option(0),
@@ -150,8 +152,11 @@ def eval_cmd(
     show_user: str = typer.Option("auto", callback=check_show_user,
                                   help="show this test user's prediction and summary: an id, 'auto' (the "
                                        "first evaluated user) or 'none'"),
-    lstm_epochs: int | None = typer.Option(None, min=1, help="cap LSTM epochs (default: early stopping)"),
+    lstm_epochs: int | None = typer.Option(None, min=1, help="cap every sequential model's epochs (lstm, "
+                                           "sasrec, ...; default: early stopping on validation)"),
     n_bootstrap: int = typer.Option(1000, min=0),
+    threads: int | None = typer.Option(None, min=1, help="torch threads for training (default: all cores; "
+                                       "1 when other heavy jobs share the machine)"),
     llm_model: str | None = typer.Option(None, help="the agent's engine serves this model folder (e.g. from "
                                          "'tide model tune'), or 'tuned': tune on the split's training "
                                          "sequences first (cached)"),
@@ -164,6 +169,11 @@ def eval_cmd(
     """
     with command("eval") as out:
         from eval import MainConfig, format_main, run_main
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
 
         cfg = MainConfig(dataset=dataset, models=models.split(","), split=split,
                          users="all" if users == "all" else int(users), seed=seed, out=out_dir,
