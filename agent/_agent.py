@@ -279,24 +279,41 @@ class InterestAgent:
         """
         if not 1 <= k <= 200:
             raise ValueError("k must be in 1..200")
-        fb = self.config.fallback if fallback is None else fallback
+        results: list[InterestPrediction] = []
+        bar = tqdm(total=len(user_ids), desc="predict", unit="user", disable=not progress)
+        bs = self.config.batch_size
+        for start in range(0, len(user_ids), bs):
+            sl = slice(start, start + bs)
+            nows = list(now[sl]) if isinstance(now, Sequence) else now
+            scored = self.prepare(user_ids[sl], nows, histories=histories[sl] if histories else None,
+                                  excludes=excludes[sl] if excludes else None,
+                                  places=places[sl] if places is not None else None, context=context)
+            results.extend(self.complete(scored, k, fallback=fallback))
+            bar.update(len(scored))
+        bar.close()
+        return results
+
+    def prepare(self, user_ids: Sequence[str], now: datetime | Sequence[datetime] | None = None, *,
+                histories: Sequence[Sequence[str]] | None = None, excludes: Sequence[Sequence[str]] | None = None,
+                places: Sequence[Any] | None = None, context: bool = True) -> list[ScoredUser]:
+        """The memory half of :meth:`predict_many` (same arguments): read each user's memory and score the
+        catalogue. Touches the store, never the engine; :meth:`complete` finishes the predictions. A
+        service runs the halves in different threads, so reads and writes need not wait for the LLM."""
         nows = list(now) if isinstance(now, Sequence) else [now] * len(user_ids)
         for u in user_ids:
             if not isinstance(u, str) or not u:
                 raise UnknownUserError(f"user_id must be a non-empty string, got {u!r}")
         where = list(places) if places is not None else [None] * len(user_ids)
         queries = [query_context(t, p) if context else None for t, p in zip(nows, where, strict=True)]
-        results: list[InterestPrediction] = []
-        bar = tqdm(total=len(user_ids), desc="predict", unit="user", disable=not progress)
-        bs = self.config.batch_size
-        for start in range(0, len(user_ids), bs):
-            sl = slice(start, start + bs)
-            ctxs = self.contexts(user_ids[sl], nows[sl], histories[sl] if histories else None,
-                                 excludes[sl] if excludes else None, queries[sl])
-            results.extend(self._predict_batch(self.retriever.score(ctxs), k, fb))
-            bar.update(len(ctxs))
-        bar.close()
-        return results
+        return self.retriever.score(self.contexts(user_ids, nows, histories, excludes, queries))
+
+    def complete(self, scored: Sequence[ScoredUser], k: int = 10, *,
+                 fallback: bool | None = None) -> list[InterestPrediction]:
+        """The engine half of :meth:`predict_many`: the LLM's choice scores and interests for users from
+        :meth:`prepare`, fused into predictions. Touches the engine, never the store."""
+        if not 1 <= k <= 200:
+            raise ValueError("k must be in 1..200")
+        return self._predict_batch(list(scored), k, self.config.fallback if fallback is None else fallback)
 
     def _predict_batch(self, scored: list[ScoredUser], k: int, fb: bool) -> list[InterestPrediction]:
         failure: str | None = None

@@ -1,9 +1,12 @@
 """What the server holds: the store (one process owns it), the agent, the keys, the batcher, the metrics.
 
-Every store and agent call runs in ONE worker thread, in arrival order: the store is single-process and
-the engine is not re-entrant, and a write is acknowledged only after ``MemoryStore.add`` has committed.
-The engine starts in its own thread so writes are served while it warms up; ``ready`` turns true once it
-has answered a probe.
+Every store call runs in ONE worker thread, in arrival order: the store is single-process, and a write is
+acknowledged only after ``MemoryStore.add`` has committed. A prediction batch is split: its memory half
+(``InterestAgent.prepare``: the users' memories, the catalogue scores) runs in the store thread, its engine
+half (``InterestAgent.complete``) in a second, engine thread — so reads and writes are not queued behind
+an LLM batch that takes a minute on a CPU. Summaries and chat run in the store thread and hold the engine
+lock while they generate (the engine is not re-entrant). The engine starts in its own thread so writes
+are served while it warms up; ``ready`` turns true once it has answered a probe.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class Runtime:
         self._factory = agent_factory
         self._embedder = embedder
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tide-store")
+        self._engine_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tide-engine")
+        self._engine_lock = threading.Lock()
         self.batcher = PredictBatcher(self._run_batch, window_s=config.batch_window_ms / 1000.0,
                                       max_wait_s=config.batch_max_wait_ms / 1000.0,
                                       max_batch=config.max_batch, on_batch=self.metrics.batch)
@@ -135,6 +140,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop batching, close the agent and the store (after every queued worker call)."""
         await self.batcher.stop()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(self._engine_pool.shutdown, wait=True))  # batch in flight
         await self.call(self._close)
         self._pool.shutdown(wait=True)
         self.keys.close()
@@ -231,11 +238,15 @@ class Runtime:
 
     def summarize(self, user_id: str, at: datetime | None) -> Any:
         self._known(user_id)
-        return self._agent().summarize(user_id, now=at)
+        agent = self._agent()
+        with self._engine_lock:
+            return agent.summarize(user_id, now=at)
 
     def chat(self, user_id: str, messages: list[dict[str, str]], at: datetime | None) -> Any:
         self._known(user_id)
-        return self._agent().chat(user_id, messages, now=at)
+        agent = self._agent()
+        with self._engine_lock:
+            return agent.chat(user_id, messages, now=at)
 
     # -- predictions: batched ------------------------------------------------------------------------
     @property
@@ -248,7 +259,68 @@ class Runtime:
         return await self.batcher.submit(PredictJob(user_id=user_id, k=k, at=at, place=place))
 
     async def _run_batch(self, jobs: Sequence[PredictJob]) -> list[Any]:
-        return await self.call(self._predict_jobs, jobs)
+        agent = self._agent()
+        if not callable(getattr(agent, "prepare", None)) or not callable(getattr(agent, "complete", None)):
+            return await self.call(self._predict_jobs, jobs)  # an agent without the two halves: all in one
+        out, live, scored = await self.call(self._prepare_jobs, agent, jobs)
+        if live:
+            loop = asyncio.get_running_loop()
+            preds = await loop.run_in_executor(self._engine_pool, self._complete_jobs, agent, jobs, live, scored)
+            self._cut(out, jobs, live, preds)
+        return out
+
+    def _prepare_jobs(self, agent: InterestAgent, jobs: Sequence[PredictJob]) -> tuple[list[Any], list[int], list[Any]]:
+        """Store thread: unknown users answered, the others' memory read and scored (per job on an error)."""
+        assert self.store is not None
+        out: list[Any] = [None] * len(jobs)
+        live = [i for i, job in enumerate(jobs) if self.store.count(job.user_id) > 0]
+        for i, job in enumerate(jobs):
+            if i not in live:
+                out[i] = UnknownUser(job.user_id)
+        try:
+            scored: list[Any] = agent.prepare(**self._prepare_args([jobs[i] for i in live])) if live else []
+        except (TideError, ValueError):
+            scored = []  # one bad request must not fail its neighbours: prepare them one by one
+            for i in list(live):
+                try:
+                    scored.extend(agent.prepare(**self._prepare_args([jobs[i]])))
+                except (TideError, ValueError) as exc:
+                    out[i] = exc
+                    live.remove(i)
+        return out, live, scored
+
+    def _complete_jobs(self, agent: InterestAgent, jobs: Sequence[PredictJob], live: list[int],
+                       scored: list[Any]) -> list[Any]:
+        """Engine thread: the LLM half of the live jobs (one by one if the batch fails)."""
+        k = max(jobs[i].k for i in live)
+        with self._engine_lock:
+            try:
+                return agent.complete(scored, k)
+            except (TideError, ValueError) as exc:
+                if len(live) == 1:
+                    return [exc]
+                preds: list[Any] = []
+                for one in scored:
+                    try:
+                        preds.append(agent.complete([one], k)[0])
+                    except (TideError, ValueError) as err:
+                        preds.append(err)
+                return preds
+
+    @staticmethod
+    def _cut(out: list[Any], jobs: Sequence[PredictJob], live: list[int], preds: list[Any]) -> None:
+        for i, pred in zip(live, preds, strict=True):
+            out[i] = pred if isinstance(pred, Exception) else pred.model_copy(
+                update={"next_items": pred.next_items[:jobs[i].k]})
+
+    @staticmethod
+    def _prepare_args(jobs: Sequence[PredictJob]) -> dict[str, Any]:
+        args: dict[str, Any] = {"user_ids": [j.user_id for j in jobs], "now": [j.at for j in jobs]}
+        if any(j.place is not None for j in jobs):
+            from memory import Location
+
+            args["places"] = [None if j.place is None else Location(**j.place) for j in jobs]
+        return args
 
     def _predict_jobs(self, jobs: Sequence[PredictJob]) -> list[Any]:
         assert self.store is not None
@@ -273,9 +345,7 @@ class Runtime:
                     preds.append(self._predict_many([jobs[i]])[0])
                 except (TideError, ValueError) as one:
                     preds.append(one)
-        for i, pred in zip(live, preds, strict=True):
-            out[i] = pred if isinstance(pred, Exception) else pred.model_copy(
-                update={"next_items": pred.next_items[:jobs[i].k]})
+        self._cut(out, jobs, live, preds)
         return out
 
     def _predict_many(self, jobs: Sequence[PredictJob]) -> list[Any]:

@@ -63,6 +63,31 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
         server.stop(signal.SIGKILL)
 
 
+def test_reads_and_writes_are_not_queued_behind_a_prediction_batch(tmp_path):
+    """The engine half of a prediction batch runs outside the store thread: while a slow batch (6 s of fake
+    engine) is in flight, a write is committed and acknowledged and a read sees it."""
+    store = tmp_path / "store"
+    tokens = make_keys(store)
+    server = start_server(store, tmp_path / "server.log", "--engine-delay", "3", tokens=tokens)
+    try:
+        with server.client() as c:
+            assert c.post("/v1/behaviors", json={"behaviors": SEED}).status_code == 200
+            with ThreadPoolExecutor(1) as pool:
+                predicting = pool.submit(c.post, "/v1/users/ann/predict", json={"k": 3})
+                while _batches(server.url) < 1:  # the engine batch is running
+                    time.sleep(0.05)
+                wrote = c.post("/v1/behaviors", json={"behaviors": [row("ann", "m12", 60)]})
+                read = c.get("/v1/users/ann/behaviors", params={"limit": 50})
+                still_running = not predicting.done()
+                answer = predicting.result()
+        assert wrote.status_code == 200 and read.status_code == 200
+        assert "m12" in {b["item_id"] for b in read.json()}
+        assert still_running, "the write and the read waited for the prediction batch"
+        assert answer.status_code == 200 and len(answer.json()["next_items"]) == 3
+    finally:
+        server.stop(signal.SIGKILL)
+
+
 def test_no_acknowledged_write_is_lost_after_sigkill(tmp_path):
     store = tmp_path / "store"
     tokens = make_keys(store)
