@@ -295,6 +295,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=20, help="behaviors per user")
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--load-only", action="store_true", help="skip the throughput part (no in-process engine)")
     parser.add_argument("--load-requests", type=int, default=2000)
     parser.add_argument("--load-time-limit", type=float, default=240.0)
     parser.add_argument("--batch-window-ms", type=float, default=10.0, help="the server's batching gap")
@@ -324,13 +325,14 @@ def main() -> None:
         say("starting the server and the in-process agent")
         proc, url = start_server(tmp / "served", catalog, args.real_engine, tmp / "server.log",
                                  args.batch_window_ms, args.batch_max_wait_ms)
-        direct = direct_agent(tmp / "direct", catalog, args.real_engine)
-        direct.predict_many(users[:4], k=10, progress=False)  # warm both before timing
-        served_round(url, token, users[:4])
-        throughput(args, report, direct, url, token, users)
-        direct.close()
-        direct.store.close()
-        direct = None
+        if not args.load_only:
+            direct = direct_agent(tmp / "direct", catalog, args.real_engine)
+            direct.predict_many(users[:4], k=10, progress=False)  # warm both before timing
+            served_round(url, token, users[:4])
+            throughput(args, report, direct, url, token, users)
+            direct.close()
+            direct.store.close()
+            direct = None
         say("load test")
         load_test(args, report, url, token, users, items)
     finally:
