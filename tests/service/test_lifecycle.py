@@ -26,14 +26,20 @@ def _batches(url: str) -> float:
     return 0.0
 
 
-def test_sigterm_drains_requests_in_flight(tmp_path):
+def _seeded_slow_server(tmp_path, engine_delay: str):
+    """A real server whose fake engine takes ``engine_delay`` seconds per call, the seed rows stored."""
     store = tmp_path / "store"
     tokens = make_keys(store)
+    server = start_server(store, tmp_path / "server.log", "--engine-delay", engine_delay, tokens=tokens)
+    with server.client() as c:
+        assert c.post("/v1/behaviors", json={"behaviors": SEED}).status_code == 200
+    return store, tokens, server
+
+
+def test_sigterm_drains_requests_in_flight(tmp_path):
     # each engine call takes 2 s, so the requests below are still running when SIGTERM arrives
-    server = start_server(store, tmp_path / "server.log", "--engine-delay", "2", tokens=tokens)
+    store, tokens, server = _seeded_slow_server(tmp_path, "2")
     try:
-        with server.client() as c:
-            assert c.post("/v1/behaviors", json={"behaviors": SEED}).status_code == 200
         headers = {"Authorization": f"Bearer {tokens['admin']}"}
 
         def predict(user):
@@ -66,12 +72,9 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
 def test_reads_and_writes_are_not_queued_behind_a_prediction_batch(tmp_path):
     """The engine half of a prediction batch runs outside the store thread: while a slow batch (6 s of fake
     engine) is in flight, a write is committed and acknowledged and a read sees it."""
-    store = tmp_path / "store"
-    tokens = make_keys(store)
-    server = start_server(store, tmp_path / "server.log", "--engine-delay", "3", tokens=tokens)
+    _, _, server = _seeded_slow_server(tmp_path, "3")
     try:
         with server.client() as c:
-            assert c.post("/v1/behaviors", json={"behaviors": SEED}).status_code == 200
             with ThreadPoolExecutor(1) as pool:
                 predicting = pool.submit(c.post, "/v1/users/ann/predict", json={"k": 3})
                 while _batches(server.url) < 1:  # the engine batch is running
