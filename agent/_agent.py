@@ -394,9 +394,13 @@ class InterestAgent:
         return self.summarize_many([user_id], now)[0]
 
     def summarize_many(self, user_ids: Sequence[str], now: datetime | None = None) -> list[InterestSummary]:
-        ctxs = self.contexts(user_ids, [now] * len(user_ids))
-        return summarize_batch(self.engine, ctxs, self.catalog.taxonomy, max_tokens=self.config.summary_max_tokens,
-                               attempts=self.config.attempts)
+        return self.summarize_contexts(self.contexts(user_ids, [now] * len(user_ids)))
+
+    def summarize_contexts(self, contexts: Sequence[UserContext]) -> list[InterestSummary]:
+        """The engine half of :meth:`summarize_many`: summaries of contexts from :meth:`contexts`. Touches
+        the engine, never the store (a service reads the contexts in its store thread)."""
+        return summarize_batch(self.engine, list(contexts), self.catalog.taxonomy,
+                               max_tokens=self.config.summary_max_tokens, attempts=self.config.attempts)
 
     def chat(self, user_id: str, messages: Sequence[Message | dict[str, str]], now: datetime | None = None
              ) -> ChatReply:

@@ -169,7 +169,7 @@ async def summary(request: Request, user_id: UserId, at: datetime | None = None)
     _allowed(request, user_id)
     rt = _runtime(request)
     rt._agent()
-    return await rt.call(rt.summarize, user_id, at)
+    return await rt.summarize(user_id, at)
 
 
 @router.post("/users/{user_id}/chat", tags=["agent"], response_model=ChatReply)

@@ -4,8 +4,9 @@ Every store call runs in ONE worker thread, in arrival order: the store is singl
 acknowledged only after ``MemoryStore.add`` has committed. A prediction batch is split: its memory half
 (``InterestAgent.prepare``: the users' memories, the catalogue scores) runs in the store thread, its engine
 half (``InterestAgent.complete``) in a second, engine thread — so reads and writes are not queued behind
-an LLM batch that takes a minute on a CPU. Summaries and chat run in the store thread and hold the engine
-lock while they generate (the engine is not re-entrant). The engine starts in its own thread so writes
+an LLM batch that takes a minute on a CPU. Summaries are split the same way (``InterestAgent.contexts`` /
+``summarize_contexts``); chat runs in the store thread and holds the engine lock while it generates (the
+engine is not re-entrant). The engine starts in its own thread so writes
 are served while it warms up; ``ready`` turns true once it has answered a probe.
 """
 
@@ -236,11 +237,28 @@ class Runtime:
         history = store.recent(user_id, k=min(store.count(user_id), MAX_HISTORY_READ))
         return timeline(user_id, list(reversed(history)), bins)
 
-    def summarize(self, user_id: str, at: datetime | None) -> Any:
-        self._known(user_id)
+    async def summarize(self, user_id: str, at: datetime | None) -> Any:
+        """The user's contexts read in the store thread, the summary generated in the engine thread."""
         agent = self._agent()
+        if not callable(getattr(agent, "summarize_contexts", None)):
+            return await self.call(self._summarize_here, agent, user_id, at)
+        ctxs = await self.call(self._summary_contexts, agent, user_id, at)
+        out = await asyncio.get_running_loop().run_in_executor(self._engine_pool, self._engine_call,
+                                                                agent.summarize_contexts, ctxs)
+        return out[0]
+
+    def _summary_contexts(self, agent: InterestAgent, user_id: str, at: datetime | None) -> Any:
+        self._known(user_id)
+        return agent.contexts([user_id], [at])
+
+    def _summarize_here(self, agent: Any, user_id: str, at: datetime | None) -> Any:
+        self._known(user_id)
         with self._engine_lock:
             return agent.summarize(user_id, now=at)
+
+    def _engine_call(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._engine_lock:
+            return fn(*args)
 
     def chat(self, user_id: str, messages: list[dict[str, str]], at: datetime | None) -> Any:
         self._known(user_id)

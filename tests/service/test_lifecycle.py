@@ -70,23 +70,27 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
 
 
 def test_reads_and_writes_are_not_queued_behind_a_prediction_batch(tmp_path):
-    """The engine half of a prediction batch runs outside the store thread: while a slow batch (6 s of fake
-    engine) is in flight, a write is committed and acknowledged and a read sees it."""
+    """The engine halves of predictions and summaries run outside the store thread: while a slow batch (6 s
+    of fake engine) is in flight and a summary waits for the engine, a write is committed and acknowledged
+    and a read sees it."""
     _, _, server = _seeded_slow_server(tmp_path, "3")
     try:
         with server.client() as c:
-            with ThreadPoolExecutor(1) as pool:
+            with ThreadPoolExecutor(2) as pool:
                 predicting = pool.submit(c.post, "/v1/users/ann/predict", json={"k": 3})
                 while _batches(server.url) < 1:  # the engine batch is running
                     time.sleep(0.05)
+                summarizing = pool.submit(c.get, "/v1/users/bob/summary")  # waits for the engine
+                time.sleep(0.5)
                 wrote = c.post("/v1/behaviors", json={"behaviors": [row("ann", "m12", 60)]})
                 read = c.get("/v1/users/ann/behaviors", params={"limit": 50})
-                still_running = not predicting.done()
-                answer = predicting.result()
+                still_running = not predicting.done() and not summarizing.done()
+                answer, summary = predicting.result(), summarizing.result()
         assert wrote.status_code == 200 and read.status_code == 200
         assert "m12" in {b["item_id"] for b in read.json()}
-        assert still_running, "the write and the read waited for the prediction batch"
+        assert still_running, "the write and the read waited for the prediction batch or the summary"
         assert answer.status_code == 200 and len(answer.json()["next_items"]) == 3
+        assert summary.status_code == 200 and summary.json()["text"]
     finally:
         server.stop(signal.SIGKILL)
 
