@@ -238,10 +238,8 @@ class Runtime:
         return timeline(user_id, list(reversed(history)), bins)
 
     async def summarize(self, user_id: str, at: datetime | None) -> Any:
-        """The user's contexts read in the store thread, the summary generated in the engine thread."""
+        """The user's context read in the store thread, the summary generated in the engine thread."""
         agent = self._agent()
-        if not callable(getattr(agent, "summarize_contexts", None)):
-            return await self.call(self._summarize_here, agent, user_id, at)
         ctxs = await self.call(self._summary_contexts, agent, user_id, at)
         out = await asyncio.get_running_loop().run_in_executor(self._engine_pool, self._engine_call,
                                                                 agent.summarize_contexts, ctxs)
@@ -250,11 +248,6 @@ class Runtime:
     def _summary_contexts(self, agent: InterestAgent, user_id: str, at: datetime | None) -> Any:
         self._known(user_id)
         return agent.contexts([user_id], [at])
-
-    def _summarize_here(self, agent: Any, user_id: str, at: datetime | None) -> Any:
-        self._known(user_id)
-        with self._engine_lock:
-            return agent.summarize(user_id, now=at)
 
     def _engine_call(self, fn: Callable[..., T], *args: Any) -> T:
         with self._engine_lock:
@@ -278,58 +271,51 @@ class Runtime:
 
     async def _run_batch(self, jobs: Sequence[PredictJob]) -> list[Any]:
         agent = self._agent()
-        if not callable(getattr(agent, "prepare", None)) or not callable(getattr(agent, "complete", None)):
-            return await self.call(self._predict_jobs, jobs)  # an agent without the two halves: all in one
         out, live, scored = await self.call(self._prepare_jobs, agent, jobs)
         if live:
-            loop = asyncio.get_running_loop()
-            preds = await loop.run_in_executor(self._engine_pool, self._complete_jobs, agent, jobs, live, scored)
-            self._cut(out, jobs, live, preds)
+            preds = await asyncio.get_running_loop().run_in_executor(
+                self._engine_pool, self._engine_call, self._complete_jobs, agent, max(jobs[i].k for i in live), scored)
+            for i, pred in zip(live, preds, strict=True):  # one k per batch (the largest); each cut to its own
+                out[i] = pred if isinstance(pred, Exception) else pred.model_copy(
+                    update={"next_items": pred.next_items[:jobs[i].k]})
         return out
 
     def _prepare_jobs(self, agent: InterestAgent, jobs: Sequence[PredictJob]) -> tuple[list[Any], list[int], list[Any]]:
-        """Store thread: unknown users answered, the others' memory read and scored (per job on an error)."""
-        assert self.store is not None
-        out: list[Any] = [None] * len(jobs)
-        live = [i for i, job in enumerate(jobs) if self.store.count(job.user_id) > 0]
-        for i, job in enumerate(jobs):
-            if i not in live:
-                out[i] = UnknownUser(job.user_id)
-        try:
-            scored: list[Any] = agent.prepare(**self._prepare_args([jobs[i] for i in live])) if live else []
-        except (TideError, ValueError):
-            scored = []  # one bad request must not fail its neighbours: prepare them one by one
-            for i in list(live):
-                try:
-                    scored.extend(agent.prepare(**self._prepare_args([jobs[i]])))
-                except (TideError, ValueError) as exc:
-                    out[i] = exc
-                    live.remove(i)
-        return out, live, scored
+        """Store thread: unknown users answered, the others' memory read and scored.
 
-    def _complete_jobs(self, agent: InterestAgent, jobs: Sequence[PredictJob], live: list[int],
-                       scored: list[Any]) -> list[Any]:
-        """Engine thread: the LLM half of the live jobs (one by one if the batch fails)."""
-        k = max(jobs[i].k for i in live)
-        with self._engine_lock:
+        Returns ``(answers so far, indices of the jobs still to complete, their scored users)``.
+        """
+        assert self.store is not None
+        out: list[Any] = [None if self.store.count(j.user_id) else UnknownUser(j.user_id) for j in jobs]
+        live = [i for i, answer in enumerate(out) if answer is None]
+        try:
+            return out, live, agent.prepare(**self._prepare_args([jobs[i] for i in live])) if live else []
+        except (TideError, ValueError):
+            pass  # one bad request must not fail its neighbours: prepare them one by one
+        kept, scored = [], []
+        for i in live:
             try:
-                return agent.complete(scored, k)
+                scored.extend(agent.prepare(**self._prepare_args([jobs[i]])))
+                kept.append(i)
             except (TideError, ValueError) as exc:
-                if len(live) == 1:
-                    return [exc]
-                preds: list[Any] = []
-                for one in scored:
-                    try:
-                        preds.append(agent.complete([one], k)[0])
-                    except (TideError, ValueError) as err:
-                        preds.append(err)
-                return preds
+                out[i] = exc
+        return out, kept, scored
 
     @staticmethod
-    def _cut(out: list[Any], jobs: Sequence[PredictJob], live: list[int], preds: list[Any]) -> None:
-        for i, pred in zip(live, preds, strict=True):
-            out[i] = pred if isinstance(pred, Exception) else pred.model_copy(
-                update={"next_items": pred.next_items[:jobs[i].k]})
+    def _complete_jobs(agent: InterestAgent, k: int, scored: list[Any]) -> list[Any]:
+        """Engine thread (under the engine lock): the LLM half; one by one if the batch fails."""
+        try:
+            return agent.complete(scored, k)
+        except (TideError, ValueError) as exc:
+            if len(scored) == 1:
+                return [exc]
+        preds: list[Any] = []
+        for one in scored:
+            try:
+                preds.extend(agent.complete([one], k))
+            except (TideError, ValueError) as err:
+                preds.append(err)
+        return preds
 
     @staticmethod
     def _prepare_args(jobs: Sequence[PredictJob]) -> dict[str, Any]:
@@ -339,39 +325,3 @@ class Runtime:
 
             args["places"] = [None if j.place is None else Location(**j.place) for j in jobs]
         return args
-
-    def _predict_jobs(self, jobs: Sequence[PredictJob]) -> list[Any]:
-        assert self.store is not None
-        out: list[Any] = [None] * len(jobs)
-        live = []
-        for i, job in enumerate(jobs):
-            if self.store.count(job.user_id) == 0:
-                out[i] = UnknownUser(job.user_id)
-            else:
-                live.append(i)
-        if not live:
-            return out
-        try:
-            preds = self._predict_many([jobs[i] for i in live])
-        except (TideError, ValueError) as exc:
-            if len(live) == 1:
-                out[live[0]] = exc
-                return out
-            preds = []  # one bad request must not fail its neighbours: answer them one by one
-            for i in live:
-                try:
-                    preds.append(self._predict_many([jobs[i]])[0])
-                except (TideError, ValueError) as one:
-                    preds.append(one)
-        self._cut(out, jobs, live, preds)
-        return out
-
-    def _predict_many(self, jobs: Sequence[PredictJob]) -> list[Any]:
-        # one k for the batch: the largest; each answer is cut to its own k (fusion order does not depend on k)
-        kwargs: dict[str, Any] = {}
-        if any(j.place is not None for j in jobs):
-            from memory import Location
-
-            kwargs["places"] = [None if j.place is None else Location(**j.place) for j in jobs]
-        return self._agent().predict_many([j.user_id for j in jobs], now=[j.at for j in jobs],
-                                          k=max(j.k for j in jobs), progress=False, **kwargs)
