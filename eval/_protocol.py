@@ -8,7 +8,7 @@ protocols: ``Tunable`` (a validation grid), ``FullScorer`` (exact sampled-negati
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -82,8 +82,14 @@ class StageAware(Protocol):
     """A predictor the runner tells which targets it answers next, so it can skip work that validation
     metrics never read (the agent generates interests only for test requests)."""
 
-    def set_stage(self, stage: Literal["val", "test"]) -> None:
-        """Called before the validation grid (``"val"``) and before test ranking (``"test"``)."""
+    def set_stage(self, stage: Literal["val", "test"], targets: Mapping[str, str] | None = None) -> None:
+        """Called before the validation grid (``"val"``, with each validation user's target item) and
+        before test ranking (``"test"``, no targets).
+
+        A predictor may read ``targets`` only to skip work that cannot change a target's rank under any
+        setting of its grid (the agent's LLM re-orders only its candidates: a target outside them keeps
+        its rank, so its prompt is not sent); the target's rank must be what full work would give.
+        """
         ...
 
 

@@ -187,7 +187,7 @@ def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig)
     grid = predictor.tunable
     names = list(grid)
     if isinstance(predictor, StageAware):  # lets a predictor skip work that validation metrics don't read
-        predictor.set_stage("val")
+        predictor.set_stage("val", targets=dict(zip(val_users, targets, strict=True)))
     trials: list[Trial] = []
     best: Trial | None = None
     for values in itertools.product(*(grid[n] for n in names)):

@@ -10,7 +10,7 @@ leak.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -227,11 +227,20 @@ class AgentPredictor(MemoryPredictor):
         self._params: dict[str, Any] = {}  # the LLM stage's settings, applied over the candidate stage's agent
         self._cache: dict[tuple[str, int, int, int], tuple[Any, Any]] = {}
         self.llm_seconds = 0.0
+        #: validation choice prompts not sent because the target is not among the candidates
+        self.skipped_prompts = 0
+        self._moot: set[tuple[str, int, int, int]] = set()
         self._stage = "test"
+        self._val_targets: dict[str, str] = {}
 
-    def set_stage(self, stage: str) -> None:
-        """Called by the runner: validation tuning reads only rankings, so interests are not generated."""
+    def set_stage(self, stage: str, targets: Mapping[str, str] | None = None) -> None:
+        """Called by the runner. Validation tuning reads only rankings, so interests are not generated; and
+        the LLM re-orders only the candidates (they stay the top of the ranking under every fusion weight
+        and calibration), so a validation user whose target is not among them gets no choice prompt: the
+        target's rank is the same whatever the LLM would say (about two thirds of the users at recall@20
+        0.35)."""
         self._stage = stage
+        self._val_targets = dict(targets or {}) if stage == "val" else {}
 
     def set_params(self, **params: Any) -> None:
         params = {**self._params, **params}
@@ -263,7 +272,15 @@ class AgentPredictor(MemoryPredictor):
         agent = self.current_agent
         scored = self._score(agent, requests)
         keys = [(r.user_id, int(r.now), len(r.history), agent.config.choice_orders) for r in requests]
-        todo = [i for i, key in enumerate(keys) if key not in self._cache]
+        index = agent.catalog.index
+        moot = {i for i, (r, s) in enumerate(zip(requests, scored, strict=True))
+                if r.user_id in self._val_targets
+                and index.get(self._val_targets[r.user_id], -1) not in set(s.candidates)}
+        for i in moot:  # nothing to ask: the target's rank does not depend on the LLM's answer
+            if keys[i] not in self._moot:
+                self._moot.add(keys[i])
+                self.skipped_prompts += 1
+        todo = [i for i, key in enumerate(keys) if key not in self._cache and i not in moot]
         if todo:
             t0 = time.perf_counter()
             probs = agent.choice_probs([scored[i] for i in todo])
@@ -273,8 +290,8 @@ class AgentPredictor(MemoryPredictor):
             for i, p, it in zip(todo, probs, interests, strict=True):
                 self._cache[keys[i]] = (p, it)
         out = []
-        for s, key in zip(scored, keys, strict=True):
-            p, it = self._cache[key]
+        for i, (s, key) in enumerate(zip(scored, keys, strict=True)):
+            p, it = (None, None) if i in moot else self._cache[key]
             ranked = agent.fuse(s, p, k)
             valid = not isinstance(it, StructuredOutputError)
             if it is not None and valid:

@@ -37,10 +37,12 @@ class KnobPredictor:
         self.mix = 0.5
         self.calls: list[dict] = []
         self.stages: list[str] = []
+        self.stage_targets: list[dict | None] = []
         self._pop = PopularityPredictor()
 
-    def set_stage(self, stage: str) -> None:
+    def set_stage(self, stage: str, targets=None) -> None:
         self.stages.append(stage)
+        self.stage_targets.append(targets)
 
     def set_params(self, **params) -> None:
         self.calls.append(params)
@@ -78,6 +80,8 @@ def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) ->
     assert len(result.users) == 30 and result.users == sample_users(split, 30, 4)
     assert [c["mix"] for c in rnd.calls] == [0.0, 1.0, 1.0]  # grid, then the best (popularity) re-applied
     assert rnd.stages == ["val", "test"]  # StageAware: told before the grid and before test ranking
+    # validation targets go with "val" (to skip work that cannot move them), none with "test"
+    assert rnd.stage_targets == [{u: split.val[u].item_id for u in result.users}, None]
     tuning = result.summary.models["random"].tuning
     assert tuning is not None and tuning.best == {"mix": 1.0}
     assert tuning.trials[1].ndcg_at_10 > tuning.trials[0].ndcg_at_10

@@ -106,7 +106,9 @@ def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tm
     assert [(r["params"]["fusion_weight"], r["params"]["calibrate"]) for r in tuning["results"]] == grid
     # one LLM pass per (user, stage) despite twelve grid points (+ one content-free prompt per candidate
     # count for calibration); interests only for the test stage
-    assert engine.scored - engine.content_free == 12 and 1 <= engine.content_free <= 2 and engine.generated == 6
+    # (validation users whose target is not among their candidates get no choice prompt: see below)
+    assert engine.scored - engine.content_free == 12 - agent_pred.skipped_prompts
+    assert 1 <= engine.content_free <= 2 and engine.generated == 6
     # the agent re-ranked the memory model's fitted and tuned candidate stage, with its own tuned LLM settings
     tuned = agent_pred.current_agent
     assert tuned.transitions is memory.agent.transitions is not None
@@ -120,6 +122,31 @@ def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tm
     assert all(2 <= len(offered) <= agent.config.interest_labels < len(taxonomy) for offered in engine.offered)
     assert sorted(r.info["interests"][0] for r in result.rankings["agent"]) == sorted(o[0] for o in engine.offered)
     assert (tmp_path / "out" / "rankings.jsonl").exists()
+
+
+def test_agent_skips_validation_prompts_that_cannot_move_the_target(parts):
+    ds, split, _, agent, engine = parts
+    sync = MemorySync(agent.store, ds)
+    memory = MemoryPredictor(agent, sync)
+    memory.fit(split)
+    users = [u for u in split.test_users if u in split.val][:2]
+    requests = [split.request(u, "val") for u in users]
+    full = AgentPredictor(agent, sync, candidates=memory).rank(requests, 30)  # every user prompted
+    n = agent.config.retrieval.n_candidates
+    inside, outside = full[0].info["candidates"][3], full[1].item_ids[n + 4]
+    assert outside not in full[1].info["candidates"]
+    pred = AgentPredictor(agent, sync, candidates=memory)
+    pred.set_stage("val", targets={users[0]: inside, users[1]: outside})
+    before = engine.scored
+    ranked = pred.rank(requests, 30)
+    assert engine.scored - before == 1 and pred.skipped_prompts == 1  # only the user whose target can move
+    # the targets' ranks are what full work gives (the LLM re-orders only the candidates)
+    assert ranked[0].item_ids.index(inside) == full[0].item_ids.index(inside)
+    assert ranked[1].item_ids.index(outside) == full[1].item_ids.index(outside) == n + 4
+    assert ranked[0].item_ids == full[0].item_ids  # a prompted user is ranked exactly as without targets
+    pred.set_stage("test")  # test ranking never skips: the same requests are prompted again
+    pred.rank(requests, 30)
+    assert engine.scored - before == 2 and pred.skipped_prompts == 1  # user 0 answered from the cache
 
 
 def test_memory_tunes_the_decay_half_life_in_the_shared_store(parts):
