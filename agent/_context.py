@@ -10,7 +10,7 @@ from memory import MemoryStore, Profile, QueryContext, Retrieved, StoredBehavior
 
 from ._feedback import is_feedback, signal_of
 
-__all__ = ["UserContext", "load_context", "prompt_behaviors", "prompt_history", "query_context"]
+__all__ = ["UserContext", "behavior_lines", "load_context", "prompt_behaviors", "prompt_history", "query_context"]
 
 #: memory filters are "strictly before"; a hair past `now` keeps what happened at `now` itself
 _EPSILON = timedelta(microseconds=1)
@@ -88,15 +88,26 @@ def query_context(now: datetime | None, place: object = None, *, use_time: bool 
     return QueryContext(at=now if timed else None, place=loc, time=timed)
 
 
-def _line(idx: int, b: StoredBehavior) -> dict[str, object]:
-    return {"idx": idx, "when": b.timestamp.strftime("%Y-%m-%d"), "action": b.action, "text": b.text}
+def behavior_lines(behaviors: Sequence[StoredBehavior], start: int = 1, time_format: str = "%Y-%m-%d"
+                   ) -> list[dict[str, object]]:
+    """Numbered template lines (``idx``, ``when``, ``action``, ``text``; see ``_behavior.j2``), compact: a
+    line's date is shown only where it differs from the line before, and its action only where the text
+    does not already open with it (``rated`` + ``Rated "Alien" …``). Every prompt token costs prefill time.
+    """
+    out: list[dict[str, object]] = []
+    last = None
+    for n, b in enumerate(behaviors):
+        when = b.timestamp.strftime(time_format)
+        action = "" if b.text.lower().startswith(b.action.lower()) else b.action
+        out.append({"idx": start + n, "when": "" if when == last else when, "action": action, "text": b.text})
+        last = when
+    return out
 
 
 def prompt_behaviors(ctx: UserContext) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """The numbered behavior lines for templates (recent oldest first, then long-range)."""
-    recent = [_line(i + 1, b) for i, b in enumerate(reversed(ctx.recent))]
-    start = len(recent) + 1
-    long_range = [_line(start + i, r.behavior) for i, r in enumerate(ctx.long_range)]
+    recent = behavior_lines(list(reversed(ctx.recent)))
+    long_range = behavior_lines([r.behavior for r in ctx.long_range], start=len(recent) + 1)
     return recent, long_range
 
 

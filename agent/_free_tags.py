@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 import prompts
 from memory import MemoryStore, StoredBehavior
 
+from ._context import behavior_lines
 from ._engine import GenerationRequest, LLMEngine
 from ._errors import EngineError, StructuredOutputError, UnknownUserError
 from ._structured import DEFAULT_ATTEMPTS, generate_structured
@@ -91,8 +92,7 @@ def _free_tag_output_model(n_behaviors: int, max_tags: int) -> type[BaseModel]:
 
 def render_free_tag_prompt(behaviors: Sequence[StoredBehavior], max_tags: int) -> str:
     """The free-tag prompt: the behaviors (oldest first, numbered from 1) and the task."""
-    lines = [{"idx": n + 1, "when": b.timestamp.strftime("%Y-%m-%d %H:%M"), "action": b.action, "text": b.text}
-             for n, b in enumerate(behaviors)]
+    lines = behavior_lines(behaviors, time_format="%Y-%m-%d %H:%M")
     return prompts.render("free_tags", behaviors=lines, max_tags=max_tags, max_chars=MAX_TAG_CHARS)
 
 

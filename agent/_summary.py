@@ -11,7 +11,7 @@ from typing import Any
 import prompts
 from memory import MemoryStore
 
-from ._context import UserContext
+from ._context import UserContext, behavior_lines
 from ._engine import Completion, GenerationRequest, LLMEngine
 from ._errors import StructuredOutputError
 from ._schemas import InterestSummary, Provenance, SummaryFacts, summary_output_model
@@ -251,8 +251,7 @@ def chat_context(store: MemoryStore, ctx: UserContext, question: str) -> tuple[s
     """The system prompt for a chat turn (facts plus the behaviors in ``store`` most relevant to the
     question) and the ids of those behaviors."""
     relevant = store.retrieve(ctx.user_id, query=question, k=CHAT_EVIDENCE, now=ctx.now) if not ctx.cold else []
-    lines = [{"idx": i + 1, "when": r.behavior.timestamp.strftime("%Y-%m-%d"), "action": r.behavior.action,
-              "text": r.behavior.text} for i, r in enumerate(relevant)]
+    lines = behavior_lines([r.behavior for r in relevant])
     f = build_facts(ctx)
     system = prompts.render("chat", short_top=_names(f.short_top) or ["nothing yet"],
                             long_top=_names(f.long_top) or ["nothing yet"], rising=f.rising, fading=f.fading,

@@ -164,6 +164,7 @@ __all__ = [
 from eval._tune import (  # noqa: E402
     forbidden_pairs,
     tune_on_split,
+    tune_validation,
     validate_model,
     validation_examples,
     validation_report,
@@ -172,6 +173,7 @@ from eval._tune import (  # noqa: E402
 __all__ += [
     "forbidden_pairs",
     "tune_on_split",
+    "tune_validation",
     "validate_model",
     "validation_examples",
     "validation_report",

@@ -14,7 +14,7 @@ __all__ = ["DEFAULT_LOCK", "HeavyLock", "add_run_args", "read_records"]
 DEFAULT_LOCK = "/tmp/tide-heavy.lock"
 
 
-def add_run_args(parser: argparse.ArgumentParser, *, runs: str, out: str) -> None:
+def add_run_args(parser: argparse.ArgumentParser, *, runs: str | None, out: str | None) -> None:
     """Add ``--runs`` (finished fits), ``--out`` (result files) and ``--lock`` (the shared flock file)."""
     parser.add_argument("--runs", default=runs)
     parser.add_argument("--out", default=out)

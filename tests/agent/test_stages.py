@@ -12,6 +12,7 @@ import pytest
 from agent_fakes import ScriptedEngine
 from pydantic import ValidationError
 
+import prompts
 from agent import (
     CHOICE_LABELS,
     AgentConfig,
@@ -149,3 +150,22 @@ def test_stage_modules_do_not_import_the_agent():
         tree = ast.parse((root / f"{name}.py").read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "_agent" not in imported and "agent._agent" not in imported, name
+
+
+def test_behavior_lines_are_compact_and_lose_nothing():
+    from datetime import UTC, datetime
+
+    from agent._context import behavior_lines
+    from memory import StoredBehavior
+
+    def b(i, day, action, text):
+        return StoredBehavior(id=i, user_id="u", item_id=f"m{i}", action=action, text=text,
+                              timestamp=datetime(1997, 11, day, 12, tzinfo=UTC))
+
+    lines = behavior_lines([b(1, 13, "rated", 'Rated "Alien" 5/5.'), b(2, 13, "watched", 'Rated "Heat" 2/5.'),
+                            b(3, 14, "rated", 'Rated "Fargo" 4/5.')], start=7)
+    assert [x["idx"] for x in lines] == [7, 8, 9]
+    assert [x["when"] for x in lines] == ["1997-11-13", "", "1997-11-14"]  # a date only where it changes
+    assert [x["action"] for x in lines] == ["", "watched", ""]  # an action only where the text does not say it
+    text = prompts.render("free_tags", behaviors=lines, max_tags=3, max_chars=30)
+    assert '[7] 1997-11-13 "Rated \\"Alien\\" 5/5."' in text and '[8] watched "Rated \\"Heat\\" 2/5."' in text
