@@ -28,7 +28,7 @@ from ._retrieval import ScoredUser
 from ._tune import tuned_info
 from ._tune_data import rank_short_prompt
 
-__all__ = ["CHOICE_LABELS", "ChoiceProbs", "Reranker", "choice_orders", "content_free_prompt",
+__all__ = ["CHOICE_LABELS", "ChoiceProbs", "Reranker", "candidate_lines", "choice_orders", "content_free_prompt",
            "render_choice_prompt"]
 
 #: A..T: one token each (LlamaRec's verbalizer); also the most candidates a choice prompt can show
@@ -54,11 +54,19 @@ def render_choice_prompt(context: UserContext, items: Sequence[CatalogItem]) -> 
     Raises:
         ValueError: More candidates than labels.
     """
+    return _render(candidate_lines(items), prompt_history(context))
+
+
+def candidate_lines(items: Sequence[CatalogItem]) -> list[dict[str, object]]:
+    """The lettered candidate lines of ``_candidates.j2`` (shared by the choice and interest prompts).
+
+    Raises:
+        ValueError: More candidates than labels.
+    """
     if len(items) > len(CHOICE_LABELS):
         raise ValueError(f"a choice prompt shows at most {len(CHOICE_LABELS)} candidates, got {len(items)}")
-    cands = [{"label": CHOICE_LABELS[j], "title": it.title, "categories": list(it.categories)}
-             for j, it in enumerate(items)]
-    return _render(cands, prompt_history(context))
+    return [{"label": CHOICE_LABELS[j], "title": it.title, "categories": list(it.categories)}
+            for j, it in enumerate(items)]
 
 
 def content_free_prompt(n: int) -> str:

@@ -22,12 +22,12 @@ __all__ = ["TEMPLATE_VERSIONS", "PromptError", "environment", "quote", "render",
 #: the version of every template; bump it whenever a template's text changes (recorded in provenance)
 TEMPLATE_VERSIONS: dict[str, str] = {
     "system": "system-v1",
-    "predict": "predict-v2",
-    "rank": "rank-v1",
+    "predict": "predict-v3",
+    "rank": "rank-v2",
     "rank_short": "rank_short-v1",
     "summarize": "summarize-v2",
-    "chat": "chat-v1",
-    "free_tags": "free_tags-v1",
+    "chat": "chat-v2",
+    "free_tags": "free_tags-v2",
 }
 
 #: default cap on one quoted text; a behavior line in a prompt should stay a line

@@ -37,7 +37,7 @@ def test_predict_ranks_unconsumed_items_and_maps_evidence(world, catalog):
     assert [i.label for i in pred.interests] == ["Comedy", "Sci-Fi"]
     in_order = [b.id for b in reversed(world.recent("ann", k=5))]
     assert pred.interests[0].evidence == in_order[3:5] and pred.interests[1].evidence == in_order[:2]
-    assert pred.provenance.templates["rank"] == "rank-v1" and pred.provenance.attempts == 1
+    assert pred.provenance.templates["rank"] == "rank-v2" and pred.provenance.attempts == 1
     # the schema offered only ann's grounded labels, each citing only behaviors that carry it
     items = {d["properties"]["label"]["const"]: d["properties"]["evidence"]["items"]
              for d in eng.requests[0].json_schema["$defs"].values()}

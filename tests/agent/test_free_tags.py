@@ -52,7 +52,7 @@ def test_proposed_tags_are_grounded_and_reach_the_graph(world, catalog, tmp_path
     [request] = engine.requests  # one constrained request: the schema bounds labels and evidence numbers
     props = request.json_schema["$defs"]["LLMFreeTag"]["properties"]
     assert props["label"]["maxLength"] == 32 and props["evidence"]["items"]["enum"] == [1, 2, 3, 4, 5]
-    assert '[1] 1997-10-01 00:00 rated "Rated \\"Alien (1979)\\"' in request.prompt
+    assert '[1] 1997-10-01 00:00 "Rated \\"Alien (1979)\\"' in request.prompt  # the action is in the text
 
     proposed = {t.label: t.evidence for t in tags}
     proposed["another user's tag"] = [_rows(world, "bob")[0].id]  # the graph grounds again: not ann's

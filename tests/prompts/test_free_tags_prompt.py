@@ -14,7 +14,7 @@ BEHAVIORS = [{"idx": 1, "when": "1997-10-01 08:30", "action": "rated", "text": '
 
 
 def test_free_tags_golden():
-    assert version("free_tags") == "free_tags-v1"
+    assert version("free_tags") == "free_tags-v2"
     text = render("free_tags", behaviors=BEHAVIORS, max_tags=4, max_chars=32)
     assert text == SYSTEM + (
         "\n"

@@ -39,10 +39,16 @@ def test_rank_golden():
 
 
 def test_predict_golden_tail_and_shared_prefix():
-    rank = render("rank", candidates=[], **HISTORY)
-    predict = render("predict", categories=["Horror 50%", "Action 0%"], max_interests=3, **HISTORY)
-    shared = rank[: rank.index("Candidates:")]
-    assert predict.startswith(shared)  # rank and predict share the history prefix (vLLM prefix cache)
+    cands = [{"label": "A", "title": "Aliens (1986)", "categories": ["Action", "Sci-Fi"]}]
+    rank = render("rank", candidates=cands, **HISTORY)
+    predict = render("predict", candidates=cands, categories=["Horror 50%", "Action 0%"], max_interests=3, **HISTORY)
+    # predict repeats rank's whole text up to its question (history and candidates): vLLM reuses that prefix's
+    # KV cache only when it runs to within Gemma 3's 512-token sliding window of the hit
+    shared = rank[: rank.index("Question:")]
+    assert shared.endswith('A: "Aliens (1986)" ("Action, Sci-Fi")\n\n')
+    assert predict.startswith(shared)
+    without = render("predict", candidates=[], categories=["Horror 50%", "Action 0%"], max_interests=3, **HISTORY)
+    assert without == rank[: rank.index("Candidates:")] + predict[len(shared):]  # no candidates: no block
     assert predict[len(shared):] == (
         "Interest categories, with their share of this person's recent behavior: Horror 50%, Action 0%\n"
         "\n"
@@ -104,7 +110,8 @@ def test_context_line_golden_and_absent_context_unchanged():
         "Long-run interest shares: Action 100%\n",
         "Long-run interest shares: Action 100%\n"
         'Context of this prediction: "Monday 08:30 UTC near \\"work\\" (48.2082, 16.3738)"\n')
-    predict = render("predict", categories=["Horror 50%"], max_interests=3, context="Monday 08:30 UTC", **HISTORY)
+    predict = render("predict", candidates=[], categories=["Horror 50%"], max_interests=3, context="Monday 08:30 UTC",
+                     **HISTORY)
     assert predict.startswith(with_ctx[: with_ctx.index("Context of")] + 'Context of this prediction: "Monday 08:30 UTC"\n')
 
 
