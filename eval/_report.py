@@ -124,7 +124,9 @@ def results_markdown(summary: Summary) -> str:
         )
     recall = {n: m["candidate_recall"] for n, m in summary["models"].items() if m.get("candidate_recall")}
     for name, r in recall.items():
-        lines += ["", f"Candidate stage of **{name}**: recall@{r['n']} {_ci(r, 3)} (the LLM ranks only these)."]
+        deeper = ", ".join(f"recall@{m} {_ci(c, 3)}" for m, c in r.get("deeper", {}).items())
+        longer = f"; longer lists from the same retriever: {deeper}" if deeper else ""
+        lines += ["", f"Candidate stage of **{name}**: recall@{r['n']} {_ci(r, 3)} (the LLM ranks only these){longer}."]
     sig = summary.get("significance", [])
     if sig:
         lines += [

@@ -72,13 +72,21 @@ class Latency:
 
 @dataclass(frozen=True, slots=True)
 class CandidateRecall:
-    """Recall@``n`` of a re-ranker's candidate stage (the target among the ``n`` candidates it was shown)."""
+    """Recall@``n`` of a re-ranker's candidate stage (the target among the ``n`` candidates it was shown).
+
+    ``deeper`` holds the same stage's recall at larger cut-offs (30, 50): what a longer candidate list would
+    have shown the LLM, read from the retrieval order that follows the candidates in the ranking.
+    """
 
     ci: BootstrapCI
     n: int
+    deeper: dict[int, BootstrapCI] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.ci.to_dict() | {"n": self.n}  # "n" is the candidate count, as in results.md
+        out = self.ci.to_dict() | {"n": self.n}  # "n" is the candidate count, as in results.md
+        if self.deeper:
+            out["deeper"] = {str(n): ci.to_dict() for n, ci in self.deeper.items()}
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,12 +308,24 @@ def _latency(batch_seconds: np.ndarray, n_requests: int, batch_size: int) -> Lat
     return Latency(float(per_user_ms.mean()), float(np.median(per_user_ms)), float(np.quantile(per_user_ms, 0.95)))
 
 
+_DEEPER_RECALL = (30, 50)
+
+
 def _candidate_recall(rankings: list[Ranking], targets: list[str], ci: Any) -> CandidateRecall | None:
     """A re-ranker can only rank what its candidate stage showed it: recall@N of that stage."""
     if not rankings or not all("candidates" in r.info for r in rankings):
         return None
     hits = np.array([float(t in r.info["candidates"]) for r, t in zip(rankings, targets, strict=True)])
-    return CandidateRecall(ci(hits), max(len(r.info["candidates"]) for r in rankings))
+    n = max(len(r.info["candidates"]) for r in rankings)
+    # beyond its candidates a re-ranker's ranking is its retriever's order, so the stage's recall at a larger
+    # cut-off is the target among the candidates or the next items of the ranking (issue #9: N = 20, 30, 50)
+    shortest = min(len(r.item_ids) for r in rankings)
+    deeper = {
+        m: ci(np.array([float(t in r.info["candidates"] or t in r.item_ids[:m])
+                        for r, t in zip(rankings, targets, strict=True)]))
+        for m in _DEEPER_RECALL if n < m <= shortest
+    }
+    return CandidateRecall(ci(hits), n, deeper)
 
 
 def _sampled(
