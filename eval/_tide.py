@@ -65,7 +65,12 @@ def catalog_from_dataset(dataset: Dataset, embedder: Any, popularity: dict[str, 
 
 
 class MemorySync:
-    """Keeps the store equal to each request's history (adds what is missing; refuses to go back)."""
+    """Keeps the store equal to each request's history (adds what is missing; refuses to go back).
+
+    A dataset's behavior texts repeat across users (ML-100k: one per movie and rating, about 8k texts for
+    100k ratings), so each distinct text is embedded once per sync, not once per batch: the vectors are kept
+    (``embedded`` counts the texts embedded) and handed to the store precomputed.
+    """
 
     def __init__(self, store: MemoryStore, dataset: Dataset, progress: bool = True):
         self.store = store
@@ -73,6 +78,8 @@ class MemorySync:
         self.progress = progress
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._vectors: dict[str, np.ndarray] = {}
+        self.embedded = 0
         self.seconds = 0.0
 
     def sync(self, requests: Sequence[RankRequest]) -> None:
@@ -96,8 +103,16 @@ class MemorySync:
                 batch.extend(dataset_behaviors(self.dataset, r.user_id)[held: len(r.history)])
                 self._held[r.user_id] = len(r.history)
             if batch:
-                self.store.add(batch)
+                self.store.add(batch, embeddings=self._embeddings([b.text for b in batch]))
         self.seconds += time.perf_counter() - t0
+
+    def _embeddings(self, texts: list[str]) -> np.ndarray:
+        new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if new:
+            vectors = np.asarray(self.store.embedder.embed(new), dtype=np.float32)
+            self._vectors.update(zip(new, vectors, strict=True))
+            self.embedded += len(new)
+        return np.stack([self._vectors[t] for t in texts])
 
 
 def _now(r: RankRequest) -> datetime:

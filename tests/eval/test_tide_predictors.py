@@ -179,3 +179,40 @@ def test_agent_reports_its_candidate_stage_recall(parts, tmp_path):
         assert int(m) > rec["n"] and deeper["mean"] == pytest.approx(sum(held) / len(held))
         assert deeper["mean"] >= rec["mean"]
         assert f"recall@{m}" in (tmp_path / "o" / "results.md").read_text()
+
+
+def test_memory_sync_embeds_each_distinct_text_once_and_stores_what_the_embedder_says(synth, embedder, tmp_path):
+    from eval._tide import dataset_behaviors
+    from memory import MemoryStore
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.texts = inner, []
+            self.dim, self.name = inner.dim, inner.name
+
+        def embed(self, texts):
+            self.texts.extend(texts)
+            return self.inner.embed(texts)
+
+    ds, split = synth
+    counting = Counting(embedder)
+    synced = MemoryStore.open(tmp_path / "sync", embedder=counting)
+    plain = MemoryStore.open(tmp_path / "plain", embedder=embedder)
+    try:
+        sync = MemorySync(synced, ds, progress=False)
+        users = split.test_users
+        for start in range(0, len(users), 3):  # several batches: texts repeat across them
+            sync.sync([split.request(u, "val") for u in users[start: start + 3]])
+        sync.sync([split.request(u, "test") for u in users])
+        texts = [b.text for u in users for b in dataset_behaviors(ds, u)[: len(split.request(u, "test").history)]]
+        assert len(counting.texts) == len(set(counting.texts)) == len(set(texts)) == sync.embedded
+        assert len(set(texts)) < len(texts)  # the synthetic data repeats texts, so the cache was used
+        for u in users:
+            plain.add(dataset_behaviors(ds, u)[: len(split.request(u, "test").history)])
+        for u in users[:4]:
+            a, b = synced.retrieve(u, "a film", k=5, now=None), plain.retrieve(u, "a film", k=5, now=None)
+            assert [r.behavior.text for r in a] == [r.behavior.text for r in b]
+            assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=1e-5)
+    finally:
+        synced.close()
+        plain.close()
