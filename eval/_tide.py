@@ -89,9 +89,10 @@ class MemorySync:
 
         t0 = time.perf_counter()
         batch: list[Behavior] = []
+        pending: dict[str, int] = {}  # recorded as held only once the store has them
         with self._lock:
             for r in requests:
-                held = self._held.get(r.user_id, 0)
+                held = pending.get(r.user_id, self._held.get(r.user_id, 0))
                 if len(r.history) < held:
                     raise EvalError(f"memory of {r.user_id} holds {held} behaviors but the request's history has "
                                     f"{len(r.history)}: answering would leak the future")
@@ -101,15 +102,20 @@ class MemorySync:
                 if [e.item_id for e in events[: len(r.history)]] != list(r.history):
                     raise EvalError(f"request history of {r.user_id} is not a prefix of the dataset's sequence")
                 batch.extend(dataset_behaviors(self.dataset, r.user_id)[held: len(r.history)])
-                self._held[r.user_id] = len(r.history)
+                pending[r.user_id] = len(r.history)
             if batch:
                 self.store.add(batch, embeddings=self._embeddings([b.text for b in batch]))
+            self._held.update(pending)
         self.seconds += time.perf_counter() - t0
 
     def _embeddings(self, texts: list[str]) -> np.ndarray:
         new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if new:
-            vectors = np.asarray(self.store.embedder.embed(new), dtype=np.float32)
+            embedder = self.store.embedder
+            try:
+                vectors = np.asarray(embedder.embed(new), dtype=np.float32)
+            except Exception as exc:  # as the store says it: nothing was added, name the embedder
+                raise EvalError(f"embedder {embedder.name!r} failed: {exc}") from exc
             self._vectors.update(zip(new, vectors, strict=True))
             self.embedded += len(new)
         return np.stack([self._vectors[t] for t in texts])

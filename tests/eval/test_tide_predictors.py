@@ -216,3 +216,25 @@ def test_memory_sync_embeds_each_distinct_text_once_and_stores_what_the_embedder
     finally:
         synced.close()
         plain.close()
+
+
+def test_memory_sync_names_a_failing_embedder_and_adds_nothing(synth, embedder, tmp_path):
+    from memory import MemoryStore
+
+    class Broken:
+        dim, name = embedder.dim, embedder.name
+
+        def embed(self, texts):
+            raise RuntimeError("out of memory")
+
+    ds, split = synth
+    store = MemoryStore.open(tmp_path / "m", embedder=Broken())
+    try:
+        user = split.test_users[0]
+        sync = MemorySync(store, ds, progress=False)
+        for _ in range(2):  # not recorded as held: the retry tries again instead of skipping the user
+            with pytest.raises(EvalError, match="embedder .* failed: out of memory"):
+                sync.sync([split.request(user, "val")])
+        assert store.count(user) == 0
+    finally:
+        store.close()
