@@ -9,7 +9,7 @@ setup:
 
 # the main job: MovieLens-100k into memory, five models evaluated, one user's prediction and summary
 main: setup
-	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm,sasrec,memory,agent --split loo --users $(USERS) --seed $(SEED) --out runs/main --show-user auto
+	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm+text,sasrec,memory,agent --split loo --users $(USERS) --seed $(SEED) --out runs/main --show-user auto
 
 test: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q

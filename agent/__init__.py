@@ -13,7 +13,7 @@ from ._engine import (
     render_base_prompt,
     render_messages,
 )
-from ._engines import make_engine
+from ._engines import BackgroundEngine, make_engine
 from ._errors import (
     AgentError,
     EngineError,
@@ -105,6 +105,7 @@ __all__ += [
     "CHOICE_LABELS",
     "SIGNALS",
     "AgentConfig",
+    "BackgroundEngine",
     "CandidateSource",
     "Catalog",
     "CatalogItem",

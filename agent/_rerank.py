@@ -12,9 +12,11 @@ by default:
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -135,8 +137,12 @@ class Reranker:
         self.calibrate = calibrate
         self.orders = orders
         self.priors = {} if priors is None else priors
-        #: a tuned model (``tide model tune``) is asked in the prompt format it was trained on
-        self.tuned = tuned_info(engine.model_name) if engine is not None else None
+
+    @functools.cached_property
+    def tuned(self) -> dict[str, Any] | None:
+        """A tuned model's (``tide model tune``) manifest facts: it is asked in the prompt format it was
+        trained on. Read at first use, so building an agent does not wait for an engine still starting."""
+        return tuned_info(self.engine.model_name) if self.engine is not None else None
 
     def prompt(self, s: ScoredUser, order: Sequence[int] | None = None) -> str:
         """The choice prompt of ``s`` with its candidates in ``order`` (indices into ``s.candidates``)."""

@@ -17,11 +17,12 @@ __all__ = ["RETRIEVER_PREFERENCE", "SEQUENTIAL_MODELS", "build_sequential", "pic
 
 SEQUENTIAL_MODELS = ("lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm")
 #: when several sequential models run, the agent's candidate stage uses the first of these present.
-#: Order: validation recall@20 over all 943 ML-100k users, mean of 3 seeds (docs/results/seq-models.md):
-#: sasrec+text 0.3568 (2 seeds), sasrec+llm 0.3521, sasrec 0.3517, lstm+text 0.3415 (1 seed), lstm 0.3157.
-#: Differences under the standard error (~0.015 at 943 users) are ties, broken toward the model that needs
-#: no item-vector pass: sasrec first. lstm+llm has no validation recall yet and comes last.
-RETRIEVER_PREFERENCE = ("sasrec", "sasrec+text", "sasrec+llm", "lstm+text", "lstm", "lstm+llm")
+#: Order: validation recall@20 over all 943 ML-100k users, mean of 3 seeds (docs/results/seq-models.md,
+#: 2026-12-01, the LSTM at its validation-chosen lr 5e-3): lstm+text 0.3789, lstm+llm 0.3570, lstm 0.3563,
+#: sasrec+text 0.3556, sasrec+llm 0.3521, sasrec 0.3517. lstm+text leads by 0.022; the rest differ by less
+#: than the standard error (~0.015 at 943 users), ties broken toward the models that need no item-vector
+#: pass (lstm, sasrec), then the sentence-transformer vectors (cheap) before the LLM's.
+RETRIEVER_PREFERENCE = ("lstm+text", "lstm", "sasrec", "sasrec+text", "lstm+llm", "sasrec+llm")
 
 _FEATURES: dict[tuple[str, str, int], ItemFeatures] = {}
 

@@ -140,7 +140,7 @@ def doctor(
 def eval_cmd(
     dataset: str = typer.Option("ml-100k", help="ml-100k (from the recbole wheel), a GroupLens ml-100k folder, or "
                                 "synthetic-habits (500 synthetic users with time/place habits, seeded by --seed)"),
-    models: str = typer.Option("pop,lstm,sasrec,memory,agent", callback=check_models,
+    models: str = typer.Option("pop,lstm+text,sasrec,memory,agent", callback=check_models,
                                help="comma-separated: pop, lstm, lstm+text, lstm+llm, sasrec, sasrec+text, "
                                     "sasrec+llm, memory, memory+context, agent (eval.MODELS; the README says "
                                     "what each is)"),

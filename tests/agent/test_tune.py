@@ -12,8 +12,8 @@ from agent import (
     CatalogItem,
     TuneConfig,
     TuneDataConfig,
-    VLLMEngine,
     build_examples,
+    make_engine,
     tune_model,
     tuned_info,
 )
@@ -74,13 +74,16 @@ def test_tiny_tuning_run_end_to_end_through_vllm(tmp_path, model_path):
     assert json.loads((folder / "manifest.json").read_text())["created"] == created
 
     prompts = [e.prompt for e in ex[:3]]
-    tuned = VLLMEngine.from_model(folder, dtype="float32")
+    # started in the background (as the main job starts it) while transformers computes the reference
+    tuned = make_engine(model=str(folder), dtype="float32", background=True)
     try:
+        reference = _letter_probs(folder, prompts, 4)
         served = np.asarray([s.probs for s in tuned.score_choices(prompts, LETTERS[:4])])
+        assert tuned.started and tuned.start_seconds is not None and tuned.model_name == str(folder)
     finally:
         tuned.close()
     # vLLM serves what was trained: its letter probabilities equal transformers' on the merged weights
-    np.testing.assert_allclose(served, _letter_probs(folder, prompts, 4), atol=2e-3)
+    np.testing.assert_allclose(served, reference, atol=2e-3)
     # and the tuning changed the model
     assert np.abs(served - _letter_probs(model_path, prompts, 4)).max() > 1e-2
     info = tuned_info(folder)

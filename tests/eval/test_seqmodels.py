@@ -30,10 +30,10 @@ def test_build_by_name(sequential_synthetic) -> None:
 
 def test_pick_retriever() -> None:
     models = {"lstm": "L", "sasrec": "S"}
-    assert pick_retriever(models, "auto") == "S"
-    assert pick_retriever({"lstm": "L", "lstm+text": "T"}, "auto") == "T"  # higher validation recall@20
+    assert pick_retriever(models, "auto") == "L"
+    assert pick_retriever({"sasrec": "S", "lstm+text": "T"}, "auto") == "T"  # higher validation recall@20
     assert pick_retriever({"sasrec+llm": "SL", "sasrec": "S"}, "auto") == "S"  # a tie goes to the cheaper one
-    assert pick_retriever(models, "lstm") == "L"
+    assert pick_retriever(models, "sasrec") == "S"
     assert pick_retriever(models, None) is None and pick_retriever(models, "none") is None
     assert pick_retriever({}, "auto") is None
     with pytest.raises(EvalError, match="not among"):
