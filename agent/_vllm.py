@@ -86,6 +86,26 @@ def _configure_cpu_env(config: VLLMEngineConfig) -> None:
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(c) for c in cores)
 
 
+def import_vllm() -> Any:
+    """Import vLLM (``vllm.LLM``; ~20 s on 2 cores the first time, nothing after).
+
+    :func:`agent.make_engine` calls it in the caller's thread before starting an engine in the background:
+    vLLM pulls in ``torch._dynamo`` and ``torch._inductor``, which import each other, and two threads
+    importing them at once can meet a partly initialised module (seen: ``ImportError: cannot import name
+    'IndentedBuffer'`` when a model fit's ``torch.optim`` imported ``torch._dynamo`` during the start).
+
+    Raises:
+        EngineUnavailableError: vLLM cannot be imported.
+    """
+    try:
+        from vllm import LLM
+    except Exception as exc:  # ImportError, or a broken CUDA-only torchvision on CPU
+        raise EngineUnavailableError(
+            f"vLLM cannot be imported ({type(exc).__name__}: {exc}); run scripts/setup.sh"
+        ) from exc
+    return LLM
+
+
 class VLLMEngine:
     """Serve :class:`GenerationRequest` batches with an in-process ``vllm.LLM``.
 
@@ -121,12 +141,7 @@ class VLLMEngine:
         on_gpu = _cuda_available()
         if not on_gpu:
             _configure_cpu_env(config)
-        try:
-            from vllm import LLM
-        except Exception as exc:  # ImportError, or a broken CUDA-only torchvision on CPU
-            raise EngineUnavailableError(
-                f"vLLM cannot be imported ({type(exc).__name__}: {exc}); run scripts/setup.sh"
-            ) from exc
+        LLM = import_vllm()  # noqa: N806 -- the class, as vLLM names it
         kwargs: dict[str, Any] = dict(
             model=config.model,
             dtype=config.dtype or default_dtype(),

@@ -98,3 +98,24 @@ def test_make_engine_background_wraps_the_same_start(monkeypatch):
     assert isinstance(engine, BackgroundEngine) and engine.model_name == "scripted"
     assert seen == {"url": "http://x:1/v1", "background": False, "seed": 3}
     engine.close()
+
+
+def test_the_embedded_engine_is_imported_in_the_callers_thread_before_the_start(monkeypatch):
+    # vLLM's imports (torch._dynamo / torch._inductor import each other) must not run beside a fit's imports
+    import agent._engines as engines
+    import agent._vllm as vllm_module
+
+    events = []
+    monkeypatch.setattr(vllm_module, "import_vllm", lambda: events.append(("import", threading.get_ident())))
+    real = engines.make_engine
+
+    def fake_make(url=None, *, background=False, **options):
+        events.append(("start", threading.get_ident()))
+        return ScriptedEngine([])
+
+    monkeypatch.setattr(engines, "make_engine", fake_make)
+    engine = real(background=True, seed=0)
+    engine.ready()
+    assert [e for e, _ in events] == ["import", "start"]
+    assert events[0][1] == threading.get_ident() != events[1][1]
+    engine.close()
