@@ -240,14 +240,14 @@ def _predictors(
     stages["memory+catalog"] = time.perf_counter() - t
     engine = None
     if "agent" in cfg.models:
-        # vLLM starts in a background thread while the runner fits the baselines and fills memory; the
-        # agent's first LLM call waits for it (how long it took, and how much of it was waited for: below)
+        # one engine for the whole job: vLLM's engine core runs in this process (no child processes that
+        # import torch and vLLM again; bench/inprocess.py). Starting it in a background thread while the
+        # baselines fit bought 3 % here (bench/overlap.py: two busy processes on two cores slow the fits).
         t = time.perf_counter()
-        engine = make_engine(cfg.engine_url, seed=cfg.seed, background=True,
+        engine = make_engine(cfg.engine_url, seed=cfg.seed, in_process=True,
                              **({"model": str(llm_model)} if llm_model else {}))
-        resources.callback(_record_engine_start, engine, stages)
         resources.callback(engine.close)
-        stages["engine start (call)"] = time.perf_counter() - t
+        stages["engine start"] = time.perf_counter() - t
     agent = InterestAgent(store, catalog, engine, AgentConfig(),
                           sequential=LSTMSource(retriever) if retriever is not None else None)
     sync = MemorySync(store, ds)
@@ -259,12 +259,6 @@ def _predictors(
     if "agent" in cfg.models:  # re-ranks the memory model's fitted and tuned candidate stage when it runs
         predictors.append(AgentPredictor(agent, sync, candidates=memory))
     return predictors, agent, sync
-
-
-def _record_engine_start(engine: Any, stages: dict[str, float]) -> None:
-    """Stage times of a background engine: its start, in parallel with the fits (not additive)."""
-    if getattr(engine, "start_seconds", None) is not None:
-        stages["engine start (background, overlaps fits)"] = engine.start_seconds
 
 
 def has_query_context(ds: Dataset) -> bool:

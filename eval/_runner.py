@@ -308,7 +308,7 @@ def _latency(batch_seconds: np.ndarray, n_requests: int, batch_size: int) -> Lat
     return Latency(float(per_user_ms.mean()), float(np.median(per_user_ms)), float(np.quantile(per_user_ms, 0.95)))
 
 
-_DEEPER_RECALL = (30, 50)
+_DEEPER_RECALL = (20, 30, 50)
 
 
 def _candidate_recall(rankings: list[Ranking], targets: list[str], ci: Any) -> CandidateRecall | None:

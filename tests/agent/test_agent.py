@@ -16,6 +16,8 @@ from agent import (
 
 
 def _agent(world, catalog, engine, **cfg):
+    # ann's five behaviors all shown as recent ones, numbered [1]..[5] as the tests below read them
+    cfg = {"n_recent": 6, "n_long": 4, **cfg}
     return InterestAgent.from_defaults(world, catalog, engine=engine, config=AgentConfig(**cfg))
 
 

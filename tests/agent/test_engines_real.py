@@ -69,3 +69,43 @@ def test_multi_token_label_is_rejected(engine):
 
     with pytest.raises(EngineError, match="one token"):
         engine.score_choices(["x"], ["A", "Supercalifragilistic"])
+
+
+IN_PROCESS_CHILD = """
+import json, multiprocessing, os, sys
+from agent import GenerationRequest, VLLMEngine
+if __name__ == "__main__":
+    eng = VLLMEngine.from_model(sys.argv[1], dtype="float32", in_process=True)
+    [out] = eng.generate([GenerationRequest(prompt=sys.argv[2], max_tokens=12)])
+    [scores] = eng.score_choices([sys.argv[3]], ["A", "B", "C"])
+    print("RESULT " + json.dumps({"text": out.text, "probs": scores.probs,
+                                  "children": len(multiprocessing.active_children()),
+                                  "env": os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")}))
+    eng.close()
+"""
+
+
+def test_in_process_engine_answers_as_the_default_one_without_child_processes(engine, model_path, tmp_path):
+    # in its own process: an in-process engine binds that process's threads and keeps its memory
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "child.py"
+    script.write_text(IN_PROCESS_CHILD)
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    env["PYTHONPATH"] = str(root)
+    res = subprocess.run([sys.executable, str(script), str(model_path), VERIFY_PROMPT, CHOICE_PROMPT],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=root)
+    lines = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
+    assert res.returncode == 0 and lines, res.stderr[-3000:]
+    got = json.loads(lines[0][len("RESULT "):])
+    assert got["children"] == 0  # no engine-core or worker process
+    assert got["env"] is None  # the setting does not leak to later engines of the process
+    [out] = engine.generate([GenerationRequest(prompt=VERIFY_PROMPT, max_tokens=12)])
+    assert got["text"] == out.text
+    [scores] = engine.score_choices([CHOICE_PROMPT], ["A", "B", "C"])
+    assert got["probs"] == pytest.approx(scores.probs, abs=1e-3)

@@ -65,7 +65,8 @@ def drifted(tmp_path, embedder):
 
 
 def _agent(store, catalog, engine):
-    return InterestAgent.from_defaults(store, catalog, engine=engine, config=AgentConfig())
+    # 10 behaviors in the prompt, so that user 22's Comedy past is among them (the scenario's shape)
+    return InterestAgent.from_defaults(store, catalog, engine=engine, config=AgentConfig(n_recent=6, n_long=4))
 
 
 def _ranks(top, fading=()):
