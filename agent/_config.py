@@ -18,12 +18,13 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: behaviors shown in prompts: 4 recent + 2 long-range with 15 candidates, picked on validation by the
-    #: fused ranking (scripts/prompt_budget.py, docs/results/prompt-budget.json): 636 prompt tokens instead
-    #: of 855 for 6 + 4 with 20, 41 % less LLM time, fused NDCG@10 +0.004 (n.s.) on 51 validation users;
-    #: before that 6 + 4 had replaced 8 + 6 (scripts/prompt_check.py)
-    n_recent: int = Field(default=4, ge=1, le=50)
-    n_long: int = Field(default=2, ge=0, le=50)
+    #: behaviors shown in prompts: 6 recent + 4 long-range with 15 candidates, chosen on validation
+    #: (scripts/prompt_budget.py): fused NDCG@10 +0.005 (n.s., 51 users; docs/results/prompt-budget.json) and
+    #: interest F1 0.362 vs 0.326 (p 0.03, 64 users; prompt-budget-interests.json) against 6 + 4 with 20, at
+    #: 752 instead of 855 prompt tokens; 4 + 2 with 15 (636 tokens) ranked as well but wrote worse interests
+    #: (0.290) for the same LLM time
+    n_recent: int = Field(default=6, ge=1, le=50)
+    n_long: int = Field(default=4, ge=0, le=50)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     #: weight of the LLM's choice probability against the retrieval score among the candidates
     fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)

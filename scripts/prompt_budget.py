@@ -13,6 +13,11 @@ them (``InterestAgent.fuse``), and the target's rank in the fused list is scored
 Reported per configuration: prompt tokens, LLM seconds, fused and LLM-alone metrics, paired tests against
 the first configuration (the current default).
 
+With ``--interests N`` (run after the rule above had chosen, because the main job then showed that
+interests depend on the history length): each configuration also writes the constrained interests of the
+first N sampled validation users (all of them, whatever their candidates), scored by interest F1 against
+the validation item's genres, paired against the first configuration.
+
 Rule, stated before the run: the configuration with the fewest prompt tokens is kept unless its fused
 NDCG@10 is significantly below the first configuration's (paired bootstrap p < 0.05) or more than 0.005
 below it in mean; otherwise the next cheapest, and so on.
@@ -35,7 +40,16 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from agent import AgentConfig, InterestAgent, TransitionIndex, VLLMEngine  # noqa: E402
-from eval import leave_one_out, load_ml100k, sample_users, to_datetime, tune_validation  # noqa: E402
+from eval import (  # noqa: E402
+    bootstrap_ci,
+    interest_prf,
+    leave_one_out,
+    load_ml100k,
+    paired_test,
+    sample_users,
+    to_datetime,
+    tune_validation,
+)
 from eval._tide import MemorySync, catalog_from_dataset  # noqa: E402  (scripts may use the harness's parts)
 from memory import MemoryStore, SentenceTransformerEmbedder  # noqa: E402
 
@@ -73,6 +87,7 @@ def main() -> None:
     p.add_argument("--weight", type=float, default=0.5)
     p.add_argument("--configs", default=json.dumps(DEFAULT_CONFIGS))
     p.add_argument("--out", default="docs/results/prompt-budget.json")
+    p.add_argument("--interests", type=int, default=0, help="also score the interests of this many users")
     args = p.parse_args()
     configs = json.loads(args.configs)
 
@@ -104,6 +119,10 @@ def main() -> None:
         ranked = [x.item_id for x in agent.fuse(s, probs, MAX_CANDIDATES, weight=weight)]
         return ranked.index(target) + 1  # the target is in the top 20 of the retrieval, hence of any fusion
 
+    if args.interests:
+        interest_report(args, base, configs, users[:args.interests], nows, kw, split, ds)
+        engine.close()
+        return
     rankers: dict[str, np.ndarray] = {}
     info: dict[str, dict] = {}
     for cfg in configs:
@@ -139,6 +158,35 @@ def main() -> None:
     print(json.dumps([x for x in report["paired"] if x["metric"] == "ndcg@10"], indent=1))
     print("chosen:", chosen, info[chosen])
     engine.close()
+
+
+def interest_report(args, base, configs, users, nows, kw, split, ds) -> None:
+    """Interest F1 per configuration on ``users``' validation items (see the module docstring)."""
+    f1: dict[str, np.ndarray] = {}
+    info: dict[str, dict] = {}
+    n = len(users)
+    for cfg in configs:
+        name = config_name(cfg)
+        agent = base.with_config(**cfg)
+        scored = agent.score_candidates(users, nows[:n], **{k: v[:n] for k, v in kw.items()})
+        t0 = time.perf_counter()
+        agent.choice_probs(scored)  # as the agent does: the interest prompt reuses the choice prompt's prefix
+        out = agent.llm_interests(scored)
+        seconds = time.perf_counter() - t0
+        vals = []
+        for u, o in zip(users, out, strict=True):
+            labels = list(dict.fromkeys(x.label for x in o.value.interests)) if hasattr(o, "value") else []
+            vals.append(interest_prf(labels, ds.items[split.val[u].item_id].genres)[2])
+        f1[name] = np.asarray(vals)
+        info[name] = {"config": cfg, "seconds": seconds, "valid": sum(hasattr(o, "value") for o in out) / n,
+                      "f1": bootstrap_ci(f1[name]).to_dict()}
+        print(f"{name}: interest F1 {f1[name].mean():.3f}, {seconds:.0f} s", file=sys.stderr, flush=True)
+    ref = config_name(configs[0])
+    paired = [{"model": k, "baseline": ref, **paired_test(v, f1[ref]).to_dict()} for k, v in f1.items() if k != ref]
+    report = {"users": n, "configs": info, "paired": paired, "command": " ".join(sys.argv)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
