@@ -209,3 +209,43 @@ class Report:
 
     def row(self, section: str, metric: str, value: str) -> None:
         self.rows.append((section, metric, value))
+
+
+# ------------------------------------------------------------------------------------------------------
+# variants in fresh processes (benches whose variants differ in process-wide state: env, preloads, threads)
+# ------------------------------------------------------------------------------------------------------
+def run_variant(module: str, args: Sequence[str], variant: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``python -m module *args`` and return the JSON line it prints starting with ``{"variant"``.
+
+    Raises:
+        SystemExit: The child failed or printed no result (its output's tail is in the message).
+    """
+    import json
+    import subprocess
+
+    res = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env)
+    line = [x for x in res.stdout.splitlines() if x.startswith('{"variant"')]
+    if res.returncode or not line:
+        raise SystemExit(f"{variant} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
+    print(line[0], flush=True)
+    return json.loads(line[0])
+
+
+def mean_by_variant(rows: Sequence[dict[str, Any]], variants: Sequence[str], keys: Sequence[str],
+                    digits: int = 2) -> dict[str, dict[str, float]]:
+    """Each variant's mean of ``keys`` over its rows."""
+    out = {}
+    for v in variants:
+        mine = [x for x in rows if x["variant"] == v]
+        out[v] = {k: round(sum(x[k] for x in mine) / len(mine), digits) for k in keys}
+    return out
+
+
+def write_result(path: str | Path, rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """``{"command", "rows", "summary"}`` as JSON at ``path``; the summary printed."""
+    import json
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": list(rows), "summary": summary}, indent=2))
+    print(json.dumps(summary, indent=2))

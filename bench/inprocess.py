@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from bench.openmp import LETTERS, _prompts
+from bench._harness import mean_by_variant, run_variant, write_result
+from bench.openmp import _prompts, agent_workload
 
 VARIANTS = ("mp", "inproc")
 
@@ -31,20 +29,14 @@ def child(variant: str, n_prompts: int, offset: int) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import multiprocessing
 
-    from agent import GenerationRequest, VLLMEngine, model_dir
+    from agent import VLLMEngine, model_dir
 
     prompts = _prompts(offset + n_prompts)[offset:]  # each run its own prompts: no prefix-cache hits
     t = time.perf_counter()
     engine = VLLMEngine.from_model(model_dir(), in_process=variant == "inproc")
     start = time.perf_counter() - t
     children = len(multiprocessing.active_children())
-    engine.score_choices(_prompts(2), LETTERS)  # warm-up on other prompts
-    t = time.perf_counter()
-    engine.score_choices(prompts, LETTERS)
-    prefill = time.perf_counter() - t
-    t = time.perf_counter()
-    outs = engine.generate([GenerationRequest(prompt=p + " The answer is", max_tokens=48) for p in prompts])
-    decode = time.perf_counter() - t
+    prefill, decode, outs = agent_workload(engine, prompts)
     print(json.dumps({"variant": variant, "start_s": round(start, 1), "prefill_s": round(prefill, 2),
                       "decode_s": round(decode, 2), "prompt_tokens": sum(o.prompt_tokens for o in outs),
                       "completion_tokens": sum(o.completion_tokens for o in outs),
@@ -66,23 +58,12 @@ def main() -> None:
     for r in range(args.rounds):
         for i, variant in enumerate(VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
             offset = (2 * r + i) * args.prompts + 2
-            res = subprocess.run([sys.executable, "-m", "bench.inprocess", "--prompts", str(args.prompts),
-                                  "--child", variant, str(offset)], capture_output=True, text=True)
-            line = [x for x in res.stdout.splitlines() if x.startswith('{"variant"')]
-            if res.returncode or not line:
-                raise SystemExit(f"{variant} round {r} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
-            rows.append(json.loads(line[0]) | {"round": r})
-            print(line[0], flush=True)
-    summary: dict = {}
-    for v in VARIANTS:
-        mine = [x for x in rows if x["variant"] == v]
-        summary[v] = {k: round(sum(x[k] for x in mine) / len(mine), 2) for k in ("start_s", "prefill_s", "decode_s")}
+            rows.append(run_variant("bench.inprocess", ["--prompts", str(args.prompts), "--child", variant,
+                                                        str(offset)], f"{variant} round {r}") | {"round": r})
+    summary: dict = mean_by_variant(rows, VARIANTS, ("start_s", "prefill_s", "decode_s"))
     summary["inproc_over_mp"] = {k: round(summary["inproc"][k] / summary["mp"][k], 3)
                                  for k in ("start_s", "prefill_s", "decode_s")}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows, "summary": summary}, indent=2))
-    print(json.dumps(summary, indent=2))
+    write_result(args.out, rows, summary)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench._harness import mean_by_variant, run_variant, write_result
 
 LETTERS = [chr(65 + i) for i in range(20)]
 
@@ -38,21 +39,29 @@ def _prompts(n: int) -> list[str]:
     return out
 
 
-def child(variant: str, n_prompts: int, offset: int) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from agent import GenerationRequest, VLLMEngine, model_dir
+def agent_workload(engine, prompts: list[str]) -> tuple[float, float, list]:
+    """Seconds of choice scoring over ``prompts`` (prefill; after a warm-up on other prompts) and of a
+    48-token greedy generation from each (decode), and the generations."""
+    from agent import GenerationRequest
 
-    prompts = _prompts(offset + n_prompts)[offset:]  # each round its own prompts: no prefix-cache hits
-    t = time.perf_counter()
-    engine = VLLMEngine.from_model(model_dir())
-    start = time.perf_counter() - t
     engine.score_choices(_prompts(2), LETTERS)  # warm-up on other prompts
     t = time.perf_counter()
     engine.score_choices(prompts, LETTERS)
     prefill = time.perf_counter() - t
     t = time.perf_counter()
     outs = engine.generate([GenerationRequest(prompt=p + " The answer is", max_tokens=48) for p in prompts])
-    decode = time.perf_counter() - t
+    return prefill, time.perf_counter() - t, outs
+
+
+def child(variant: str, n_prompts: int, offset: int) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from agent import VLLMEngine, model_dir
+
+    prompts = _prompts(offset + n_prompts)[offset:]  # each round its own prompts: no prefix-cache hits
+    t = time.perf_counter()
+    engine = VLLMEngine.from_model(model_dir())
+    start = time.perf_counter() - t
+    prefill, decode, outs = agent_workload(engine, prompts)
     n_tokens = sum(o.prompt_tokens for o in outs)
     print(json.dumps({"variant": variant, "start_s": round(start, 1), "prefill_s": round(prefill, 2),
                       "prompt_tokens": n_tokens, "prefill_tok_s": round(n_tokens / prefill, 1),
@@ -81,22 +90,11 @@ def main() -> None:
             if variant == "iomp":
                 env["LD_PRELOAD"] = str(iomp)
             offset = (2 * r + (variant == "iomp")) * args.prompts + 2
-            res = subprocess.run([sys.executable, "-m", "bench.openmp", "--prompts", str(args.prompts),
-                                  "--child", variant, str(offset)], env=env, capture_output=True, text=True)
-            line = [x for x in res.stdout.splitlines() if x.startswith('{"variant"')]
-            if res.returncode or not line:
-                raise SystemExit(f"{variant} round {r} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
-            rows.append(json.loads(line[0]) | {"round": r})
-            print(line[0], flush=True)
-    summary = {}
-    for v in ("gomp", "iomp"):
-        mine = [x for x in rows if x["variant"] == v]
-        summary[v] = {k: round(sum(x[k] for x in mine) / len(mine), 2) for k in ("start_s", "prefill_s", "decode_s", "prefill_tok_s")}
+            rows.append(run_variant("bench.openmp", ["--prompts", str(args.prompts), "--child", variant,
+                                                     str(offset)], f"{variant} round {r}", env) | {"round": r})
+    summary: dict = mean_by_variant(rows, ("gomp", "iomp"), ("start_s", "prefill_s", "decode_s", "prefill_tok_s"))
     summary["iomp_over_gomp"] = {k: round(summary["iomp"][k] / summary["gomp"][k], 3) for k in ("prefill_s", "decode_s")}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
-    print(json.dumps(summary, indent=2))
+    write_result(args.out, rows, summary)
 
 
 if __name__ == "__main__":

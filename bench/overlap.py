@@ -1,4 +1,4 @@
-"""Engine start overlapped with model fitting (the main job's ``make_engine(background=True)``) vs one after
+"""Engine start overlapped with model fitting (``make_engine(background=True)``) vs one after
 the other, on this machine's cores.
 
 The main job starts the embedded vLLM (~90 s on 2 cores) and fits the sequential baselines (~5 minutes)
@@ -22,10 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from bench._harness import mean_by_variant, run_variant, write_result
 
 VARIANTS = ("sequential", "background", "background-1thread")
 
@@ -80,24 +79,12 @@ def main() -> None:
     rows = []
     for r in range(args.rounds):
         for variant in variants if r % 2 == 0 else variants[::-1]:
-            res = subprocess.run([sys.executable, "-m", "bench.overlap", "--epochs", str(args.epochs),
-                                  "--child", variant], capture_output=True, text=True)
-            line = [x for x in res.stdout.splitlines() if x.startswith('{"variant"')]
-            if res.returncode or not line:
-                raise SystemExit(f"{variant} round {r} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
-            rows.append(json.loads(line[0]) | {"round": r})
-            print(line[0], flush=True)
-    summary: dict = {}
-    for v in variants:
-        mine = [x for x in rows if x["variant"] == v]
-        summary[v] = {k: round(sum(x[k] for x in mine) / len(mine), 1)
-                      for k in ("total_s", "engine_start_s", "fit_s", "first_call_s")}
+            rows.append(run_variant("bench.overlap", ["--epochs", str(args.epochs), "--child", variant],
+                                    f"{variant} round {r}") | {"round": r})
+    summary: dict = mean_by_variant(rows, variants, ("total_s", "engine_start_s", "fit_s", "first_call_s"), 1)
     summary["total_over_sequential"] = {v: round(summary[v]["total_s"] / summary["sequential"]["total_s"], 3)
                                         for v in variants}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows, "summary": summary}, indent=2))
-    print(json.dumps(summary, indent=2))
+    write_result(args.out, rows, summary)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,20 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from _validation import validation_setup  # noqa: E402
 
-from agent import AgentConfig, InterestAgent, TransitionIndex, VLLMEngine  # noqa: E402
+from agent import InterestAgent  # noqa: E402
 from eval import (  # noqa: E402
     bootstrap_ci,
     interest_prf,
-    leave_one_out,
-    load_ml100k,
     paired_test,
-    sample_users,
-    to_datetime,
     tune_validation,
 )
-from eval._tide import MemorySync, catalog_from_dataset  # noqa: E402  (scripts may use the harness's parts)
-from memory import MemoryStore, SentenceTransformerEmbedder  # noqa: E402
 
 DEFAULT_CONFIGS = [
     {"n_recent": 6, "n_long": 4},
@@ -91,22 +85,9 @@ def main() -> None:
     args = p.parse_args()
     configs = json.loads(args.configs)
 
-    ds = load_ml100k()
-    split = leave_one_out(ds)
-    users = [u for u in sample_users(split, args.users, args.seed) if u in split.val]
-    emb = SentenceTransformerEmbedder.from_package()
-    store = MemoryStore.open(Path(tempfile.mkdtemp()) / "memory", embedder=emb)
-    store.reconfigure(short_half_life_days=1 / 144)
-    catalog = catalog_from_dataset(ds, emb)
-    requests = [split.request(u, "val") for u in users]
-    t0 = time.perf_counter()
-    MemorySync(store, ds, progress=False).sync(requests)
-    print(f"memory: {len(users)} users in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    engine = VLLMEngine.from_defaults()
-    base = InterestAgent(store, catalog, engine, AgentConfig(retrieval={"w_co": 1.0, "n_candidates": MAX_CANDIDATES}))
-    base = base.with_sources(transitions=TransitionIndex.fit(split.train, catalog.index))
-    nows = [to_datetime(int(r.now)) for r in requests]
-    kw = {"histories": [list(r.history) for r in requests], "excludes": [list(r.exclude) for r in requests]}
+    v = validation_setup(args.users, args.seed, {"n_candidates": MAX_CANDIDATES})
+    ds, split, users, catalog, engine, base = v.ds, v.split, v.users, v.catalog, v.engine, v.base
+    nows, kw = v.nows, v.kw
     first = base.score_candidates(users, nows, **kw)
     target_ids = [split.val[u].item_id for u in users]
     keep = [i for i, s in enumerate(first) if catalog.index[target_ids[i]] in s.candidates]

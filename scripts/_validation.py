@@ -1,0 +1,40 @@
+"""The set-up the prompt scripts share (scripts/prompt_check.py, scripts/prompt_budget.py): sampled ML-100k
+users with memory filled up to their VALIDATION item, the memory candidate stage (w_co 1, 10-minute short
+half-life: the memory model's validation choice in the main job), and the embedded engine."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from agent import AgentConfig, InterestAgent, TransitionIndex, VLLMEngine
+from eval import leave_one_out, load_ml100k, sample_users, to_datetime
+from eval._tide import MemorySync, catalog_from_dataset  # scripts may use the harness's parts
+from memory import MemoryStore, SentenceTransformerEmbedder
+
+
+def validation_setup(n_users: int, seed: int, retrieval: dict[str, Any] | None = None) -> SimpleNamespace:
+    """``ds, split, users, catalog, engine, base`` (the agent), ``nows`` and ``kw`` (histories, excludes) of
+    the sampled validation requests, in ``users`` order. The caller closes ``engine``."""
+    ds = load_ml100k()
+    split = leave_one_out(ds)
+    users = [u for u in sample_users(split, n_users, seed) if u in split.val]
+    emb = SentenceTransformerEmbedder.from_package()
+    store = MemoryStore.open(Path(tempfile.mkdtemp()) / "memory", embedder=emb)
+    store.reconfigure(short_half_life_days=1 / 144)
+    catalog = catalog_from_dataset(ds, emb)
+    requests = [split.request(u, "val") for u in users]
+    t0 = time.perf_counter()
+    MemorySync(store, ds, progress=False).sync(requests)
+    print(f"memory: {len(users)} users in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    engine = VLLMEngine.from_defaults()
+    base = InterestAgent(store, catalog, engine, AgentConfig(retrieval={"w_co": 1.0, **(retrieval or {})}))
+    base = base.with_sources(transitions=TransitionIndex.fit(split.train, catalog.index))
+    return SimpleNamespace(
+        ds=ds, split=split, users=users, catalog=catalog, engine=engine, base=base,
+        nows=[to_datetime(int(r.now)) for r in requests],
+        kw={"histories": [list(r.history) for r in requests], "excludes": [list(r.exclude) for r in requests]})
