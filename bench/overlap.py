@@ -34,8 +34,7 @@ def child(variant: str, epochs: int) -> None:
     import torch
 
     from agent import make_engine
-    from eval import leave_one_out, load_ml100k
-    from eval._seqmodels import build_sequential  # bench may use the harness's parts
+    from eval import build_sequential, leave_one_out, load_ml100k
 
     ds = load_ml100k()
     split = leave_one_out(ds)
