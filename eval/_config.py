@@ -18,6 +18,11 @@ class EvalConfig(BaseModel):
     seed: int = 0
     k: int = Field(50, ge=20, description="ranking length requested and stored per user")
     tune: bool = True
+    tune_alpha: float = Field(
+        0.05, gt=0.0, le=1.0,
+        description="a predictor's reference setting (``tune_reference``) is left only for one that beats it on "
+                    "validation with paired bootstrap and Wilcoxon p below this",
+    )
     fit: bool = Field(True, description="call predictor.fit; False for predictors that are already fitted")
     batch_size: int = Field(64, ge=1, description="requests per rank() call")
     n_bootstrap: int = Field(1000, ge=10)

@@ -56,6 +56,10 @@ class Tunable(Protocol):
 
     ``tunable`` maps parameter names to the values to try (a grid); ``set_params`` applies one setting
     without refitting (for example a fusion weight or a decay half-life).
+
+    A predictor may also carry ``tune_reference`` (a dict, one point of the grid): the setting the runner
+    keeps unless the best one beats it on the validation targets with paired bootstrap and Wilcoxon
+    p < ``EvalConfig.tune_alpha`` (for a component that must earn its place, such as the agent's LLM weight).
     """
 
     tunable: dict[str, list[Any]]

@@ -157,6 +157,11 @@ def results_markdown(summary: Summary) -> str:
         lines += ["", "## Validation tuning (NDCG@10 on the sampled users' validation targets)", ""]
         for name, t in tuning.items():
             lines.append(f"- **{name}**: best {t['best']} (NDCG@10 {t['best_ndcg@10']:.4f}) of {len(t['results'])} settings")
+            a = t.get("against_reference")
+            if a:
+                lines.append(f"  - reference {t['reference']} kept unless beaten with p < {a['alpha']}: the best grid "
+                             f"point {a['best_grid_point']} vs it {a['mean_diff']:+.4f} "
+                             f"(p bootstrap {a['p_bootstrap']:.3f}, Wilcoxon {a['p_wilcoxon']:.3f}) → {a['kept']} kept")
     stages = summary.get("stage_seconds", {})
     if stages:
         lines += ["", "## Stage timings (s)", "", "| stage | seconds |", "|---|---|"]

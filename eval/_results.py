@@ -52,10 +52,17 @@ class TuningResult:
     best: dict[str, Any]
     best_ndcg_at_10: float
     n_users: int
+    #: the predictor's reference setting and the best grid point's paired test against it on validation
+    #: (``None`` without a reference); ``best`` is the reference unless that test was significant
+    reference: dict[str, Any] | None = None
+    against_reference: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"grid": self.grid, "results": [t.to_dict() for t in self.trials], "best": self.best,
-                "best_ndcg@10": self.best_ndcg_at_10, "n_users": self.n_users}
+        out = {"grid": self.grid, "results": [t.to_dict() for t in self.trials], "best": self.best,
+               "best_ndcg@10": self.best_ndcg_at_10, "n_users": self.n_users}
+        if self.reference is not None:
+            out.update(reference=self.reference, against_reference=self.against_reference)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,10 @@
 Validation tuning: a predictor that satisfies ``Tunable`` (a ``tunable: dict[str, list]`` grid and
 ``set_params(**params)``) is tried on every grid point (the Cartesian product) against the *validation*
 targets of the sampled users; the setting with the best NDCG@10 is kept (ties: the first in grid order)
-and only then are test targets ranked. Test targets never influence a choice.
+and only then are test targets ranked. Test targets never influence a choice. A predictor's
+``tune_reference`` setting (the agent's: no LLM weight) stays unless the best grid point beats it on the same
+validation users with paired bootstrap and Wilcoxon p < ``EvalConfig.tune_alpha``: a flat grid does not
+promote noise.
 """
 
 from __future__ import annotations
@@ -188,20 +191,33 @@ def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig)
     names = list(grid)
     if isinstance(predictor, StageAware):  # lets a predictor skip work that validation metrics don't read
         predictor.set_stage("val", targets=dict(zip(val_users, targets, strict=True)))
+    reference = getattr(predictor, "tune_reference", None)
+    if reference is not None:
+        reference = dict(reference)
+        if set(reference) != set(names) or any(reference[n] not in grid[n] for n in names):
+            raise EvalError(f"{predictor.name}: tune_reference {reference} is not a point of its grid {grid}")
     trials: list[Trial] = []
-    best: Trial | None = None
+    per_user: list[np.ndarray] = []
     for values in itertools.product(*(grid[n] for n in names)):
         params = dict(zip(names, values, strict=True))
         predictor.set_params(**params)
         rankings, _ = _rank_batched(predictor, requests, cfg, f"tune {predictor.name} {params}")
-        score = float(metrics_from_ranks(_ranks(rankings, targets), ["ndcg@10"])["ndcg@10"].mean())
-        trials.append(Trial(params, score))
-        if best is None or score > best.ndcg_at_10:
-            best = trials[-1]
-    assert best is not None
+        ndcg = metrics_from_ranks(_ranks(rankings, targets), ["ndcg@10"])["ndcg@10"]
+        trials.append(Trial(params, float(ndcg.mean())))
+        per_user.append(np.asarray(ndcg, dtype=np.float64))
+    top = max(range(len(trials)), key=lambda i: (trials[i].ndcg_at_10, -i))  # ties: the first in grid order
+    best, against = trials[top], None
+    if reference is not None:
+        ref = next(i for i, t in enumerate(trials) if t.params == reference)
+        test = paired_test(per_user[top], per_user[ref], n_resamples=cfg.n_bootstrap, confidence=cfg.confidence,
+                           seed=cfg.seed)
+        won = top != ref and test.mean_diff > 0 and max(test.p_bootstrap, test.p_wilcoxon) < cfg.tune_alpha
+        against = {"best_grid_point": trials[top].params, **test.to_dict(), "alpha": cfg.tune_alpha,
+                   "kept": "best grid point" if won else "reference"}
+        best = trials[top] if won else trials[ref]
     predictor.set_params(**best.params)
     return TuningResult(grid=grid, trials=trials, best=best.params, best_ndcg_at_10=best.ndcg_at_10,
-                        n_users=len(val_users))
+                        n_users=len(val_users), reference=reference, against_reference=against)
 
 
 # -- rank -------------------------------------------------------------------------------------------------

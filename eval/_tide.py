@@ -245,11 +245,16 @@ class AgentPredictor(MemoryPredictor):
         super().__init__(agent, sync, name)
         self.candidates = candidates
         self.tunable = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0], "calibrate": [False, True]}
+        #: the LLM's choice must earn its weight: without a significant validation win the ranking is the
+        #: candidate stage's own (and test users get no choice prompt: its answer would weigh nothing)
+        self.tune_reference = {"fusion_weight": 0.0, "calibrate": False}
         self._params: dict[str, Any] = {}  # the LLM stage's settings, applied over the candidate stage's agent
         self._cache: dict[tuple[str, int, int, int], tuple[Any, Any]] = {}
         self.llm_seconds = 0.0
         #: validation choice prompts not sent because the target is not among the candidates
         self.skipped_prompts = 0
+        #: test users whose choice prompt was not sent because the fusion weight is 0
+        self.skipped_choice = 0
         self._moot: set[tuple[str, int, int, int]] = set()
         self._stage = "test"
         self._val_targets: dict[str, str] = {}
@@ -292,7 +297,10 @@ class AgentPredictor(MemoryPredictor):
 
         agent = self.current_agent
         scored = self._score(agent, requests)
-        keys = [(r.user_id, int(r.now), len(r.history), agent.config.choice_orders) for r in requests]
+        # the choice is asked on validation (every grid point reads it) and at test when it weighs anything
+        choice = self._stage == "val" or agent.config.fusion_weight > 0
+        keys = [(r.user_id, int(r.now), len(r.history), agent.config.choice_orders if choice else 0)
+                for r in requests]
         index = agent.catalog.index
         moot = {i for i, (r, s) in enumerate(zip(requests, scored, strict=True))
                 if r.user_id in self._val_targets
@@ -304,7 +312,11 @@ class AgentPredictor(MemoryPredictor):
         todo = [i for i, key in enumerate(keys) if key not in self._cache and i not in moot]
         if todo:
             t0 = time.perf_counter()
-            probs = agent.choice_probs([scored[i] for i in todo])
+            if choice:
+                probs = agent.choice_probs([scored[i] for i in todo])
+            else:  # weight 0: the ranking is the candidate stage's whatever the LLM would choose
+                probs = [None] * len(todo)
+                self.skipped_choice += len(todo)
             want = agent.config.interests and self._stage != "val"
             interests = agent.llm_interests([scored[i] for i in todo]) if want else [None] * len(todo)
             self.llm_seconds += time.perf_counter() - t0
@@ -321,6 +333,7 @@ class AgentPredictor(MemoryPredictor):
                 labels = [x.label for x in agent.interests_from_profile(s.context)]
             info = {"interests": labels, "valid": valid,
                     "candidates": [agent.catalog.items[i].item_id for i in s.candidates],
-                    "attempts": getattr(it, "attempts", 0), "cold_start": s.context.cold}
+                    "attempts": getattr(it, "attempts", 0), "cold_start": s.context.cold,
+                    "llm_choice": p is not None}
             out.append(Ranking([x.item_id for x in ranked], [x.score for x in ranked], info))
         return out

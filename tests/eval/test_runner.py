@@ -189,3 +189,47 @@ def test_interest_shares_short_horizon_decays_like_the_memory_profile() -> None:
     action = sum(2.0 ** -k for k in range(4))
     assert minutes.short["Action"][-1] == pytest.approx(action / (action + comedy))
     assert minutes.short["Action"][-1] > 0.9 > minutes.long["Action"][-1]
+
+
+class OneUserKnob(KnobPredictor):
+    """Popularity; with mix=1 it also puts ``boosted`` validation users' targets first: from one user, a better
+    mean on validation which must not displace the reference setting."""
+
+    def __init__(self, reference: dict | None, name: str = "oneuser", boosted: int = 1) -> None:
+        super().__init__(name)
+        self.tune_reference = reference
+        self.boosted = boosted
+        self._targets: dict = {}
+
+    def set_stage(self, stage: str, targets=None) -> None:
+        super().set_stage(stage, targets)
+        self._targets = dict(targets or {})
+
+    def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
+        out = self._pop.rank(requests, k)
+        if self.mix >= 0.5 and self._targets:
+            for j, r in enumerate(requests[: self.boosted]):
+                target = self._targets[r.user_id]
+                out[j] = Ranking([target] + [i for i in out[j].item_ids if i != target][: k - 1], out[j].scores)
+        return out
+
+
+def test_a_tune_reference_stays_unless_beaten_significantly(synth_split, tmp_path) -> None:
+    dataset, split = synth_split
+    slight, strong = OneUserKnob({"mix": 0.0}), OneUserKnob({"mix": 0.0}, "strong", boosted=30)
+    result = run_evaluation(dataset, [slight, strong], split, users=30, seed=4, out_dir=tmp_path,
+                            n_bootstrap=200, progress=False)
+    t = result.summary.models["oneuser"].tuning
+    assert t.trials[1].ndcg_at_10 > t.trials[0].ndcg_at_10  # the grid's best by mean ...
+    assert t.best == {"mix": 0.0} and slight.mix == 0.0  # ... is noise from one user: the reference stays
+    assert t.against_reference["kept"] == "reference" and t.against_reference["best_grid_point"] == {"mix": 1.0}
+    assert t.against_reference["mean_diff"] > 0 and t.against_reference["p_bootstrap"] >= 0.05
+    s = result.summary.models["strong"].tuning
+    assert s.best == {"mix": 1.0} and strong.mix == 1.0 and s.against_reference["kept"] == "best grid point"
+    assert s.against_reference["p_bootstrap"] < 0.05 and s.against_reference["p_wilcoxon"] < 0.05
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["models"]["oneuser"]["tuning"]["reference"] == {"mix": 0.0}
+    assert "reference {'mix': 0.0} kept unless beaten" in (tmp_path / "results.md").read_text()
+    with pytest.raises(EvalError, match="not a point of its grid"):
+        run_evaluation(dataset, [OneUserKnob({"mix": 0.5})], split, users=10, seed=4, out_dir=tmp_path / "bad",
+                       n_bootstrap=50, progress=False)

@@ -107,7 +107,10 @@ def test_agent_tunes_fusion_on_validation_without_generating_interests(parts, tm
     # one LLM pass per (user, stage) despite twelve grid points (+ one content-free prompt per candidate
     # count for calibration); interests only for the test stage
     # (validation users whose target is not among their candidates get no choice prompt: see below)
-    assert engine.scored - engine.content_free == 12 - agent_pred.skipped_prompts
+    # (and test users none when validation kept the reference: fusion weight 0, so the choice weighs nothing)
+    assert tuning["reference"] == {"fusion_weight": 0.0, "calibrate": False}
+    assert engine.scored - engine.content_free == 12 - agent_pred.skipped_prompts - agent_pred.skipped_choice
+    assert agent_pred.skipped_choice == (6 if tuning["best"]["fusion_weight"] == 0 else 0)
     assert 1 <= engine.content_free <= 2 and engine.generated == 6
     # the agent re-ranked the memory model's fitted and tuned candidate stage, with its own tuned LLM settings
     tuned = agent_pred.current_agent
@@ -239,3 +242,24 @@ def test_memory_sync_names_a_failing_embedder_and_adds_nothing(synth, embedder, 
         assert store.count(user) == 0
     finally:
         store.close()
+
+
+def test_agent_with_no_llm_weight_asks_no_choice_at_test(parts):
+    ds, split, _, agent, engine = parts
+    sync = MemorySync(agent.store, ds)
+    memory = MemoryPredictor(agent, sync)
+    memory.fit(split)
+    users = split.test_users[:3]
+    pred = AgentPredictor(agent, sync, candidates=memory)
+    pred.set_params(fusion_weight=0.0, calibrate=False)
+    pred.set_stage("test")
+    scored, generated = engine.scored, engine.generated
+    ranked = pred.rank([split.request(u, "test") for u in users], 20)
+    assert engine.scored == scored and pred.skipped_choice == 3  # no choice prompt ...
+    assert engine.generated - generated == 3  # ... but every user's interests
+    assert not any(r.info["llm_choice"] for r in ranked)
+    plain = memory.rank([split.request(u, "test") for u in users], 20)
+    assert [r.item_ids for r in ranked] == [r.item_ids for r in plain]  # the candidate stage's own ranking
+    pred.set_params(fusion_weight=0.5)  # a weight again: the choice is asked (not read from the cache)
+    again = pred.rank([split.request(u, "test") for u in users], 20)
+    assert engine.scored - scored == 3 and all(r.info["llm_choice"] for r in again)
