@@ -229,8 +229,16 @@ class InterestAgent:
         return self.interest_writer.generate(scored)
 
     def interests_from_profile(self, ctx: UserContext) -> list[Interest]:
-        """Interests read off the memory profile (cold start and fallbacks; not the LLM's)."""
-        return interests_from_profile(self.catalog, ctx)
+        """Interests read off the memory profile (cold start and fallbacks; not the LLM's), at most
+        ``config.max_interests``."""
+        return interests_from_profile(self.catalog, ctx)[: self._config.max_interests]
+
+    def grounded_interests(self, ctx: UserContext, answer: Any) -> tuple[list[Interest], list[str]]:
+        """The LLM's validated interest ``answer`` for ``ctx`` made to agree with its memory profile
+        (:func:`ground_interests`: supported labels first), cut to ``config.max_interests``; and the
+        corrections grounding made."""
+        found, corrections = ground_interests(ctx.profile, interests_from_answer(ctx, answer))
+        return found[: self._config.max_interests], corrections
 
     def _provenance(self, s: ScoredUser, **kw: Any) -> Provenance:
         c = self._config
@@ -343,7 +351,7 @@ class InterestAgent:
                 fallback_reason = f"interests invalid after {res.attempts} attempts"
                 reasons, attempts, res = res.reasons[-10:], res.attempts, None
             if res is not None:
-                found, corrections = ground_interests(s.context.profile, interests_from_answer(s.context, res.value))
+                found, corrections = self.grounded_interests(s.context, res.value)
                 attempts, reasons = res.attempts, res.reasons[-10:]
             else:
                 found = self.interests_from_profile(s.context)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._candidates import RetrievalConfig
 from ._feedback import FeedbackConfig
+from ._schemas import MAX_INTERESTS
 
 __all__ = ["AgentConfig"]
 
@@ -38,6 +39,9 @@ class AgentConfig(BaseModel):
     attempts: int = Field(default=3, ge=1, le=10)
     interests: bool = True
     interest_max_tokens: int = Field(default=160, ge=16, le=1024)
+    #: interests a prediction states (after grounding, the ones the memory supports first); the LLM may
+    #: write up to three, and F1 against the next item's categories pays for every extra label
+    max_interests: int = Field(default=MAX_INTERESTS, ge=1, le=MAX_INTERESTS)
     #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
     interest_labels: int = Field(default=6, ge=2, le=100)
     summary_max_tokens: int = Field(default=120, ge=32, le=1024)

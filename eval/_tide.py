@@ -155,8 +155,10 @@ class MemoryPredictor:
     """
 
     def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory", *, context: bool = False,
-                 context_grid: Sequence[Any] | None = None):
+                 context_grid: Sequence[Any] | None = None, interest_count: int = 3):
         self.name = name
+        #: the categories this model states as interests: the short horizon's top ``interest_count``
+        self.interest_count = interest_count
         self.agent = agent
         self.sync = sync
         self.context = context
@@ -225,7 +227,7 @@ class MemoryPredictor:
         out = []
         for s in self._score(self.agent, requests):
             order = s.top(k)
-            interests = [a.name for a in s.context.profile.short.top_attributes[:3]]
+            interests = [a.name for a in s.context.profile.short.top_attributes[: self.interest_count]]
             out.append(Ranking([self.agent.catalog.items[i].item_id for i in order],
                                [float(s.retrieval[i]) for i in order], {"interests": interests, "valid": True}))
         return out
@@ -327,8 +329,8 @@ class AgentPredictor(MemoryPredictor):
             p, it = (None, None) if i in moot else self._cache[key]
             ranked = agent.fuse(s, p, k)
             valid = not isinstance(it, StructuredOutputError)
-            if it is not None and valid:
-                labels = list(dict.fromkeys(x.label for x in it.value.interests))
+            if it is not None and valid:  # what the agent's predict states: grounded, at most max_interests
+                labels = [x.label for x in agent.grounded_interests(s.context, it.value)[0]]
             else:
                 labels = [x.label for x in agent.interests_from_profile(s.context)]
             info = {"interests": labels, "valid": valid,

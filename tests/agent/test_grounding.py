@@ -113,6 +113,17 @@ def test_llm_interest_claiming_an_old_taste_as_short_term_is_relabelled(drifted,
     assert not any(c.startswith(("Action:", "Thriller:")) for c in pred.provenance.corrections)
 
 
+def test_max_interests_keeps_the_supported_leaders(drifted, drift_catalog):
+    answer = _claim(drifted, drift_catalog, [("Comedy", "high", "short"), ("Action", "high", "short"),
+                                             ("Thriller", "medium", "short")])
+    agent = _agent(drifted, drift_catalog, ScriptedEngine([answer, answer]))
+    full = agent.predict("u22", k=3)
+    one = agent.with_config(max_interests=1).predict("u22", k=3)
+    assert len(full.interests) == 3 and [i.label for i in one.interests] == [full.interests[0].label]
+    assert one.interests[0].label != "Comedy"  # the cut drops the corrected claim, never a leader
+    assert len(agent.with_config(max_interests=2).interests_from_profile(agent.contexts(["u22"], [None])[0])) <= 2
+
+
 def test_grounding_keeps_supported_claims_and_caps_unsupported_ones(drifted):
     from agent import ground_interests
 
