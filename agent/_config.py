@@ -40,8 +40,9 @@ class AgentConfig(BaseModel):
     interests: bool = True
     interest_max_tokens: int = Field(default=160, ge=16, le=1024)
     #: interests a prediction states (after grounding, the ones the memory supports first); the LLM may
-    #: write up to three, and F1 against the next item's categories pays for every extra label
-    max_interests: int = Field(default=MAX_INTERESTS, ge=1, le=MAX_INTERESTS)
+    #: write up to three. 2 was chosen on validation by interest F1 (scripts/interest_count.py, 160 users:
+    #: 0.325 vs 0.318 for all it writes, n.s., and 0.255 for one; docs/results/interest-count.json)
+    max_interests: int = Field(default=2, ge=1, le=MAX_INTERESTS)
     #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
     interest_labels: int = Field(default=6, ge=2, le=100)
     summary_max_tokens: int = Field(default=120, ge=32, le=1024)

@@ -1,6 +1,6 @@
 """Tune the embedded LLM as a re-ranker on ML-100k's training sequences, then measure it on validation.
 
-    python scripts/tune_ml100k.py train [--max-steps N] [--threads 1]   # long; resumable; cached
+    python scripts/tune_ml100k.py train [--max-steps N] [--threads 1] [--tune JSON] [--data JSON]  # long; resumable; cached
     python scripts/tune_ml100k.py validate --model DIR [--users all]    # vLLM: base vs tuned vs retrieval
 
 Training sees only the leave-one-out split's training sequences (validation and test targets are passed
@@ -42,10 +42,11 @@ def train(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     split = leave_one_out(load_ml100k())
-    config = TUNE.model_copy(update={"max_steps": args.max_steps})
+    config = TuneConfig.model_validate({**TUNE.model_dump(), "max_steps": args.max_steps, **json.loads(args.tune)})
+    data = TuneDataConfig.model_validate({**DATA.model_dump(), **json.loads(args.data)})
     log = ROOT / "runs" / "tune" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    print(tune_on_split(split, DATA, config, log_file=log, time_budget_s=None if args.budget_minutes is None else args.budget_minutes * 60))
+    print(tune_on_split(split, data, config, log_file=log, time_budget_s=None if args.budget_minutes is None else args.budget_minutes * 60))
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -82,6 +83,8 @@ def main() -> None:
     t.add_argument("--max-steps", type=int, default=None)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--budget-minutes", type=float, default=None)
+    t.add_argument("--tune", default="{}", help='TuneConfig overrides as JSON, e.g. {"dtype": "bfloat16"}')
+    t.add_argument("--data", default="{}", help='TuneDataConfig overrides as JSON, e.g. {"positions_per_user": 8}')
     v = sub.add_parser("validate")
     v.add_argument("--name", choices=["base", "tuned"], required=True)
     v.add_argument("--model", help="the tuned model folder (with --name tuned)")

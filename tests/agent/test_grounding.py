@@ -65,8 +65,8 @@ def drifted(tmp_path, embedder):
 
 
 def _agent(store, catalog, engine):
-    # 10 behaviors in the prompt, so that user 22's Comedy past is among them (the scenario's shape)
-    return InterestAgent.from_defaults(store, catalog, engine=engine, config=AgentConfig(n_recent=6, n_long=4))
+    # 10 behaviors in the prompt, so that user 22's Comedy past is among them (the scenario's shape); all 3 interests kept
+    return InterestAgent.from_defaults(store, catalog, engine=engine, config=AgentConfig(n_recent=6, n_long=4, max_interests=3))
 
 
 def _ranks(top, fading=()):
