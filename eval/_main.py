@@ -63,6 +63,8 @@ class MainConfig(BaseModel):
     retriever: str | None = Field("auto", description="sequential model feeding the agent's candidate stage: a "
                                   "trained model's name, 'auto' (eval.RETRIEVER_PREFERENCE) or None")
     n_bootstrap: int = 1000
+    #: see ``EvalConfig.tune_alpha``
+    tune_alpha: float = Field(0.05, gt=0.0, le=1.0)
     llm_model: str | None = Field(None, description="the agent's engine serves this model folder (e.g. one from "
                                   "'tide model tune'); 'tuned' tunes the embedded model on this split's "
                                   "training sequences first (fit stage; cached by key); None: the embedded model")
@@ -167,7 +169,7 @@ def run_main(cfg: MainConfig) -> MainResult:
         predictors, agent, sync = _predictors(cfg, ds, resources, stages, _llm_model(cfg, split, stages))
         t = time.perf_counter()
         result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
-                                n_bootstrap=cfg.n_bootstrap)  # each model vs every simpler one listed before it
+                                n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha)  # each model vs every simpler one listed before it
         stages["evaluate"] = time.perf_counter() - t
         if sync is not None:
             stages["memory ingest (inside evaluate)"] = sync.seconds

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_llm", "check_models", "check_show_user", "check_split", "check_users"]
+__all__ = ["check_alpha", "check_llm", "check_models", "check_show_user", "check_split", "check_users"]
 
 SPLITS = ("loo", "temporal")
 #: ``--show-user`` values that are not user ids
@@ -65,3 +65,10 @@ def check_show_user(value: str) -> str:
     if not word or any(c.isspace() for c in word) or "," in word:
         raise typer.BadParameter(f"{value!r} is not a user id; give an id, '{SHOW_AUTO}' or '{SHOW_NONE}'")
     return word
+
+
+def check_alpha(value: float) -> float:
+    """A significance level: 0 < value <= 1."""
+    if not 0.0 < value <= 1.0:
+        raise typer.BadParameter(f"{value} is not a significance level; give a number in (0, 1]")
+    return value

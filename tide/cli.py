@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from tide import _spatial
-from tide._options import check_llm, check_models, check_show_user, check_split, check_users
+from tide._options import check_alpha, check_llm, check_models, check_show_user, check_split, check_users
 from tide._output import Output, command, configure_logging, progress_console
 
 if TYPE_CHECKING:
@@ -155,6 +155,9 @@ def eval_cmd(
     lstm_epochs: int | None = typer.Option(None, min=1, help="cap every sequential model's epochs (lstm, "
                                            "sasrec, ...; default: early stopping on validation)"),
     n_bootstrap: int = typer.Option(1000, min=0),
+    tune_alpha: float = typer.Option(0.05, callback=check_alpha, help="the agent's LLM weight (and any predictor's "
+                                     "reference setting) moves from its reference only for a validation win "
+                                     "with paired bootstrap and Wilcoxon p below this; 1 keeps the grid's best"),
     threads: int | None = typer.Option(None, min=1, help="torch threads for training (default: all cores; "
                                        "1 when other heavy jobs share the machine)"),
     llm_model: str | None = typer.Option(None, help="the agent's engine serves this model folder (e.g. from "
@@ -178,7 +181,8 @@ def eval_cmd(
         cfg = MainConfig(dataset=dataset, models=models.split(","), split=split,
                          users="all" if users == "all" else int(users), seed=seed, out=out_dir,
                          engine_url=engine_url, show_user=None if show_user == "none" else show_user,
-                         lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap, llm_model=llm_model)
+                         lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap, tune_alpha=tune_alpha,
+                         llm_model=llm_model)
         result = run_main(cfg)
         if as_json:
             out.json({**result.to_dict(), "summary": result.evaluation.summary.to_dict()})
