@@ -155,10 +155,8 @@ class MemoryPredictor:
     """
 
     def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory", *, context: bool = False,
-                 context_grid: Sequence[Any] | None = None, interest_count: int = 3):
+                 context_grid: Sequence[Any] | None = None):
         self.name = name
-        #: the categories this model states as interests: the short horizon's top ``interest_count``
-        self.interest_count = interest_count
         self.agent = agent
         self.sync = sync
         self.context = context
@@ -227,7 +225,7 @@ class MemoryPredictor:
         out = []
         for s in self._score(self.agent, requests):
             order = s.top(k)
-            interests = [a.name for a in s.context.profile.short.top_attributes[: self.interest_count]]
+            interests = [a.name for a in s.context.profile.short.top_attributes[:3]]
             out.append(Ranking([self.agent.catalog.items[i].item_id for i in order],
                                [float(s.retrieval[i]) for i in order], {"interests": interests, "valid": True}))
         return out
