@@ -87,6 +87,14 @@ from ._context import UserContext, query_context  # noqa: E402
 from ._feedback import SIGNALS, FeedbackConfig, feedback_adjustment  # noqa: E402
 from ._free_tags import FreeTag, FreeTagConfig, ground_free_tags, propose_free_tags  # noqa: E402
 from ._interests import ground_interests, render_interest_prompt  # noqa: E402
+from ._itemhead import (  # noqa: E402
+    ItemHeadConfig,
+    ItemHeadScorer,
+    find_item_head,
+    item_head_key,
+    training_windows,
+    tune_item_head,
+)
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
 from ._retrieval import ScoredUser  # noqa: E402
 from ._schemas import (  # noqa: E402
@@ -117,6 +125,8 @@ __all__ += [
     "FreeTagConfig",
     "Interest",
     "InterestAgent",
+    "ItemHeadConfig",
+    "ItemHeadScorer",
     "InterestPrediction",
     "InterestSummary",
     "Provenance",
@@ -159,6 +169,10 @@ __all__ += [
     "TuneExample",
     "build_examples",
     "data_fingerprint",
+    "find_item_head",
+    "item_head_key",
+    "training_windows",
+    "tune_item_head",
     "rank_short_prompt",
     "ranked_examples",
     "record_metrics",

@@ -39,6 +39,7 @@ from ._interests import (
     interests_from_profile,
     render_interest_prompt,
 )
+from ._itemhead import ItemHeadScorer, interests_from_next_items
 from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import Retriever, ScoredUser, fuse
 from ._schemas import ChatReply, Drift, Interest, InterestPrediction, InterestSummary, Provenance, RankedItem
@@ -65,14 +66,14 @@ class InterestAgent:
 
     def __init__(self, store: MemoryStore, catalog: Catalog, engine: LLMEngine | None, config: AgentConfig,
                  transitions: TransitionIndex | None = None, sequential: CandidateSource | None = None, *,
-                 choice_priors: dict[int, np.ndarray] | None = None):
+                 choice_priors: dict[int, np.ndarray] | None = None, item_head: ItemHeadScorer | None = None):
         self.store = store
         self.catalog = catalog
         self.engine = engine
         self._config = config
         self.retriever = Retriever(catalog, config.retrieval, transitions, sequential, config.feedback)
         self.reranker = Reranker(catalog, engine, calibrate=config.calibrate, orders=config.choice_orders,
-                                 priors=choice_priors)
+                                 priors=choice_priors, item_head=item_head)
         self.interest_writer = InterestWriter(catalog, engine, store.config.attribute_keys,
                                               max_labels=config.interest_labels,
                                               max_tokens=config.interest_max_tokens, attempts=config.attempts)
@@ -131,7 +132,18 @@ class InterestAgent:
                 sequential: CandidateSource | None) -> InterestAgent:
         # same engine, so the content-free priors stay valid
         return InterestAgent(self.store, self.catalog, self.engine, config, transitions, sequential,
-                             choice_priors=self.reranker.priors)
+                             choice_priors=self.reranker.priors, item_head=self.reranker.item_head)
+
+    @property
+    def item_head(self) -> ItemHeadScorer | None:
+        """The tuned item-head model that scores the candidates, if any (else the engine's letter choice)."""
+        return self.reranker.item_head
+
+    def with_item_head(self, item_head: ItemHeadScorer | None) -> InterestAgent:
+        """A new agent whose candidates are scored by ``item_head`` (None: by the engine's letter choice);
+        it shares the rest."""
+        return InterestAgent(self.store, self.catalog, self.engine, self._config, self.transitions,
+                             self.sequential, choice_priors=self.reranker.priors, item_head=item_head)
 
     def close(self) -> None:
         if self.engine is not None:
@@ -205,7 +217,7 @@ class InterestAgent:
         if choice is None:
             return fuse(self.catalog, s, None, w, k)
         raw = choice.per_candidate()
-        calibrate = self._config.calibrate and w > 0
+        calibrate = self._config.calibrate and w > 0 and self.reranker.item_head is None  # no letters to calibrate
         llm = choice.per_candidate(self.choice_prior(len(s.candidates))) if calibrate else raw
         return fuse(self.catalog, s, llm, w, k, reported=raw)
 
@@ -233,6 +245,22 @@ class InterestAgent:
         ``config.max_interests``."""
         return interests_from_profile(self.catalog, ctx)[: self._config.max_interests]
 
+    def item_head_interests(self, ctx: UserContext) -> list[Interest]:
+        """Interests read off the item-head model (None without one): each category's probability that the
+        next item carries it (the model's next-item distribution, consumed items excluded), the top
+        ``config.item_head_interests``; confidence high at p >= 0.6, medium at >= 0.35; horizon short when the
+        memory's short-horizon profile has the category among its top 3. Cold users: the profile's."""
+        if self.item_head is None:
+            raise ValueError("this agent has no item-head model")
+        if ctx.cold:
+            return self.interests_from_profile(ctx)
+        return interests_from_next_items(self.catalog, self.item_head, ctx, self._config.item_head_interests)
+
+    @property
+    def interests_from_item_head(self) -> bool:
+        """Whether predictions take their interests from the item-head model (not the LLM's generation)."""
+        return self.item_head is not None and self._config.interest_source == "item-head"
+
     def grounded_interests(self, ctx: UserContext, answer: Any) -> tuple[list[Interest], list[str]]:
         """The LLM's validated interest ``answer`` for ``ctx`` made to agree with its memory profile
         (:func:`ground_interests`: supported labels first), cut to ``config.max_interests``; and the
@@ -245,8 +273,9 @@ class InterestAgent:
         return Provenance(
             engine=self.engine.description if self.engine else {},
             model=self.engine.model_name if self.engine else None, tuned=self.reranker.tuned,
-            templates={n: prompts.version(n) for n in
-                       ("system", "rank_short" if self.reranker.tuned else "rank", "predict")},
+            templates={n: prompts.version(n) for n in (
+                ("system", "rank_short" if self.reranker.tuned else "rank", "predict")
+                if self.reranker.item_head is None else ("system", "predict"))},
             retrieval={**c.retrieval.model_dump(), "n_recent": c.n_recent, "n_long": c.n_long,
                        "fusion_weight": c.fusion_weight, "calibrate": c.calibrate,
                        "choice_orders": c.choice_orders, "candidates": len(s.candidates),
@@ -332,7 +361,7 @@ class InterestAgent:
                 raise
             failure, probs = f"choice scoring failed: {exc}", [None] * len(scored)
         interests: list[Any] = [None] * len(scored)
-        if self.config.interests and failure is None:
+        if self.config.interests and failure is None and not self.interests_from_item_head:
             try:
                 interests = self.llm_interests(scored)
             except EngineError as exc:
@@ -353,6 +382,8 @@ class InterestAgent:
             if res is not None:
                 found, corrections = self.grounded_interests(s.context, res.value)
                 attempts, reasons = res.attempts, res.reasons[-10:]
+            elif self.interests_from_item_head and self.config.interests:
+                found = self.item_head_interests(s.context)
             else:
                 found = self.interests_from_profile(s.context)
                 if s.context.cold:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,12 @@ class AgentConfig(BaseModel):
     #: write up to three. 2 was chosen on validation by interest F1 (scripts/interest_count.py, 160 users:
     #: 0.325 vs 0.318 for all it writes, n.s., and 0.255 for one; docs/results/interest-count.json)
     max_interests: int = Field(default=2, ge=1, le=MAX_INTERESTS)
+    #: where interests come from when the agent has an item-head model (``with_item_head``): "llm" (the
+    #: engine's constrained generation) or "item-head" (the categories most likely on the next item under
+    #: the tuned model; no generation). Without an item-head model the LLM writes them
+    interest_source: Literal["llm", "item-head"] = "llm"
+    #: how many interests the item-head source states
+    item_head_interests: int = Field(default=2, ge=1, le=MAX_INTERESTS)
     #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
     interest_labels: int = Field(default=6, ge=2, le=100)
     summary_max_tokens: int = Field(default=120, ge=32, le=1024)

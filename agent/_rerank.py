@@ -26,6 +26,7 @@ from ._catalog import Catalog, CatalogItem
 from ._context import UserContext, prompt_history
 from ._engine import LLMEngine
 from ._errors import EngineError
+from ._itemhead import ItemHeadScorer
 from ._retrieval import ScoredUser
 from ._tune import tuned_info
 from ._tune_data import rank_short_prompt
@@ -125,15 +126,19 @@ class Reranker:
     Args:
         catalog: The catalogue the candidates index.
         engine: The LLM.
+        item_head: A tuned item-head model (``tide model tune``): when given, it scores the candidates
+            (a softmax over them after the user's history; no letters, so no position bias) instead of
+            the engine's letter choice.
         calibrate: Compute the content-free prior alongside the scores (so an engine failure surfaces here).
         orders: Presentation orders per user (1 = the candidates' own order only).
         priors: Cache of content-free priors by candidate count; agents on the same engine may share one.
     """
 
     def __init__(self, catalog: Catalog, engine: LLMEngine | None, *, calibrate: bool = False, orders: int = 1,
-                 priors: dict[int, np.ndarray] | None = None):
+                 priors: dict[int, np.ndarray] | None = None, item_head: ItemHeadScorer | None = None):
         self.catalog = catalog
         self.engine = engine
+        self.item_head = item_head
         self.calibrate = calibrate
         self.orders = orders
         self.priors = {} if priors is None else priors
@@ -142,6 +147,8 @@ class Reranker:
     def tuned(self) -> dict[str, Any] | None:
         """A tuned model's (``tide model tune``) manifest facts: it is asked in the prompt format it was
         trained on. Read at first use, so building an agent does not wait for an engine still starting."""
+        if self.item_head is not None:
+            return self.item_head.info
         return tuned_info(self.engine.model_name) if self.engine is not None else None
 
     def prompt(self, s: ScoredUser, order: Sequence[int] | None = None) -> str:
@@ -156,6 +163,8 @@ class Reranker:
 
     def choice_probs(self, scored: Sequence[ScoredUser]) -> list[ChoiceProbs | None]:
         """The LLM's choice probabilities per user (None for cold users or a single candidate)."""
+        if self.item_head is not None:
+            return self._item_head_probs(scored)
         if self.engine is None:
             raise ValueError("choice scoring needs an engine")
         todo = [i for i, s in enumerate(scored) if not s.context.cold and len(s.candidates) > 1]
@@ -175,6 +184,16 @@ class Reranker:
             for pos, i in enumerate(idx):
                 probs = np.stack([np.asarray(r.probs) for r in res[pos * m:(pos + 1) * m]])
                 out[i] = ChoiceProbs(orders, probs)
+        return out
+
+    def _item_head_probs(self, scored: Sequence[ScoredUser]) -> list[ChoiceProbs | None]:
+        out: list[ChoiceProbs | None] = [None] * len(scored)
+        for i, s in enumerate(scored):
+            if s.context.cold or len(s.candidates) < 2:
+                continue
+            ids = [self.catalog.items[j].item_id for j in s.candidates]
+            p = self.item_head.candidate_probs(s.context.history, ids)
+            out[i] = ChoiceProbs(np.arange(len(ids))[None, :], p[None, :])
         return out
 
     def choice_prior(self, n: int) -> np.ndarray:

@@ -163,8 +163,10 @@ __all__ = [
 
 from eval._tune import (  # noqa: E402
     forbidden_pairs,
+    item_head_on_split,
     tune_on_split,
     tune_validation,
+    validate_item_head,
     validate_model,
     validation_examples,
     validation_report,
@@ -172,8 +174,10 @@ from eval._tune import (  # noqa: E402
 
 __all__ += [
     "forbidden_pairs",
+    "item_head_on_split",
     "tune_on_split",
     "tune_validation",
+    "validate_item_head",
     "validate_model",
     "validation_examples",
     "validation_report",

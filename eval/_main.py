@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from contextlib import ExitStack
@@ -26,6 +27,8 @@ from eval._report import format_table
 from eval._results import EvalResult
 from eval._runner import run_evaluation
 from eval._split import Split, leave_one_out, temporal_split
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent import InterestAgent, InterestPrediction, InterestSummary
@@ -68,6 +71,11 @@ class MainConfig(BaseModel):
     llm_model: str | None = Field(None, description="the agent's engine serves this model folder (e.g. one from "
                                   "'tide model tune'); 'tuned' tunes the embedded model on this split's "
                                   "training sequences first (fit stage; cached by key); None: the embedded model")
+    item_head: str | None = Field("auto", description="the tuned item-head model that scores the agent's "
+                                  "candidates ('tide model tune --kind item-head'): 'auto' (the one tuned on "
+                                  "this split's training sequences, when cached or committed under models/; "
+                                  "else the engine's letter choice), 'tune' (train it here if missing), a "
+                                  "folder, or None (the engine's letter choice)")
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
 
     @field_validator("show_user")
@@ -115,16 +123,19 @@ class MainResult:
         evaluation: The runner's result (typed summary, per-user values, rankings).
         stage_seconds: Wall seconds of each stage of the job.
         shown: The user shown, if any.
+        item_head: The item-head model folder that scored the agent's candidates (None: the letter choice).
     """
 
     config: MainConfig
     evaluation: EvalResult
     stage_seconds: dict[str, float]
     shown: ShownUser | None = None
+    item_head: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What ``main.json`` holds."""
         return {"config": json.loads(self.config.model_dump_json()), "stage_seconds": self.stage_seconds,
+                "item_head": str(self.item_head) if self.item_head else None,
                 "shown": self.shown.to_dict() if self.shown is not None else {}}
 
 
@@ -166,7 +177,9 @@ def run_main(cfg: MainConfig) -> MainResult:
         raise EvalError(f"user {cfg.show_user!r} is not a test user of this split")
     cfg.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as resources:
-        predictors, agent, sync = _predictors(cfg, ds, resources, stages, _llm_model(cfg, split, stages))
+        llm_model = _llm_model(cfg, split, stages)
+        item_head = _item_head(cfg, split, stages)
+        predictors, agent, sync = _predictors(cfg, ds, resources, stages, llm_model, item_head)
         t = time.perf_counter()
         result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
                                 n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha)  # each model vs every simpler one listed before it
@@ -185,7 +198,7 @@ def run_main(cfg: MainConfig) -> MainResult:
             agent = [p for p in predictors if isinstance(p, MemoryPredictor)][-1].current_agent
             shown = _show(agent, ds, split, result.users[0] if cfg.show_user == "auto" else cfg.show_user, cfg)
             stages["show user"] = time.perf_counter() - t
-    main = MainResult(cfg, result, stages, shown)
+    main = MainResult(cfg, result, stages, shown, item_head)
     (cfg.out / "main.json").write_text(json.dumps(main.to_dict(), indent=2, default=str))
     return main
 
@@ -209,8 +222,36 @@ def _llm_model(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path 
     return Path(path)
 
 
+def _item_head(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path | None:
+    """The item-head model folder for the agent (None: the engine's letter choice scores the candidates)."""
+    if cfg.item_head is None or "agent" not in cfg.models:
+        return None
+    if cfg.item_head not in ("auto", "tune"):
+        path = Path(cfg.item_head).expanduser()
+        if not path.is_dir():
+            raise EvalError(f"item_head {cfg.item_head!r} is not a model folder")
+        return path
+    from agent import ModelPreparationError
+    from eval._tune import item_head_on_split
+
+    t = time.perf_counter()
+    try:
+        path = item_head_on_split(split, train=cfg.item_head == "tune")
+    except ModelPreparationError as exc:
+        if cfg.item_head == "tune":
+            raise
+        log.warning("no item-head model: %s", exc)
+        path = None
+    if path is None:
+        log.warning("no item-head model tuned on this split's training data is cached or committed; the "
+                    "engine's letter choice scores the candidates ('--item-head tune' trains one)")
+    stages["item-head model"] = time.perf_counter() - t
+    return path
+
+
 def _predictors(
-    cfg: MainConfig, ds: Dataset, resources: ExitStack, stages: dict[str, float], llm_model: Path | None = None
+    cfg: MainConfig, ds: Dataset, resources: ExitStack, stages: dict[str, float], llm_model: Path | None = None,
+    item_head: Path | None = None,
 ) -> tuple[list[Predictor], InterestAgent | None, MemorySync | None]:
     """The models named in ``cfg`` (simplest first); the agent behind the memory/agent models and the sync
     that fills their store, if any.
@@ -252,6 +293,12 @@ def _predictors(
         stages["engine start"] = time.perf_counter() - t
     agent = InterestAgent(store, catalog, engine, AgentConfig(),
                           sequential=LSTMSource(retriever) if retriever is not None else None)
+    if item_head is not None:
+        from agent import ItemHeadScorer
+
+        t = time.perf_counter()
+        agent = agent.with_item_head(ItemHeadScorer(item_head, {it.item_id: it.title for it in catalog.items}))
+        stages["item-head load"] = time.perf_counter() - t
     sync = MemorySync(store, ds)
     memory = MemoryPredictor(agent, sync) if "memory" in cfg.models else None
     if memory is not None:
@@ -298,6 +345,9 @@ def _rule(title: str, width: int = 100) -> str:
 def format_main(result: MainResult) -> str:
     """The main job as text: the metrics table (mean ± CI half-width), the shown user, the stage times."""
     lines = [format_table(result.evaluation.summary, ci=True)]
+    if "agent" in result.config.models:
+        lines.append("agent's candidates scored by: " + (f"the item-head model {result.item_head.name}"
+                                                       if result.item_head else "the engine's letter choice"))
     shown = result.shown
     if shown is not None and shown.prediction is not None:
         pred = shown.prediction

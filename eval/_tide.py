@@ -317,7 +317,7 @@ class AgentPredictor(MemoryPredictor):
             else:  # weight 0: the ranking is the candidate stage's whatever the LLM would choose
                 probs = [None] * len(todo)
                 self.skipped_choice += len(todo)
-            want = agent.config.interests and self._stage != "val"
+            want = agent.config.interests and self._stage != "val" and not agent.interests_from_item_head
             interests = agent.llm_interests([scored[i] for i in todo]) if want else [None] * len(todo)
             self.llm_seconds += time.perf_counter() - t0
             for i, p, it in zip(todo, probs, interests, strict=True):
@@ -327,7 +327,9 @@ class AgentPredictor(MemoryPredictor):
             p, it = (None, None) if i in moot else self._cache[key]
             ranked = agent.fuse(s, p, k)
             valid = not isinstance(it, StructuredOutputError)
-            if it is not None and valid:  # what the agent's predict states: grounded, at most max_interests
+            if agent.interests_from_item_head and agent.config.interests:
+                labels = [x.label for x in agent.item_head_interests(s.context)]
+            elif it is not None and valid:  # what the agent's predict states: grounded, at most max_interests
                 labels = [x.label for x in agent.grounded_interests(s.context, it.value)[0]]
             else:
                 labels = [x.label for x in agent.interests_from_profile(s.context)]

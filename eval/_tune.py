@@ -8,6 +8,7 @@ the split's validation and test targets as forbidden ``(user, item)`` pairs, whi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,13 @@ from eval._data import Dataset
 from eval._split import Split
 from eval._stats import bootstrap_ci, paired_test
 
-__all__ = ["choice_probs", "forbidden_pairs", "rank_metrics", "ranks_from_probs", "tune_items",
+__all__ = ["COMMITTED_MODELS", "choice_probs", "forbidden_pairs", "item_head_on_split", "validate_item_head", "rank_metrics", "ranks_from_probs", "tune_items",
            "tune_on_split", "tune_validation", "validate_model", "validation_examples", "validation_report"]
+
+
+#: tuned models committed with the code (``models/`` at the repository root): a folder there whose name
+#: (base + key) matches what a split's training data would produce is used instead of training again
+COMMITTED_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def tune_items(dataset: Dataset) -> list[Any]:
@@ -137,4 +143,56 @@ def validation_report(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     report.update({"users_looked_at": first["looked"], "recall": len(targets) / max(1, first["looked"]),
                    "seconds": {k: v["seconds"] for k, v in runs.items()},
                    "models_paths": {k: v["model"] for k, v in runs.items()}})
+    return report
+
+
+def item_head_on_split(split: Split, config: Any = None, *, train: bool = True, home: Any = None,
+                       progress: bool = True, log_file: Any = None, time_budget_s: float | None = None) -> Any:
+    """The item-head model tuned on ``split``'s training sequences only (validation and test targets are
+    forbidden pairs): from the cache or :data:`COMMITTED_MODELS` when the key matches, else trained here
+    (``train=False``: None instead of training)."""
+    from agent import ItemHeadConfig, find_item_head, tune_item_head
+
+    config = config or ItemHeadConfig()
+    items = tune_items(split.dataset)
+    kw = {"home": home, "seeds": [COMMITTED_MODELS]}
+    if not train:
+        return find_item_head(split.train, items, forbidden_pairs(split), config, **kw)
+    return tune_item_head(split.train, items, forbidden_pairs(split), config, progress=progress, log_file=log_file,
+                          time_budget_s=time_budget_s, extra={"dataset": split.dataset.name,
+                                                              "split": f"{split.kind} (training sequences only)"},
+                          **kw)
+
+
+def validate_item_head(split: Split, folder: Any, users: Sequence[str], data_config: Any = None) -> dict[str, Any]:
+    """The item-head model alone on ``users``' validation targets: within the example retriever's top 20
+    (users it misses left out) its target rank against the retrieval order's, and full-catalogue NDCG@10
+    (training items masked) over every user. Reads no test target."""
+    import time
+
+    from agent import ItemHeadScorer, TuneDataConfig
+
+    examples, looked = validation_examples(split, data_config or TuneDataConfig(), users)
+    titles = {it.item_id: it.title for it in tune_items(split.dataset)}
+    t0 = time.perf_counter()
+    scorer = ItemHeadScorer(Path(folder), titles)
+    ranks, full = [], []
+    hits = {e.user_id: e for e in examples}
+    for u in users:
+        if u not in split.val:
+            continue
+        s = scorer.scores([split.train[u]])[0]
+        target = scorer.index[split.val[u].item_id]
+        if u in hits:
+            e = hits[u]
+            c = s[[scorer.index[i] for i in e.candidates]]
+            ranks.append(1 + int(np.sum(c > c[e.target])))
+        s[[scorer.index[i] for i in split.train[u]]] = -np.inf
+        r = 1 + int(np.sum(s > s[target]))
+        full.append(1.0 / np.log2(r + 1) if r <= 10 else 0.0)
+    report = tune_validation({"retrieval": np.asarray([e.target + 1 for e in examples]),
+                              "item-head": np.asarray(ranks)})
+    report.update({"users_looked_at": looked, "recall": len(examples) / max(1, looked),
+                   "full_ndcg@10": bootstrap_ci(np.asarray(full)).to_dict(), "full_users": len(full),
+                   "seconds": round(time.perf_counter() - t0, 1), "model": str(folder)})
     return report

@@ -83,34 +83,47 @@ def model_prepare(
 @model_app.command("tune")
 def model_tune(
     dataset: str = typer.Option("ml-100k", help="training data: ml-100k (its leave-one-out training sequences)"),
-    max_steps: int | None = typer.Option(None, min=1, help="optimiser steps of 8 examples (default: one epoch)"),
+    kind: str = typer.Option("item-head", help="item-head: the LLM scores every item after the history through "
+                             "an item head, trained on every position (the default); letters: the letter "
+                             "re-ranker (one answer letter per example)"),
+    max_steps: int | None = typer.Option(None, min=1, help="letters: optimiser steps of 8 examples (default: "
+                                         "one epoch); item-head: windows (one step each; default: all)"),
     budget_minutes: float | None = typer.Option(None, min=1, help="stop training after this long; the result "
                                                 "is the --max-steps run with the steps done"),
-    threads: int = typer.Option(1, min=1, help="torch threads (1 leaves the other cores to everything else)"),
+    threads: int | None = typer.Option(None, min=1, help="torch threads (default: all cores)"),
     as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
 ) -> None:
-    """Fine-tune the embedded LLM as a re-ranker (LoRA; training sequences only; cached by key).
+    """Fine-tune the embedded LLM on the split's training sequences only (LoRA; seeded; cached by key).
 
-    Resumable (checkpoints every 5 steps) and seeded. The merged model lands in
-    $TIDE_HOME/models/<base>-tuned-<key>/ with a manifest; serve it with `tide eval --llm-model DIR`.
+    Resumable (checkpoints as it goes). The item-head model lands in $TIDE_HOME/models/<base>-item-head-<key>/
+    (a copy committed under models/ is used when the key matches) and scores the agent's candidates in
+    `tide eval` (--item-head auto); the letter re-ranker lands in <base>-tuned-<key>/ (--llm-model DIR).
     """
     with command("model tuning") as out:
         import torch
 
-        from agent import TuneConfig, TuneDataConfig, load_manifest
-        from eval import leave_one_out, load_ml100k, tune_on_split
+        from agent import ItemHeadConfig, TuneConfig, TuneDataConfig, load_manifest
+        from eval import item_head_on_split, leave_one_out, load_ml100k, tune_on_split
 
-        torch.set_num_threads(threads)
+        if kind not in ("item-head", "letters"):
+            raise typer.BadParameter("--kind is item-head or letters")
+        if threads is not None:
+            torch.set_num_threads(threads)
         split = leave_one_out(load_ml100k() if dataset == "ml-100k" else load_ml100k(Path(dataset)))
-        folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps),
-                               time_budget_s=None if budget_minutes is None else 60 * budget_minutes)
+        budget = None if budget_minutes is None else 60 * budget_minutes
+        if kind == "item-head":
+            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget)
+        else:
+            folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps), time_budget_s=budget)
         manifest = load_manifest(folder) or {}
         if as_json:
             out.json({k: v for k, v in manifest.items() if k != "files"})
             return
         train = manifest.get("train", {})
-        out.print(f"tuned model: {folder} (key {manifest.get('key')}; {train.get('steps')} steps, "
-                  f"{train.get('examples_seen')} examples, {train.get('s_per_example')} s/example)")
+        done = (f"{train.get('windows')} windows, loss {train.get('loss_last50')} (uniform {train.get('uniform_loss')})"
+                if kind == "item-head" else
+                f"{train.get('steps')} steps, {train.get('examples_seen')} examples, {train.get('s_per_example')} s/example")
+        out.print(f"tuned model: {folder} (key {manifest.get('key')}; {done})")
 
 
 @app.command()
@@ -163,6 +176,10 @@ def eval_cmd(
     llm_model: str | None = typer.Option(None, help="the agent's engine serves this model folder (e.g. from "
                                          "'tide model tune'), or 'tuned': tune on the split's training "
                                          "sequences first (cached)"),
+    item_head: str = typer.Option("auto", help="what scores the agent's candidates: 'auto' (the item-head model "
+                                  "tuned on this split's training data, when cached or committed under models/; "
+                                  "else the letter choice), 'tune' (train it if missing), a folder, or 'none' "
+                                  "(the engine's letter choice)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary and the shown user as JSON"),
 ) -> None:
     """Evaluate models on MovieLens-100k and write config, rankings, summary, table and plots to OUT.
@@ -182,7 +199,7 @@ def eval_cmd(
                          users="all" if users == "all" else int(users), seed=seed, out=out_dir,
                          engine_url=engine_url, show_user=None if show_user == "none" else show_user,
                          lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap, tune_alpha=tune_alpha,
-                         llm_model=llm_model)
+                         llm_model=llm_model, item_head=None if item_head.lower() == "none" else item_head)
         result = run_main(cfg)
         if as_json:
             out.json({**result.to_dict(), "summary": result.evaluation.summary.to_dict()})

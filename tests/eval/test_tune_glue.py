@@ -69,3 +69,31 @@ def test_main_job_refuses_a_missing_llm_model_folder(tmp_path):
 
     with pytest.raises(EvalError, match="not a model folder"):
         run_main(MainConfig(models=["pop", "agent"], llm_model=str(tmp_path / "nope"), out=tmp_path / "out"))
+
+
+def test_item_head_windows_keep_the_splits_held_out_items_out(split):
+    from agent import ItemHeadConfig, training_windows
+
+    items = tune_items(split.dataset)
+    index = {it.item_id: j for j, it in enumerate(items)}
+    cfg = ItemHeadConfig(window=10, windows_per_user=2)
+    wins = training_windows(split.train, index, cfg, forbidden_pairs(split))
+    held = {(u, index[t.item_id]) for u, t in split.val.items()} | {(u, index[t.item_id]) for u, t in split.test.items()}
+    assert wins and all((u, j) not in held for u, w in wins for j in w)
+    leaky = {u: [*s, split.test[u].item_id] for u, s in split.train.items() if u in split.test}
+    with pytest.raises(TuneDataError, match="forbidden"):
+        training_windows(leaky, index, cfg, forbidden_pairs(split))
+
+
+def test_main_job_item_head_choice(split, tmp_path):
+    from eval import EvalError, MainConfig
+    from eval._main import _item_head
+
+    stages: dict[str, float] = {}
+    # no model was tuned on this (synthetic) split: 'auto' falls back to the letter choice, training nothing
+    assert _item_head(MainConfig(models=["agent"], out=tmp_path), split, stages) is None
+    assert "item-head model" in stages and not list(tmp_path.iterdir())
+    assert _item_head(MainConfig(models=["pop"], out=tmp_path), split, stages) is None  # no agent: not looked up
+    assert _item_head(MainConfig(models=["agent"], item_head=None, out=tmp_path), split, stages) is None
+    with pytest.raises(EvalError, match="not a model folder"):
+        _item_head(MainConfig(models=["agent"], item_head=str(tmp_path / "nope"), out=tmp_path), split, stages)

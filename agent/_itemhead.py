@@ -1,0 +1,498 @@
+"""The LLM as a sequential recommender with an item head (E4SRec-style): tuned on every position at once.
+
+The letter re-ranker (``_tune``) learns from one answer token per forward pass and, on a CPU, from a few
+thousand examples: it learnt nothing (docs/results/tune.md). Here the history is written as text, one
+``Title (year)`` per line after a fixed header, and the LLM's final hidden state after *each* line predicts
+the next item through an **item head**: one vector per catalogue item (initialised from the LLM's own
+state after the item's title read alone) and a popularity bias, scored by cosine times a learnt scale, a
+softmax over the catalogue with the items already seen masked (Tide's protocol). A 50-item window is one
+forward pass and ~47 training targets. LoRA (``peft``) on the top decoder layers; the head is trained in
+full.
+
+Training reads plain per-user training sequences and refuses any forbidden item or ``(user, item)`` pair
+(a split's validation and test targets), like :func:`agent.build_examples`. The result is cached under
+``$TIDE_HOME/models/<base>-itemhead-<key>/`` (``key``: base checksums + data fingerprint + config) as the
+LoRA adapter, ``item_head.safetensors`` and a manifest (configs, training facts, validation metrics, every
+file's sha256); a run checkpoints into a work folder named by the same key and resumes there.
+
+At inference (:class:`ItemHeadScorer`) the adapter is merged into the base in memory and the user's last
+``window`` items are read in one forward pass (torch, in-process; no vLLM backend returns the hidden state
+this needs together with generation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._catalog import CatalogItem
+from ._errors import ModelPreparationError
+from ._model import MANIFEST, _sha256, load_manifest, model_dir, tide_home, verify_files
+from ._tune import ALL_LINEAR, _base_sha
+from ._tune_data import TuneDataError, check_forbidden
+
+__all__ = ["ItemHeadConfig", "ItemHeadScorer", "category_probs", "find_item_head", "interests_from_next_items", "item_head_key", "training_windows",
+           "tune_item_head"]
+
+log = logging.getLogger(__name__)
+
+#: the header every history is written under (training and inference)
+HEADER = "Films one person watched, oldest first:\n"
+KIND = "item-head"
+_CKPT = "checkpoint.pt"
+_INIT = "head_init.pt"
+_HEAD = "item_head.safetensors"
+_ITEMS = "items.json"
+
+
+class ItemHeadConfig(BaseModel):
+    """Settings of the item-head tuning (all part of the cache key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rank: int = Field(default=16, ge=1, le=128)
+    #: LoRA on the top this-many decoder layers (the layers below run without autograd)
+    top_layers: int = Field(default=6, ge=1)
+    learning_rate: float = Field(default=5e-4, gt=0, le=1e-1)
+    head_learning_rate: float = Field(default=3e-3, gt=0, le=1e-1)
+    #: items per training window and per history read at inference
+    window: int = Field(default=50, ge=4, le=200)
+    #: a window's first this-many items are context only (no target)
+    min_history: int = Field(default=3, ge=1)
+    #: windows per user, newest first, back to back
+    windows_per_user: int = Field(default=3, ge=1, le=100)
+    epochs: int = Field(default=1, ge=1, le=50)
+    #: stop after this many windows (one optimiser step each); None: the epochs decide
+    max_windows: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    checkpoint_every: int = Field(default=100, ge=1)
+
+
+def training_windows(sequences: Mapping[str, Sequence[str]], index: Mapping[str, int], config: ItemHeadConfig,
+                     forbidden: Iterable[str | tuple[str, str]] = ()) -> list[tuple[str, list[int]]]:
+    """``(user, item indices)`` windows in training order (seeded shuffle, repeated per epoch).
+
+    Each user gives up to ``windows_per_user`` windows of ``window`` items, newest first; a window shorter
+    than ``min_history + 2`` items is dropped.
+
+    Raises:
+        TuneDataError: a sequence holds a forbidden item or pair, or an item outside ``index``.
+    """
+    check_forbidden(sequences, list(forbidden))
+    out = []
+    for u, seq in sequences.items():
+        missing = [i for i in seq if i not in index]
+        if missing:
+            raise TuneDataError(f"user {u!r}: items {missing[:5]} are not in the catalogue")
+        idx = [index[i] for i in seq]
+        for k in range(config.windows_per_user):
+            end = len(idx) - k * config.window
+            if end < config.min_history + 2:
+                break
+            out.append((u, idx[max(0, end - config.window):end]))
+    if not out:
+        raise TuneDataError("no training window: every sequence is shorter than min_history + 2")
+    rng = np.random.default_rng(config.seed)
+    return [out[i] for _ in range(config.epochs) for i in rng.permutation(len(out))]
+
+
+def _fingerprint(windows: Sequence[tuple[str, list[int]]], items: Sequence[CatalogItem]) -> str:
+    h = hashlib.sha256(HEADER.encode())
+    for it in items:
+        h.update(json.dumps([it.item_id, it.title]).encode())
+    for u, w in windows:
+        h.update(json.dumps([u, w]).encode())
+    return h.hexdigest()
+
+
+def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> str:
+    """12 hex digits naming an item-head model: base checksums + data fingerprint + config."""
+    blob = json.dumps({"base": base_sha, "data": fingerprint, "config": config.model_dump(mode="json"),
+                       "kind": KIND}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class _Backbone:
+    """The base LLM with LoRA on the top layers; encodes histories as text (HEADER + one title per line)."""
+
+    def __init__(self, base: Path, titles: Sequence[str], rank: int, top_layers: int, *, lora: bool = True):
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(str(base))
+        lm = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        n = int(lm.config.num_hidden_layers)
+        self.hidden = int(lm.config.hidden_size)
+        self.model = get_peft_model(lm, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(ALL_LINEAR),
+                                                   layers_to_transform=list(range(max(0, n - top_layers), n)),
+                                                   bias="none")) if lora else lm
+        self.prefix = [self.tok.bos_token_id] + self.tok.encode(HEADER, add_special_tokens=False)
+        self.lines = [self.tok.encode(t + "\n", add_special_tokens=False) for t in titles]
+
+    def decoder(self) -> Any:
+        m = self.model
+        return m.base_model.model.model if hasattr(m, "base_model") and hasattr(m, "peft_config") else m.model
+
+    def states(self, seq: Sequence[int]) -> Any:
+        """Final hidden state after each item's line, ``(len(seq), hidden)``."""
+        ids, ends = list(self.prefix), []
+        for j in seq:
+            ids += self.lines[j]
+            ends.append(len(ids) - 1)
+        h = self.decoder()(input_ids=self.torch.tensor([ids])).last_hidden_state[0]
+        return h[ends]
+
+    def init_head(self, progress: bool = False) -> Any:
+        """Each item's state after its title read alone (the base model, no adapter)."""
+        from tqdm.auto import tqdm
+
+        out = self.torch.zeros(len(self.lines), self.hidden)
+        ctx = self.model.disable_adapter() if hasattr(self.model, "disable_adapter") else _Null()
+        with self.torch.no_grad(), ctx:
+            for j in tqdm(range(len(self.lines)), desc="item head init", disable=not progress):
+                out[j] = self.states([j])[-1]
+        return out
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+def _head_module(init: Any, log_pop: np.ndarray) -> Any:
+    import torch
+
+    class Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Parameter(init.clone())
+            self.bias = torch.nn.Parameter(torch.tensor(log_pop, dtype=torch.float32) * 0.5)
+            self.scale = torch.nn.Parameter(torch.tensor(10.0))
+
+        def forward(self, h: Any) -> Any:
+            f = torch.nn.functional
+            return self.scale * f.normalize(h, dim=-1) @ f.normalize(self.emb, dim=-1).T + self.bias
+
+    return Head()
+
+
+def _log_popularity(sequences: Mapping[str, Sequence[str]], index: Mapping[str, int]) -> np.ndarray:
+    counts = np.zeros(len(index))
+    for seq in sequences.values():
+        for i in seq:
+            counts[index[i]] += 1
+    return np.log1p(counts)
+
+
+def _located(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
+             forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, base: Path | None,
+             home: Path | None) -> tuple[list[tuple[str, list[int]]], Path, str, str, Path]:
+    index = {it.item_id: j for j, it in enumerate(items)}
+    windows = training_windows(sequences, index, config, forbidden)
+    if config.max_windows is not None:
+        windows = windows[:config.max_windows]
+    base = base or model_dir(home)
+    base_sha = _base_sha(base)
+    fingerprint = _fingerprint(windows, items)
+    key = item_head_key(base_sha, fingerprint, config)
+    return windows, base, base_sha, fingerprint, (home or tide_home()) / "models" / f"{base.name}-{KIND}-{key}"
+
+
+def _usable(folder: Path) -> bool:
+    try:
+        verify_files(folder)
+        return True
+    except ModelPreparationError:
+        return False
+
+
+def find_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
+                   forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, *,
+                   base: Path | None = None, home: Path | None = None, seeds: Sequence[Path] = ()) -> Path | None:
+    """The cached folder :func:`tune_item_head` would return for these inputs, without training: from
+    ``$TIDE_HOME/models``, or copied there from a folder of the same name under one of ``seeds`` (e.g. a
+    model committed with the code, checksums verified); None when neither has it."""
+    target = _located(sequences, items, forbidden, config, base, home)[-1]
+    if target.exists() and _usable(target):
+        return target
+    for seed in seeds:
+        src = Path(seed) / target.name
+        if src.is_dir() and _usable(src):
+            staging = target.parent / f".{target.name}.copy-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(src, staging, ignore=shutil.ignore_patterns(".*"))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+            return target
+    return None
+
+
+def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
+                   forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, *,
+                   base: Path | None = None, home: Path | None = None, progress: bool = True,
+                   log_file: Path | None = None, time_budget_s: float | None = None,
+                   extra: dict[str, Any] | None = None, seeds: Sequence[Path] = ()) -> Path:
+    """Train (or reuse) the item-head model for these training sequences; returns its cached folder.
+
+    Args:
+        sequences: per-user training item ids, chronological (training data only).
+        items: the catalogue; its order is the head's row order, its titles the history text.
+        forbidden: items, or ``(user, item)`` pairs, no window may hold (a split's validation/test targets).
+        config: settings (part of the key).
+        time_budget_s: stop at the first window past it; the folder is then the run with
+            ``max_windows`` = the windows done (the schedule has no total, so that run is reproducible).
+
+    Raises:
+        TuneDataError: forbidden or unknown items in ``sequences``.
+    """
+    import torch
+    from peft import set_peft_model_state_dict
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import load_file, save_file
+    from tqdm.auto import tqdm
+
+    items = list(items)
+    forbidden = list(forbidden)
+    index = {it.item_id: j for j, it in enumerate(items)}
+    found = find_item_head(sequences, items, forbidden, config, base=base, home=home, seeds=seeds)
+    if found is not None:
+        return found
+    windows, base, base_sha, fingerprint, target = _located(sequences, items, forbidden, config, base, home)
+    key = target.name.rsplit("-", 1)[1]
+    shutil.rmtree(target, ignore_errors=True)  # a damaged folder (find_item_head refused it)
+    work = target.parent / f".{target.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers)
+    if not (work / _INIT).exists():
+        torch.save(bb.init_head(progress), work / (_INIT + ".tmp"))
+        os.replace(work / (_INIT + ".tmp"), work / _INIT)
+    log_pop = _log_popularity(sequences, index)
+    head = _head_module(torch.load(work / _INIT), log_pop)
+    lora = [p for p in bb.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": lora, "lr": config.learning_rate},
+                             {"params": list(head.parameters()), "lr": config.head_learning_rate}])
+    step, history = 0, []
+    if (work / _CKPT).exists():
+        st = torch.load(work / _CKPT, weights_only=False)
+        set_peft_model_state_dict(bb.model, st["lora"])
+        head.load_state_dict(st["head"])
+        opt.load_state_dict(st["opt"])
+        step, history = int(st["step"]), list(st["hist"])
+        log.info("resuming at window %d of %d", step, len(windows))
+
+    def save() -> None:
+        torch.save({"lora": get_peft_model_state_dict(bb.model), "head": head.state_dict(), "opt": opt.state_dict(),
+                    "step": step, "hist": history}, work / (_CKPT + ".tmp"))
+        os.replace(work / (_CKPT + ".tmp"), work / _CKPT)
+
+    bb.model.train()
+    started, done_here = time.perf_counter(), 0
+    bar = tqdm(total=len(windows), initial=step, desc="item head", unit="window", disable=not progress)
+    logf = log_file.open("a") if log_file else None
+    mh = config.min_history
+    try:
+        while step < len(windows):
+            _, seq = windows[step]
+            logits = head(bb.states(seq[:-1])[mh - 1:])
+            tgt = torch.tensor(seq[mh:])
+            mask = torch.zeros_like(logits, dtype=torch.bool)
+            for r in range(len(tgt)):
+                mask[r, seq[:mh + r]] = True
+            loss = torch.nn.functional.cross_entropy(logits.masked_fill(mask, -1e9), tgt)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*lora, *head.parameters()], 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            done_here += 1
+            history.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(history[-50:]):.3f}")
+            bar.update(1)
+            out_of_time = time_budget_s is not None and time.perf_counter() - started > time_budget_s
+            if step % config.checkpoint_every == 0 or step == len(windows) or out_of_time:
+                save()
+                if logf:
+                    logf.write(json.dumps({"at": datetime.now(UTC).isoformat(), "window": step, "of": len(windows),
+                                           "loss50": round(float(np.mean(history[-50:])), 4),
+                                           "s_per_window": round((time.perf_counter() - started) / done_here, 3)})
+                               + "\n")
+                    logf.flush()
+            if out_of_time:
+                log.warning("time budget spent: stopping after window %d of %d", step, len(windows))
+                break
+    finally:
+        bar.close()
+        if logf:
+            logf.close()
+    if step < len(windows):  # stopped by the budget: this is the run with max_windows = step
+        config = config.model_copy(update={"max_windows": step})
+        fingerprint = _fingerprint(windows[:step], items)
+        key = item_head_key(base_sha, fingerprint, config)
+        target = target.parent / f"{base.name}-{KIND}-{key}"
+    staging = target.parent / f".{target.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        # stored in float16 (half the bytes; the scorer computes in float32)
+        bb.model.save_pretrained(str(staging))
+        adapter = staging / "adapter_model.safetensors"
+        save_file({k: v.half() for k, v in load_file(str(adapter)).items()}, str(adapter))
+        save_file({k: v.detach().half().contiguous() for k, v in head.state_dict().items()}, str(staging / _HEAD))
+        (staging / _ITEMS).write_text(json.dumps([it.item_id for it in items]))
+        h = np.asarray(history)
+        facts = {"windows": step, "planned_windows": len(windows), "targets_per_window": config.window - mh,
+                 "seconds_this_run": round(time.perf_counter() - started, 1),
+                 "s_per_window": round((time.perf_counter() - started) / done_here, 3) if done_here else None,
+                 "loss_first50": round(float(h[:50].mean()), 4) if len(h) else None,
+                 "loss_last50": round(float(h[-50:].mean()), 4) if len(h) else None,
+                 "uniform_loss": round(float(np.log(len(items))), 4),
+                 "trainable_params": sum(p.numel() for p in lora) + sum(p.numel() for p in head.parameters())}
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                 for p in sorted(staging.iterdir()) if p.is_file()}
+        manifest = {"model": target.name, "key": key, "kind": KIND, "header": HEADER,
+                    "base": {"name": base.name, "path": str(base), "files_sha256": base_sha},
+                    "data": {"fingerprint": fingerprint, "windows": len(windows[:step]),
+                             "users": len({u for u, _ in windows[:step]}), "items": len(items)},
+                    "config": config.model_dump(mode="json"), "train": facts,
+                    "seconds_total": round(time.perf_counter() - t0, 1), "created": datetime.now(UTC).isoformat(),
+                    "metrics": {}, **(extra or {}), "files": files}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+class ItemHeadScorer:
+    """Scores the catalogue after a history with an item-head model folder (:func:`tune_item_head`).
+
+    Args:
+        folder: the tuned folder (adapter, head, items, manifest); its files are verified.
+        titles: item id -> the title written in the history (the catalogue the model was trained on).
+        base: the base model folder (default: the manifest's base name under ``$TIDE_HOME/models``).
+    """
+
+    def __init__(self, folder: Path, titles: Mapping[str, str], base: Path | None = None, home: Path | None = None):
+        import torch
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        self.folder = Path(folder)
+        manifest = load_manifest(self.folder)
+        if manifest is None or manifest.get("kind") != KIND:
+            raise ModelPreparationError(f"{folder} is not an item-head model (no {KIND} manifest)", reason="manifest")
+        verify_files(self.folder, manifest)
+        self.manifest = manifest
+        self.config = ItemHeadConfig.model_validate(manifest["config"])
+        self.item_ids = json.loads((self.folder / _ITEMS).read_text())
+        missing = [i for i in self.item_ids if i not in titles]
+        if missing:
+            raise ModelPreparationError(f"the catalogue lacks {len(missing)} of the model's items "
+                                        f"(e.g. {missing[:3]})", reason="catalog")
+        self.index = {i: j for j, i in enumerate(self.item_ids)}
+        base = base or model_dir(home, manifest["base"]["name"])
+        if _base_sha(base) != manifest["base"]["files_sha256"]:
+            raise ModelPreparationError(f"{base} is not the base this model was tuned on", reason="manifest")
+        self.torch = torch
+        bb = _Backbone(base, [titles[i] for i in self.item_ids], 1, 1, lora=False)
+        bb.model = PeftModel.from_pretrained(bb.model, str(self.folder)).float().merge_and_unload()
+        bb.model.eval()
+        self.backbone = bb
+        st = load_file(str(self.folder / _HEAD))
+        f = torch.nn.functional
+        self.emb = f.normalize(st["emb"].float(), dim=-1)
+        self.bias, self.scale = st["bias"].float(), st["scale"].float()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Provenance: name, key, base, data fingerprint, windows trained, validation metrics."""
+        m = self.manifest
+        return {"name": m["model"], "key": m["key"], "kind": KIND, "base": m["base"]["name"],
+                "data_fingerprint": m["data"]["fingerprint"], "train_windows": m["train"]["windows"],
+                "metrics": m.get("metrics", {})}
+
+    def scores(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
+        """``(len(histories), n_items)`` logits (model item order) after each history's last ``window``
+        known items; an empty history gets the popularity bias alone."""
+        out = np.zeros((len(histories), len(self.item_ids)), dtype=np.float32)
+        with self.torch.no_grad():
+            for r, hist in enumerate(histories):
+                seq = [self.index[i] for i in hist if i in self.index][-self.config.window:]
+                if not seq:
+                    out[r] = self.bias.numpy()
+                    continue
+                h = self.torch.nn.functional.normalize(self.backbone.states(seq)[-1], dim=-1)
+                out[r] = (self.scale * (self.emb @ h) + self.bias).numpy()
+        return out
+
+    def next_item_probs(self, history: Sequence[str], exclude: Iterable[str] = ()) -> np.ndarray:
+        """The model's distribution over its items (model order) for the next one; ``exclude`` (e.g. the
+        consumed items) get probability 0."""
+        s = self.scores([history])[0].astype(np.float64)
+        idx = [self.index[i] for i in exclude if i in self.index]
+        s[idx] = -np.inf
+        if not np.isfinite(s).any():
+            return np.zeros(len(s))
+        e = np.exp(s - s[np.isfinite(s)].max())
+        return e / e.sum()
+
+    def candidate_probs(self, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        """Softmax over ``candidates`` (unknown ones get probability 0)."""
+        s = self.scores([history])[0]
+        logit = np.array([s[self.index[c]] if c in self.index else -np.inf for c in candidates], dtype=np.float64)
+        if not np.isfinite(logit).any():
+            return np.full(len(candidates), 1.0 / len(candidates))
+        e = np.exp(logit - logit[np.isfinite(logit)].max())
+        return e / e.sum()
+
+
+def category_probs(catalog: Any, scorer: ItemHeadScorer, history: Sequence[str], exclude: Iterable[str]
+                   ) -> dict[str, float]:
+    """P(the next item carries category c) under the model: its next-item probabilities summed per category."""
+    p = scorer.next_item_probs(history, exclude)
+    out: dict[str, float] = {}
+    for j, item_id in enumerate(scorer.item_ids):
+        if p[j] <= 0 or item_id not in catalog.index:
+            continue
+        for c in catalog.items[catalog.index[item_id]].categories:
+            out[c] = out.get(c, 0.0) + float(p[j])
+    return out
+
+
+def interests_from_next_items(catalog: Any, scorer: ItemHeadScorer, ctx: Any, k: int) -> list[Any]:
+    """The top ``k`` categories of :func:`category_probs` as :class:`Interest` (see
+    ``InterestAgent.item_head_interests``)."""
+    from ._schemas import Interest
+
+    probs = category_probs(catalog, scorer, ctx.history, ctx.exclude)
+    short = {a.name for a in ctx.profile.short.top_attributes[:3]}
+    out = []
+    for label in sorted(probs, key=lambda c: (-probs[c], c))[:k]:
+        conf = "high" if probs[label] >= 0.6 else "medium" if probs[label] >= 0.35 else "low"
+        out.append(Interest(label=label[:60], confidence=conf, horizon="short" if label in short else "long",
+                            evidence=[]))
+    return out
