@@ -196,3 +196,43 @@ def test_repeated_labels_are_merged_not_rejected(world, catalog):
     pred = _agent(world, catalog, ScriptedEngine([body])).predict("ann")
     assert [(i.label, i.confidence) for i in pred.interests] == [("Sci-Fi", "high")]
     assert len(pred.interests[0].evidence) == 2 and pred.provenance.attempts == 1
+
+
+class _NextItemScorer:
+    """Stands in for ItemHeadScorer (logic only; the real one: tests/agent/test_itemhead.py): puts all of
+    the next-item mass on ``favourite`` among the unconsumed items."""
+
+    def __init__(self, catalog, favourite):
+        self.item_ids = [it.item_id for it in catalog.items]
+        self.favourite = favourite
+        self.info = {"name": "stand-in", "kind": "item-head"}
+
+    def next_item_probs(self, history, exclude=()):
+        import numpy as np
+
+        p = np.array([1.0 if i == self.favourite else 1e-3 for i in self.item_ids])
+        p[[self.item_ids.index(i) for i in exclude if i in self.item_ids]] = 0
+        return p / p.sum()
+
+    def candidate_probs(self, history, candidates):
+        import numpy as np
+
+        p = np.array([1.0 if c == self.favourite else 1e-3 for c in candidates])
+        return p / p.sum()
+
+
+def test_item_head_scores_candidates_and_states_interests_without_generation(world, catalog):
+    eng = ScriptedEngine([])  # no answer scripted: neither a choice prompt nor an interest generation may happen
+    base = _agent(world, catalog, eng, fusion_weight=1.0, interest_source="item-head", item_head_interests=1)
+    scored = base.score_candidates(["ann"])
+    favourite = catalog.items[scored[0].candidates[-1]]  # the candidate stage's last: the head moves it first
+    agent = base.with_item_head(_NextItemScorer(catalog, favourite.item_id))
+    pred = agent.predict("ann", k=5)
+    assert pred.next_items[0].item_id == favourite.item_id and eng.choice_prompts == [] and eng.requests == []
+    assert len(pred.interests) == 1 and pred.interests[0].label in favourite.categories
+    assert pred.provenance.tuned["kind"] == "item-head"
+    # the LLM source stays the default: then the engine writes the interests
+    llm = base.with_config(interest_source="llm").with_item_head(agent.item_head)
+    assert not llm.interests_from_item_head and agent.interests_from_item_head
+    with pytest.raises(AssertionError, match="ran out"):
+        llm.predict("ann", k=5)
