@@ -54,6 +54,8 @@ _CKPT = "checkpoint.pt"
 _INIT = "head_init.pt"
 _HEAD = "item_head.safetensors"
 _ITEMS = "items.json"
+#: histories whose scores the scorer keeps (oldest dropped first; 1,682 floats each on ML-100k)
+_CACHE_SIZE = 1024
 
 
 class ItemHeadConfig(BaseModel):
@@ -426,6 +428,7 @@ class ItemHeadScorer:
         f = torch.nn.functional
         self.emb = f.normalize(st["emb"].float(), dim=-1)
         self.bias, self.scale = st["bias"].float(), st["scale"].float()
+        self._cache: dict[tuple[int, ...], np.ndarray] = {}
 
     @property
     def info(self) -> dict[str, Any]:
@@ -441,12 +444,16 @@ class ItemHeadScorer:
         out = np.zeros((len(histories), len(self.item_ids)), dtype=np.float32)
         with self.torch.no_grad():
             for r, hist in enumerate(histories):
-                seq = [self.index[i] for i in hist if i in self.index][-self.config.window:]
+                seq = tuple(self.index[i] for i in hist if i in self.index)[-self.config.window:]
                 if not seq:
                     out[r] = self.bias.numpy()
                     continue
-                h = self.torch.nn.functional.normalize(self.backbone.states(seq)[-1], dim=-1)
-                out[r] = (self.scale * (self.emb @ h) + self.bias).numpy()
+                if seq not in self._cache:  # the choice and the interests of one prediction read the same
+                    if len(self._cache) >= _CACHE_SIZE:
+                        self._cache.pop(next(iter(self._cache)))
+                    h = self.torch.nn.functional.normalize(self.backbone.states(seq)[-1], dim=-1)
+                    self._cache[seq] = (self.scale * (self.emb @ h) + self.bias).numpy()
+                out[r] = self._cache[seq]
         return out
 
     def next_item_probs(self, history: Sequence[str], exclude: Iterable[str] = ()) -> np.ndarray:
