@@ -12,8 +12,14 @@ runner = CliRunner()
 def test_model_tune_is_listed_with_its_options():
     assert "tune" in runner.invoke(app, ["model", "--help"]).output
     out = runner.invoke(app, ["model", "tune", "--help"]).output
-    for opt in ("--max-steps", "--budget-minutes", "--threads", "--json"):
+    for opt in ("--kind", "--max-steps", "--budget-minutes", "--threads", "--json"):
         assert opt in out
+    assert "--item-head" in runner.invoke(app, ["eval", "--help"]).output
+
+
+def test_model_tune_refuses_an_unknown_kind(tmp_path):
+    result = runner.invoke(app, ["model", "tune", "--kind", "bogus"])
+    assert result.exit_code != 0 and "item-head or letters" in " ".join(result.output.split())
 
 
 def test_model_tune_refuses_a_missing_dataset(tmp_path):
