@@ -263,3 +263,49 @@ def test_agent_with_no_llm_weight_asks_no_choice_at_test(parts):
     pred.set_params(fusion_weight=0.5)  # a weight again: the choice is asked (not read from the cache)
     again = pred.rank([split.request(u, "test") for u in users], 20)
     assert engine.scored - scored == 3 and all(r.info["llm_choice"] for r in again)
+
+
+class _HeadScorer:
+    """Stands in for agent.ItemHeadScorer (the real one: tests/agent/test_itemhead.py): all next-item
+    mass on one item of the catalogue."""
+
+    info = {"name": "stand-in", "kind": "item-head"}
+
+    def __init__(self, item_ids, favourite):
+        self.item_ids, self.favourite = list(item_ids), favourite
+
+    def next_item_probs(self, history, exclude=()):
+        import numpy as np
+
+        p = np.array([1.0 if i == self.favourite else 1e-4 for i in self.item_ids])
+        p[[self.item_ids.index(i) for i in exclude if i in self.item_ids]] = 0
+        return p / p.sum()
+
+    def candidate_probs(self, history, candidates):
+        import numpy as np
+
+        p = np.array([1.0 if c == self.favourite else 1e-4 for c in candidates])
+        return p / p.sum()
+
+
+def test_agent_with_an_item_head_scores_and_states_interests_without_the_engine(parts):
+    ds, split, _, agent, engine = parts
+    sync = MemorySync(agent.store, ds)
+    memory = MemoryPredictor(agent, sync)
+    memory.fit(split)
+    user = split.test_users[0]
+    req = split.request(user, "test")
+    plain = memory.rank([req], 20)[0]
+    favourite = plain.item_ids[5]  # among the candidate stage's top 15, not first
+    headed = agent.with_item_head(_HeadScorer([it.item_id for it in agent.catalog.items], favourite))
+    memory_h = MemoryPredictor(headed, sync)
+    memory_h.fit(split)
+    pred = AgentPredictor(headed, sync, candidates=memory_h)
+    pred.set_params(fusion_weight=1.0, calibrate=False)
+    pred.set_stage("test")
+    scored, generated = engine.scored, engine.generated
+    [ranked] = pred.rank([req], 20)
+    assert engine.scored == scored and engine.generated == generated  # neither a choice prompt nor generation
+    assert ranked.info["llm_choice"] and ranked.item_ids[0] == favourite
+    # the interests: the categories carrying the most next-item mass, the favourite's first
+    assert len(ranked.info["interests"]) == 2 and ranked.info["interests"][0] in ds.items[favourite].genres
