@@ -231,13 +231,13 @@ def _item_head(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path 
         if not path.is_dir():
             raise EvalError(f"item_head {cfg.item_head!r} is not a model folder")
         return path
-    from agent import ModelPreparationError
+    from agent import ModelPreparationError, TuneDataError
     from eval._tune import item_head_on_split
 
     t = time.perf_counter()
     try:
         path = item_head_on_split(split, train=cfg.item_head == "tune")
-    except ModelPreparationError as exc:
+    except (ModelPreparationError, TuneDataError) as exc:  # no base model prepared, or no training window
         if cfg.item_head == "tune":
             raise
         log.warning("no item-head model: %s", exc)

@@ -97,3 +97,14 @@ def test_main_job_item_head_choice(split, tmp_path):
     assert _item_head(MainConfig(models=["agent"], item_head=None, out=tmp_path), split, stages) is None
     with pytest.raises(EvalError, match="not a model folder"):
         _item_head(MainConfig(models=["agent"], item_head=str(tmp_path / "nope"), out=tmp_path), split, stages)
+
+
+def test_main_job_auto_item_head_tolerates_a_split_too_short_to_train_on(tmp_path):
+    from eval import MainConfig
+    from eval._main import _item_head
+
+    dataset, _ = make_synthetic(n_users=6, n_items=30, seed=1, min_events=4, max_events=4)
+    short = leave_one_out(dataset)  # two training items per user: no window of min_history + 2
+    assert _item_head(MainConfig(models=["agent"], out=tmp_path), short, {}) is None
+    with pytest.raises(TuneDataError, match="no training window"):
+        _item_head(MainConfig(models=["agent"], item_head="tune", out=tmp_path), short, {})
