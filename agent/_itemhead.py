@@ -9,7 +9,7 @@ softmax over the catalogue with the items already seen masked (Tide's protocol).
 forward pass and ~47 training targets. LoRA (``peft``) on the top decoder layers; the head is trained in
 full.
 
-Training reads plain per-user training sequences and refuses any forbidden item or ``(user, item)`` pair
+Training (``agent._itemhead_tune``) reads plain per-user training sequences and refuses any forbidden item or ``(user, item)`` pair
 (a split's validation and test targets), like :func:`agent.build_examples`. The result is cached under
 ``$TIDE_HOME/models/<base>-itemhead-<key>/`` (``key``: base checksums + data fingerprint + config) as the
 LoRA adapter, ``item_head.safetensors`` and a manifest (configs, training facts, validation metrics, every
@@ -25,11 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._catalog import CatalogItem
 from ._errors import ModelPreparationError
-from ._model import MANIFEST, _sha256, load_manifest, model_dir, tide_home, verify_files
+from ._model import load_manifest, model_dir, verify_files
 from ._tune import ALL_LINEAR, _base_sha
 from ._tune_data import TuneDataError, check_forbidden
 
-__all__ = ["ItemHeadConfig", "ItemHeadScorer", "category_probs", "find_item_head", "interests_from_next_items", "item_head_key", "training_windows",
-           "tune_item_head"]
+__all__ = ["ItemHeadConfig", "ItemHeadScorer", "category_probs", "interests_from_next_items", "item_head_key",
+           "training_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -175,218 +171,6 @@ class _Null:
 
     def __exit__(self, *a: Any) -> None:
         return None
-
-
-def _head_module(init: Any, log_pop: np.ndarray) -> Any:
-    import torch
-
-    class Head(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = torch.nn.Parameter(init.clone())
-            self.bias = torch.nn.Parameter(torch.tensor(log_pop, dtype=torch.float32) * 0.5)
-            self.scale = torch.nn.Parameter(torch.tensor(10.0))
-
-        def forward(self, h: Any) -> Any:
-            f = torch.nn.functional
-            return self.scale * f.normalize(h, dim=-1) @ f.normalize(self.emb, dim=-1).T + self.bias
-
-    return Head()
-
-
-def _log_popularity(sequences: Mapping[str, Sequence[str]], index: Mapping[str, int]) -> np.ndarray:
-    counts = np.zeros(len(index))
-    for seq in sequences.values():
-        for i in seq:
-            counts[index[i]] += 1
-    return np.log1p(counts)
-
-
-def _located(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
-             forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, base: Path | None,
-             home: Path | None) -> tuple[list[tuple[str, list[int]]], Path, str, str, Path]:
-    index = {it.item_id: j for j, it in enumerate(items)}
-    windows = training_windows(sequences, index, config, forbidden)
-    if config.max_windows is not None:
-        windows = windows[:config.max_windows]
-    base = base or model_dir(home)
-    base_sha = _base_sha(base)
-    fingerprint = _fingerprint(windows, items)
-    key = item_head_key(base_sha, fingerprint, config)
-    return windows, base, base_sha, fingerprint, (home or tide_home()) / "models" / f"{base.name}-{KIND}-{key}"
-
-
-def _usable(folder: Path) -> bool:
-    try:
-        verify_files(folder)
-        return True
-    except ModelPreparationError:
-        return False
-
-
-def find_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
-                   forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, *,
-                   base: Path | None = None, home: Path | None = None, seeds: Sequence[Path] = ()) -> Path | None:
-    """The cached folder :func:`tune_item_head` would return for these inputs, without training: from
-    ``$TIDE_HOME/models``, or copied there from a folder of the same name under one of ``seeds`` (e.g. a
-    model committed with the code, checksums verified); None when neither has it."""
-    target = _located(sequences, items, forbidden, config, base, home)[-1]
-    if target.exists() and _usable(target):
-        return target
-    for seed in seeds:
-        src = Path(seed) / target.name
-        if src.is_dir() and _usable(src):
-            staging = target.parent / f".{target.name}.copy-{os.getpid()}"
-            shutil.rmtree(staging, ignore_errors=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(src, staging, ignore=shutil.ignore_patterns(".*"))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-            return target
-    return None
-
-
-def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
-                   forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, *,
-                   base: Path | None = None, home: Path | None = None, progress: bool = True,
-                   log_file: Path | None = None, time_budget_s: float | None = None,
-                   extra: dict[str, Any] | None = None, seeds: Sequence[Path] = ()) -> Path:
-    """Train (or reuse) the item-head model for these training sequences; returns its cached folder.
-
-    Args:
-        sequences: per-user training item ids, chronological (training data only).
-        items: the catalogue; its order is the head's row order, its titles the history text.
-        forbidden: items, or ``(user, item)`` pairs, no window may hold (a split's validation/test targets).
-        config: settings (part of the key).
-        time_budget_s: stop at the first window past it; the folder is then the run with
-            ``max_windows`` = the windows done (the schedule has no total, so that run is reproducible).
-
-    Raises:
-        TuneDataError: forbidden or unknown items in ``sequences``.
-    """
-    import torch
-    from peft import set_peft_model_state_dict
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import load_file, save_file
-    from tqdm.auto import tqdm
-
-    items = list(items)
-    forbidden = list(forbidden)
-    index = {it.item_id: j for j, it in enumerate(items)}
-    found = find_item_head(sequences, items, forbidden, config, base=base, home=home, seeds=seeds)
-    if found is not None:
-        return found
-    windows, base, base_sha, fingerprint, target = _located(sequences, items, forbidden, config, base, home)
-    key = target.name.rsplit("-", 1)[1]
-    shutil.rmtree(target, ignore_errors=True)  # a damaged folder (find_item_head refused it)
-    work = target.parent / f".{target.name}.work"
-    work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    torch.manual_seed(config.seed)
-    bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers)
-    if not (work / _INIT).exists():
-        torch.save(bb.init_head(progress), work / (_INIT + ".tmp"))
-        os.replace(work / (_INIT + ".tmp"), work / _INIT)
-    log_pop = _log_popularity(sequences, index)
-    head = _head_module(torch.load(work / _INIT), log_pop)
-    lora = [p for p in bb.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": lora, "lr": config.learning_rate},
-                             {"params": list(head.parameters()), "lr": config.head_learning_rate}])
-    step, history = 0, []
-    if (work / _CKPT).exists():
-        st = torch.load(work / _CKPT, weights_only=False)
-        set_peft_model_state_dict(bb.model, st["lora"])
-        head.load_state_dict(st["head"])
-        opt.load_state_dict(st["opt"])
-        step, history = int(st["step"]), list(st["hist"])
-        log.info("resuming at window %d of %d", step, len(windows))
-
-    def save() -> None:
-        torch.save({"lora": get_peft_model_state_dict(bb.model), "head": head.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "hist": history}, work / (_CKPT + ".tmp"))
-        os.replace(work / (_CKPT + ".tmp"), work / _CKPT)
-
-    bb.model.train()
-    started, done_here = time.perf_counter(), 0
-    bar = tqdm(total=len(windows), initial=step, desc="item head", unit="window", disable=not progress)
-    logf = log_file.open("a") if log_file else None
-    mh = config.min_history
-    try:
-        while step < len(windows):
-            _, seq = windows[step]
-            logits = head(bb.states(seq[:-1])[mh - 1:])
-            tgt = torch.tensor(seq[mh:])
-            mask = torch.zeros_like(logits, dtype=torch.bool)
-            for r in range(len(tgt)):
-                mask[r, seq[:mh + r]] = True
-            loss = torch.nn.functional.cross_entropy(logits.masked_fill(mask, -1e9), tgt)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([*lora, *head.parameters()], 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            done_here += 1
-            history.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(history[-50:]):.3f}")
-            bar.update(1)
-            out_of_time = time_budget_s is not None and time.perf_counter() - started > time_budget_s
-            if step % config.checkpoint_every == 0 or step == len(windows) or out_of_time:
-                save()
-                if logf:
-                    logf.write(json.dumps({"at": datetime.now(UTC).isoformat(), "window": step, "of": len(windows),
-                                           "loss50": round(float(np.mean(history[-50:])), 4),
-                                           "s_per_window": round((time.perf_counter() - started) / done_here, 3)})
-                               + "\n")
-                    logf.flush()
-            if out_of_time:
-                log.warning("time budget spent: stopping after window %d of %d", step, len(windows))
-                break
-    finally:
-        bar.close()
-        if logf:
-            logf.close()
-    if step < len(windows):  # stopped by the budget: this is the run with max_windows = step
-        config = config.model_copy(update={"max_windows": step})
-        fingerprint = _fingerprint(windows[:step], items)
-        key = item_head_key(base_sha, fingerprint, config)
-        target = target.parent / f"{base.name}-{KIND}-{key}"
-    staging = target.parent / f".{target.name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        # stored in float16 (half the bytes; the scorer computes in float32)
-        bb.model.save_pretrained(str(staging))
-        adapter = staging / "adapter_model.safetensors"
-        save_file({k: v.half() for k, v in load_file(str(adapter)).items()}, str(adapter))
-        save_file({k: v.detach().half().contiguous() for k, v in head.state_dict().items()}, str(staging / _HEAD))
-        (staging / _ITEMS).write_text(json.dumps([it.item_id for it in items]))
-        h = np.asarray(history)
-        facts = {"windows": step, "planned_windows": len(windows), "targets_per_window": config.window - mh,
-                 "seconds_this_run": round(time.perf_counter() - started, 1),
-                 "s_per_window": round((time.perf_counter() - started) / done_here, 3) if done_here else None,
-                 "loss_first50": round(float(h[:50].mean()), 4) if len(h) else None,
-                 "loss_last50": round(float(h[-50:].mean()), 4) if len(h) else None,
-                 "uniform_loss": round(float(np.log(len(items))), 4),
-                 "trainable_params": sum(p.numel() for p in lora) + sum(p.numel() for p in head.parameters())}
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-                 for p in sorted(staging.iterdir()) if p.is_file()}
-        manifest = {"model": target.name, "key": key, "kind": KIND, "header": HEADER,
-                    "base": {"name": base.name, "path": str(base), "files_sha256": base_sha},
-                    "data": {"fingerprint": fingerprint, "windows": len(windows[:step]),
-                             "users": len({u for u, _ in windows[:step]}), "items": len(items)},
-                    "config": config.model_dump(mode="json"), "train": facts,
-                    "seconds_total": round(time.perf_counter() - t0, 1), "created": datetime.now(UTC).isoformat(),
-                    "metrics": {}, **(extra or {}), "files": files}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 class ItemHeadScorer:
