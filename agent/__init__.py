@@ -87,7 +87,7 @@ from ._context import UserContext, query_context  # noqa: E402
 from ._feedback import SIGNALS, FeedbackConfig, feedback_adjustment  # noqa: E402
 from ._free_tags import FreeTag, FreeTagConfig, ground_free_tags, propose_free_tags  # noqa: E402
 from ._interests import ground_interests, render_interest_prompt  # noqa: E402
-from ._itemhead import ItemHeadConfig, ItemHeadScorer, item_head_key, training_windows  # noqa: E402
+from ._itemhead import CatalogScores, ItemHeadConfig, ItemHeadScorer, item_head_key, training_windows  # noqa: E402
 from ._itemhead_tune import find_item_head, tune_item_head  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
 from ._retrieval import ScoredUser  # noqa: E402
@@ -111,6 +111,7 @@ __all__ += [
     "CandidateSource",
     "Catalog",
     "CatalogItem",
+    "CatalogScores",
     "ChatReply",
     "ChoiceProbs",
     "Drift",

@@ -39,7 +39,7 @@ from ._interests import (
     interests_from_profile,
     render_interest_prompt,
 )
-from ._itemhead import ItemHeadScorer, interests_from_next_items
+from ._itemhead import CatalogScores, ItemHeadScorer, interests_from_next_items
 from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import Retriever, ScoredUser, fuse
 from ._schemas import ChatReply, Drift, Interest, InterestPrediction, InterestSummary, Provenance, RankedItem
@@ -71,7 +71,8 @@ class InterestAgent:
         self.catalog = catalog
         self.engine = engine
         self._config = config
-        self.retriever = Retriever(catalog, config.retrieval, transitions, sequential, config.feedback)
+        llm = CatalogScores(item_head, [it.item_id for it in catalog.items]) if item_head is not None else None
+        self.retriever = Retriever(catalog, config.retrieval, transitions, sequential, config.feedback, llm=llm)
         self.reranker = Reranker(catalog, engine, calibrate=config.calibrate, orders=config.choice_orders,
                                  priors=choice_priors, item_head=item_head)
         self.interest_writer = InterestWriter(catalog, engine, store.config.attribute_keys,
@@ -140,8 +141,9 @@ class InterestAgent:
         return self.reranker.item_head
 
     def with_item_head(self, item_head: ItemHeadScorer | None) -> InterestAgent:
-        """A new agent whose candidates are scored by ``item_head`` (None: by the engine's letter choice);
-        it shares the rest."""
+        """A new agent whose candidates are scored by ``item_head`` (None: by the engine's letter choice), and
+        whose candidate stage reads its logits over the whole catalogue with weight ``retrieval.w_llm``; it
+        shares the rest."""
         return InterestAgent(self.store, self.catalog, self.engine, self._config, self.transitions,
                              self.sequential, choice_priors=self.reranker.priors, item_head=item_head)
 

@@ -38,7 +38,7 @@ from ._model import load_manifest, model_dir, verify_files
 from ._tune import ALL_LINEAR, _base_sha
 from ._tune_data import TuneDataError, check_forbidden
 
-__all__ = ["ItemHeadConfig", "ItemHeadScorer", "category_probs", "interests_from_next_items", "item_head_key",
+__all__ = ["CatalogScores", "ItemHeadConfig", "ItemHeadScorer", "category_probs", "interests_from_next_items", "item_head_key",
            "training_windows"]
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,27 @@ class ItemHeadScorer:
             return np.full(len(candidates), 1.0 / len(candidates))
         e = np.exp(logit - logit[np.isfinite(logit)].max())
         return e / e.sum()
+
+
+class CatalogScores:
+    """An :class:`ItemHeadScorer` as a retrieval source (``agent.CandidateSource``): its logits in a
+    catalogue's column order; items the model was not trained on get the row's lowest logit."""
+
+    def __init__(self, scorer: ItemHeadScorer, item_ids: Sequence[str]):
+        self.scorer = scorer
+        self.item_ids = list(item_ids)
+        self._columns: np.ndarray | None = None
+
+    def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],
+                        nows: Sequence[Any]) -> np.ndarray:
+        if self._columns is None:
+            self._columns = np.array([self.scorer.index.get(i, -1) for i in self.item_ids], dtype=np.int64)
+        cols = self._columns
+        s = self.scorer.scores(histories)
+        out = s[:, np.maximum(cols, 0)]
+        if (cols < 0).any():
+            out[:, cols < 0] = s.min(axis=1, keepdims=True)
+        return out
 
 
 def category_probs(catalog: Any, scorer: ItemHeadScorer, history: Sequence[str], exclude: Iterable[str]

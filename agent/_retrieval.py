@@ -3,7 +3,9 @@
 Score of item i for a user (each component min-max normalised over the catalogue, so weights compare):
 
     retrieval_i = w_short · cos(i, short-term profile) + w_long · cos(i, long-term profile)
-                + w_co · transitions_i + w_seq · sequential_i
+                + w_co · transitions_i + w_seq · sequential_i + w_llm · llm_i
+
+``llm`` is the tuned LLM's item head (``agent._itemhead``): its logit for every item after the history.
 
 The profiles are context-aware when the prediction has a query context (time of day, weekday, place; see
 ``memory._context``). Feedback read with the context rescales the scores (``agent._feedback``): disliked
@@ -72,11 +74,13 @@ class Retriever:
     """Scores the catalogue from memory profiles and candidate sources (see the module docstring)."""
 
     def __init__(self, catalog: Catalog, config: RetrievalConfig, transitions: TransitionIndex | None = None,
-                 sequential: CandidateSource | None = None, feedback: FeedbackConfig | None = None):
+                 sequential: CandidateSource | None = None, feedback: FeedbackConfig | None = None,
+                 llm: CandidateSource | None = None):
         self.catalog = catalog
         self.config = config
         self.transitions = transitions
         self.sequential = sequential
+        self.llm = llm
         self.feedback = feedback or FeedbackConfig()
 
     def scores(self, ctxs: Sequence[UserContext]) -> np.ndarray:
@@ -91,12 +95,12 @@ class Retriever:
                 total[row] += r.w_long * minmax_rows(self.catalog.similarity(ctx.profile.long.vector))
             if self.transitions is not None and r.w_co and ctx.history:
                 total[row] += r.w_co * minmax_rows(self.transitions.score(ctx.history))
-        if self.sequential is not None and r.w_seq:
-            live = [i for i, c in enumerate(ctxs) if c.history]
+        for source, w in ((self.sequential, r.w_seq), (self.llm, r.w_llm)):
+            live = [i for i, c in enumerate(ctxs) if c.history] if source is not None and w else []
             if live:
-                seq = self.sequential.score_histories([ctxs[i].user_id for i in live],
-                                                      [ctxs[i].history for i in live], [ctxs[i].now for i in live])
-                total[live] += r.w_seq * minmax_rows(seq)
+                seq = source.score_histories([ctxs[i].user_id for i in live],
+                                             [ctxs[i].history for i in live], [ctxs[i].now for i in live])
+                total[live] += w * minmax_rows(seq)
         for row, ctx in enumerate(ctxs):
             cols = [self.catalog.index[i] for i in ctx.exclude if i in self.catalog.index]
             total[row, cols] = -np.inf

@@ -244,18 +244,24 @@ class AgentPredictor(MemoryPredictor):
                  candidates: MemoryPredictor | None = None):
         super().__init__(agent, sync, name)
         self.candidates = candidates
-        self.tunable = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0], "calibrate": [False, True]}
+        self.tunable: dict[str, list[Any]] = {"fusion_weight": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0],
+                                              "calibrate": [False, True]}
         #: the LLM's choice must earn its weight: without a significant validation win the ranking is the
         #: candidate stage's own (and test users get no choice prompt: its answer would weigh nothing)
-        self.tune_reference = {"fusion_weight": 0.0, "calibrate": False}
+        self.tune_reference: dict[str, Any] = {"fusion_weight": 0.0, "calibrate": False}
+        if agent.item_head is not None:
+            # the tuned item head scores the whole catalogue too (the candidate stage's ``w_llm``: the LLM can
+            # bring in items the memory misses) and needs no calibration
+            self.tunable = {"w_llm": [0.0, 0.5, 1.0, 2.0, 4.0, 8.0], "fusion_weight": [0.0, 0.25, 0.5, 0.75, 1.0]}
+            self.tune_reference = {"w_llm": 0.0, "fusion_weight": 0.0}
         self._params: dict[str, Any] = {}  # the LLM stage's settings, applied over the candidate stage's agent
-        self._cache: dict[tuple[str, int, int, int], tuple[Any, Any]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self.llm_seconds = 0.0
         #: validation choice prompts not sent because the target is not among the candidates
         self.skipped_prompts = 0
         #: test users whose choice prompt was not sent because the fusion weight is 0
         self.skipped_choice = 0
-        self._moot: set[tuple[str, int, int, int]] = set()
+        self._moot: set[tuple[Any, ...]] = set()
         self._stage = "test"
         self._val_targets: dict[str, str] = {}
 
@@ -270,14 +276,22 @@ class AgentPredictor(MemoryPredictor):
 
     def set_params(self, **params: Any) -> None:
         params = {**self._params, **params}
-        self.current_agent.with_config(**params)  # invalid settings fail here, not at rank time
+        self._derived(params)  # invalid settings fail here, not at rank time
         self._params = params
+
+    def _derived(self, params: Mapping[str, Any]) -> InterestAgent:
+        base = self.candidates.agent if self.candidates is not None else self.agent
+        if not params:
+            return base
+        updates = {k: v for k, v in params.items() if k != "w_llm"}
+        if "w_llm" in params:  # a candidate-stage weight, over the candidate stage's tuned ones
+            updates["retrieval"] = {"w_llm": params["w_llm"]}
+        return base.with_config(**updates)
 
     @property
     def current_agent(self) -> InterestAgent:
         """The candidate stage's agent (``candidates``' when given) with this predictor's LLM settings."""
-        base = self.candidates.agent if self.candidates is not None else self.agent
-        return base.with_config(**self._params) if self._params else base
+        return self._derived(self._params)
 
     def apply_store_params(self) -> None:
         """The candidate stage's store settings (``candidates``' when given)."""
@@ -299,8 +313,9 @@ class AgentPredictor(MemoryPredictor):
         scored = self._score(agent, requests)
         # the choice is asked on validation (every grid point reads it) and at test when it weighs anything
         choice = self._stage == "val" or agent.config.fusion_weight > 0
-        keys = [(r.user_id, int(r.now), len(r.history), agent.config.choice_orders if choice else 0)
-                for r in requests]
+        # the candidates are part of the key: the item head's weight in the candidate stage changes them
+        keys = [(r.user_id, int(r.now), len(r.history), agent.config.choice_orders if choice else 0,
+                 tuple(s.candidates)) for r, s in zip(requests, scored, strict=True)]
         index = agent.catalog.index
         moot = {i for i, (r, s) in enumerate(zip(requests, scored, strict=True))
                 if r.user_id in self._val_targets

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from agent_fakes import ScriptedEngine
 
@@ -203,9 +204,17 @@ class _NextItemScorer:
     the next-item mass on ``favourite`` among the unconsumed items."""
 
     def __init__(self, catalog, favourite):
-        self.item_ids = [it.item_id for it in catalog.items]
+        self.item_ids = [it.item_id for it in catalog.items][::-1]  # its own item order, not the catalogue's
+        self.index = {i: j for j, i in enumerate(self.item_ids)}
         self.favourite = favourite
         self.info = {"name": "stand-in", "kind": "item-head"}
+        self.scored: list[list[str]] = []
+
+    def scores(self, histories):
+        import numpy as np
+
+        self.scored.extend(list(h) for h in histories)
+        return np.array([[3.0 if i == self.favourite else -1.0 for i in self.item_ids] for _ in histories])
 
     def next_item_probs(self, history, exclude=()):
         import numpy as np
@@ -236,3 +245,17 @@ def test_item_head_scores_candidates_and_states_interests_without_generation(wor
     assert not llm.interests_from_item_head and agent.interests_from_item_head
     with pytest.raises(AssertionError, match="ran out"):
         llm.predict("ann", k=5)
+
+
+def test_item_head_brings_an_item_into_the_candidates_only_with_its_weight(world, catalog):
+    base = _agent(world, catalog, ScriptedEngine([]), retrieval={"n_candidates": 2})
+    scored = base.score_candidates(["ann"])[0]
+    order = [int(i) for i in np.argsort(-scored.retrieval) if np.isfinite(scored.retrieval[i])]
+    last = catalog.items[order[-1]]  # the candidate stage's last unconsumed item
+    head = _NextItemScorer(catalog, last.item_id)
+    unweighted = base.with_item_head(head).score_candidates(["ann"])[0]
+    assert unweighted.candidates == scored.candidates and head.scored == []  # w_llm 0: the head is not asked
+    weighted = base.with_config(retrieval={"w_llm": 4.0}).with_item_head(head).score_candidates(["ann"])[0]
+    assert weighted.candidates[0] == order[-1] and weighted.candidates[1] == scored.candidates[0]
+    assert head.scored == [weighted.context.history]
+    assert not np.isfinite(weighted.retrieval[[catalog.index[i] for i in ("m1", "m2", "m3", "m4", "m11")]]).any()

@@ -10,6 +10,7 @@ import pytest
 
 from agent import (
     CatalogItem,
+    CatalogScores,
     ItemHeadConfig,
     ItemHeadScorer,
     TuneDataError,
@@ -96,6 +97,13 @@ def test_tiny_real_run_is_cached_resumable_and_scores_the_agents_candidates(tmp_
     assert p[-1] == 0 and p.sum() == pytest.approx(1.0)
     z = np.exp(s[0][[INDEX[c] for c in cands[:3]]] - s[0][[INDEX[c] for c in cands[:3]]].max())
     np.testing.assert_allclose(p[:3], z / z.sum(), rtol=1e-5)
+
+    # as the candidate stage's source: the logits in a catalogue's own column order, unknown items lowest
+    cols = ["m5", "new", "m0", "m23"]
+    src = CatalogScores(scorer, cols).score_histories(["u0"], [hist], [None])
+    assert src.shape == (1, 4)
+    np.testing.assert_allclose(src[0, [0, 2, 3]], s[0][[5, 0, 23]])
+    assert src[0, 1] == s[0].min()
 
     class _Cat:  # the re-ranking stage needs only the catalogue's items
         items = ITEMS

@@ -309,3 +309,65 @@ def test_agent_with_an_item_head_scores_and_states_interests_without_the_engine(
     assert ranked.info["llm_choice"] and ranked.item_ids[0] == favourite
     # the interests: the categories carrying the most next-item mass, the favourite's first
     assert len(ranked.info["interests"]) == 2 and ranked.info["interests"][0] in ds.items[favourite].genres
+
+
+class _OracleHead:
+    """Stands in for agent.ItemHeadScorer in the candidate stage (logic only): after any history, the
+    dataset's own next item scores highest (a model that is always right)."""
+
+    info = {"name": "oracle", "kind": "item-head"}
+
+    def __init__(self, ds):
+        self.seqs = {u: [e.item_id for e in evs] for u, evs in ds.sequences.items()}
+        self.item_ids = sorted(ds.items)
+        self.index = {i: j for j, i in enumerate(self.item_ids)}
+
+    def _next(self, history):
+        for seq in self.seqs.values():
+            if seq[:len(history)] == list(history) and len(seq) > len(history):
+                return seq[len(history)]
+        return None
+
+    def scores(self, histories):
+        import numpy as np
+
+        out = np.zeros((len(histories), len(self.item_ids)))
+        for r, h in enumerate(histories):
+            nxt = self._next(h)
+            if nxt is not None:
+                out[r, self.index[nxt]] = 1.0
+        return out
+
+    def candidate_probs(self, history, candidates):
+        import numpy as np
+
+        s = self.scores([history])[0]
+        p = np.array([np.exp(5 * s[self.index[c]]) for c in candidates])
+        return p / p.sum()
+
+    def next_item_probs(self, history, exclude=()):
+        import numpy as np
+
+        p = np.exp(5 * self.scores([history])[0])
+        p[[self.index[i] for i in exclude if i in self.index]] = 0
+        return p / p.sum()
+
+
+def test_agent_tunes_the_item_heads_catalogue_weight_on_validation_and_keeps_memory_llm_free(parts, tmp_path):
+    ds, split, _, agent, engine = parts
+    headed = agent.with_item_head(_OracleHead(ds))
+    sync = MemorySync(agent.store, ds)
+    memory = MemoryPredictor(headed, sync)
+    pred = AgentPredictor(headed, sync, candidates=memory)
+    assert pred.tune_reference == {"w_llm": 0.0, "fusion_weight": 0.0} and "calibrate" not in pred.tunable
+    result = run_evaluation(ds, [memory, pred], split, users=12, seed=0, out_dir=tmp_path / "out",
+                            n_bootstrap=200, progress=False, sampled_negatives=0)
+    tuning = result.summary.to_dict()["models"]["agent"]["tuning"]
+    assert len(tuning["results"]) == len(pred.tunable["w_llm"]) * len(pred.tunable["fusion_weight"])
+    # an always-right head wins on validation, so its weight is kept; and then it is right on test too
+    assert tuning["best"]["w_llm"] > 0 and tuning["against_reference"]["kept"] == "best grid point"
+    top = [r.item_ids[0] for r in result.rankings["agent"]]
+    assert top == [split.test[u].item_id for u in result.users]
+    assert [r.item_ids[0] for r in result.rankings["memory"]] != top
+    assert memory.current_agent.config.retrieval.w_llm == 0.0  # the memory baseline never reads the LLM
+    assert engine.scored == 0 and engine.generated == 0  # the head scores and states interests: no engine call
