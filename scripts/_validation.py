@@ -17,9 +17,11 @@ from eval._tide import MemorySync, catalog_from_dataset  # scripts may use the h
 from memory import MemoryStore, SentenceTransformerEmbedder
 
 
-def validation_setup(n_users: int, seed: int, retrieval: dict[str, Any] | None = None) -> SimpleNamespace:
+def validation_setup(n_users: int | str, seed: int, retrieval: dict[str, Any] | None = None, *,
+                     engine: bool = True) -> SimpleNamespace:
     """``ds, split, users, catalog, engine, base`` (the agent), ``nows`` and ``kw`` (histories, excludes) of
-    the sampled validation requests, in ``users`` order. The caller closes ``engine``."""
+    the sampled validation requests, in ``users`` order. The caller closes ``engine`` (None with
+    ``engine=False``)."""
     ds = load_ml100k()
     split = leave_one_out(ds)
     users = [u for u in sample_users(split, n_users, seed) if u in split.val]
@@ -31,7 +33,7 @@ def validation_setup(n_users: int, seed: int, retrieval: dict[str, Any] | None =
     t0 = time.perf_counter()
     MemorySync(store, ds, progress=False).sync(requests)
     print(f"memory: {len(users)} users in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    engine = VLLMEngine.from_defaults()
+    engine = VLLMEngine.from_defaults() if engine else None
     base = InterestAgent(store, catalog, engine, AgentConfig(retrieval={"w_co": 1.0, **(retrieval or {})}))
     base = base.with_sources(transitions=TransitionIndex.fit(split.train, catalog.index))
     return SimpleNamespace(

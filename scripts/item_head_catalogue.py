@@ -1,0 +1,101 @@
+"""Validation only: the item-head model over the whole catalogue, alone and as a source of the memory
+candidate stage (``RetrievalConfig.w_llm``), against the memory candidate stage alone.
+
+    python scripts/item_head_catalogue.py [--users 200] [--models DIR ...]
+
+Each sampled user's memory holds their training sequence; the target is their VALIDATION item (no test
+target is read). Reports NDCG@10 and recall@N (N = 15, 20, 30, 50: what a re-ranker of the top N could reach)
+over the whole catalogue (consumed items excluded) for: the memory candidate stage (w_co 1, 10-minute
+short half-life: the memory model's validation choice in the main job), each model alone, and the stage
+with each model at several weights; paired against memory (bootstrap and Wilcoxon) and, with two models,
+model against model. Default models: the committed ones under models/ (every config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import numpy as np  # noqa: E402
+from _validation import validation_setup  # noqa: E402
+
+from agent import ItemHeadScorer  # noqa: E402
+from eval import paired_test  # noqa: E402
+
+WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
+NS = (15, 20, 30, 50)
+
+
+def _ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    t = scores[np.arange(len(targets)), targets][:, None]
+    return 1 + (scores > t).sum(axis=1)
+
+
+def _summary(ranks: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    ndcg = np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
+    return ndcg, {"ndcg@10": round(float(ndcg.mean()), 4),
+                  **{f"recall@{n}": round(float((ranks <= n).mean()), 4) for n in NS}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", default="200", help="a seeded sample size or 'all'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", nargs="*", type=Path,
+                   default=sorted(d for d in (ROOT / "models").glob("*-item-head-*") if d.is_dir()))
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "item-head-catalogue.json")
+    args = p.parse_args()
+    v = validation_setup(args.users if args.users == "all" else int(args.users), args.seed, engine=False)
+    scored = v.base.score_candidates(v.users, v.nows, **v.kw)
+    memory = np.stack([s.retrieval for s in scored])
+    finite = np.isfinite(memory)
+    targets = np.array([v.catalog.index[v.split.val[u].item_id] for u in v.users])
+    def mm(x: np.ndarray) -> np.ndarray:  # min-max over each user's unconsumed items (the stage's normalisation)
+        lo = np.where(finite, x, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(finite, x, -np.inf).max(axis=1, keepdims=True)
+        return np.where(finite, (x - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
+
+    base_ndcg, base = _summary(_ranks(memory, targets))
+    report = {"users": len(v.users), "seed": args.seed, "command": " ".join(sys.argv), "memory": base, "models": {}}
+    per_model = {}
+    for folder in args.models:
+        scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in v.catalog.items})
+        cols = np.array([scorer.index[it.item_id] for it in v.catalog.items])
+        t0 = time.perf_counter()
+        logits = np.zeros_like(memory)
+        for i, hist in enumerate(v.kw["histories"]):
+            logits[i] = scorer.scores([hist])[0][cols]
+            if i % 50 == 0:
+                print(f"{folder.name}: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        alone_ndcg, alone = _summary(_ranks(np.where(finite, logits, -np.inf), targets))
+        per_model[folder.name] = alone_ndcg
+        entry = {"config": scorer.manifest["config"], "windows": scorer.manifest["train"]["windows"],
+                 "seconds_per_user": round((time.perf_counter() - t0) / len(v.users), 3),
+                 "alone": {**alone, "vs_memory": paired_test(alone_ndcg, base_ndcg, seed=args.seed).to_dict()},
+                 "memory+llm": {}}
+        for w in WEIGHTS:
+            nd, s = _summary(_ranks(mm(memory) + w * mm(logits), targets))
+            entry["memory+llm"][str(w)] = {**s, "vs_memory": paired_test(nd, base_ndcg, seed=args.seed).to_dict()}
+        report["models"][folder.name] = entry
+        print(json.dumps({folder.name: {"alone": alone, **{w: e["ndcg@10"] for w, e in entry["memory+llm"].items()}}}),
+              flush=True)
+    names = list(per_model)
+    if len(names) == 2:
+        report["model_vs_model"] = {f"{names[1]} - {names[0]}": paired_test(
+            per_model[names[1]], per_model[names[0]], seed=args.seed).to_dict()}
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps({"memory": base, **{k: v["alone"] for k, v in report["models"].items()},
+                      **report.get("model_vs_model", {})}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
