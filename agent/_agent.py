@@ -256,7 +256,8 @@ class InterestAgent:
             raise ValueError("this agent has no item-head model")
         if ctx.cold:
             return self.interests_from_profile(ctx)
-        return interests_from_next_items(self.catalog, self.item_head, ctx, self._config.item_head_interests)
+        return interests_from_next_items(self.catalog, self.item_head, ctx, self._config.item_head_interests,
+                                         self._config.item_head_rule)
 
     @property
     def interests_from_item_head(self) -> bool:

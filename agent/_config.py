@@ -51,6 +51,9 @@ class AgentConfig(BaseModel):
     interest_source: Literal["llm", "item-head"] = "item-head"
     #: how many interests the item-head source states (2: the best on validation; 3 tied, fewer wins ties)
     item_head_interests: int = Field(default=2, ge=1, le=MAX_INTERESTS)
+    #: how the item-head source picks them: "top-k" (the ``item_head_interests`` likeliest categories) or
+    #: "expected-f1" (the set of at most that many with the highest expected F1 against the next item)
+    item_head_rule: Literal["top-k", "expected-f1"] = "top-k"
     #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
     interest_labels: int = Field(default=6, ge=2, le=100)
     summary_max_tokens: int = Field(default=120, ge=32, le=1024)

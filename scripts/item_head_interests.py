@@ -1,19 +1,23 @@
 """Should the agent's interests come from the tuned item-head model? Chosen on ML-100k VALIDATION items
 (never test), by interest F1 against the validation item's genres.
 
-    python scripts/item_head_interests.py [--users 160] [--out docs/results/item-head-interests.json]
+    python scripts/item_head_interests.py [--users 160] [--model DIR] [--skip-llm] [--out FILE.json]
 
 Set-up as ``scripts/interest_count.py`` (``scripts/_validation.py``: memory filled up to each sampled user's
 validation item). Per user, without test data:
 
 - ``item-head top-k`` (k = 1, 2, 3): the categories most likely to be on the next item under the item-head
   model tuned on the split's training sequences (``InterestAgent.item_head_interests``);
+- ``item-head expected-F1 <=k`` (k = 2, 3): the set of at most k categories with the highest expected F1
+  against the next item under the same model (``AgentConfig.item_head_rule = "expected-f1"``);
 - ``grounded top-2``: the LLM's constrained interests, grounded, first two (the agent's interests today);
 - ``profile top-k``: the memory model's interests (the short horizon's top categories).
 
-Rule, stated before the run: the item-head family's best k (ties: fewer labels) becomes the agent's interest
-source (``AgentConfig.interest_source = "item-head"``, ``max_interests = k``) if its validation F1 beats
-``grounded top-2`` with paired bootstrap and Wilcoxon p < 0.05; otherwise the LLM's interests stay.
+Rule, stated before the run: the item-head family's best member by mean validation F1 (ties: the one listed
+first) sets ``item_head_rule`` and ``item_head_interests``, and becomes the agent's interest source
+(``AgentConfig.interest_source = "item-head"``) if its validation F1 beats ``grounded top-2`` with paired
+bootstrap and Wilcoxon p < 0.05; otherwise the LLM's interests stay. ``--skip-llm`` (no engine) compares
+the family and the profile only; the source then stays as an earlier run with the LLM decided.
 """
 
 from __future__ import annotations
@@ -40,44 +44,55 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=160)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", type=Path, default=None, help="an item-head model folder (default: the one "
+                   "tuned on the split with the default config)")
+    p.add_argument("--skip-llm", action="store_true", help="no engine: the item-head family and the profile only")
     p.add_argument("--out", default="docs/results/item-head-interests.json")
     args = p.parse_args()
 
-    v = validation_setup(args.users, args.seed)
-    folder = item_head_on_split(v.split, train=False)
+    v = validation_setup(args.users, args.seed, engine=not args.skip_llm)
+    folder = args.model or item_head_on_split(v.split, train=False)
     if folder is None:
         sys.exit("no item-head model tuned on this split: run `tide model tune` first")
     scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in v.catalog.items})
     agent = v.base.with_config(max_interests=3)
     scored = agent.score_candidates(v.users, v.nows, **v.kw)
-    t0 = time.perf_counter()
-    answers = agent.llm_interests(scored)
-    llm_seconds = time.perf_counter() - t0
-    v.engine.close()
-    head = agent.with_item_head(scorer)
+    llm_seconds, answers = 0.0, None
+    if v.engine is not None:
+        t0 = time.perf_counter()
+        answers = agent.llm_interests(scored)
+        llm_seconds = time.perf_counter() - t0
+        v.engine.close()
+    head = agent.with_item_head(scorer).with_config(item_head_interests=3)
     t0 = time.perf_counter()
     head_labels = [[x.label for x in head.item_head_interests(s.context)] for s in scored]
     head_seconds = time.perf_counter() - t0
     labels: dict[str, list[list[str]]] = {}
     for k in (1, 2, 3):
         labels[f"item-head top-{k}"] = [x[:k] for x in head_labels]
-    labels["grounded top-2"] = [[x.label for x in agent.grounded_interests(s.context, a.value)[0]][:2]
-                                if hasattr(a, "value") else [] for s, a in zip(scored, answers, strict=True)]
+    for k in (2, 3):
+        ef1 = head.with_config(item_head_rule="expected-f1", item_head_interests=k)
+        labels[f"item-head expected-F1 <={k}"] = [[x.label for x in ef1.item_head_interests(s.context)]
+                                                  for s in scored]
+    if answers is not None:
+        labels["grounded top-2"] = [[x.label for x in agent.grounded_interests(s.context, a.value)[0]][:2]
+                                    if hasattr(a, "value") else [] for s, a in zip(scored, answers, strict=True)]
     for k in (1, 2, 3):
         labels[f"profile top-{k}"] = [[x.name for x in s.context.profile.short.top_attributes[:k]] for s in scored]
     genres = [v.ds.items[v.split.val[u].item_id].genres for u in v.users]
     f1 = {name: np.asarray([interest_prf(x, g)[2] for x, g in zip(ls, genres, strict=True)])
           for name, ls in labels.items()}
     means = {k: float(x.mean()) for k, x in f1.items()}
-    family = ["item-head top-1", "item-head top-2", "item-head top-3"]
+    family = [k for k in labels if k.startswith("item-head")]
     best = max(family, key=lambda n: (means[n], -family.index(n)))
-    vs_llm = paired_test(f1[best], f1["grounded top-2"])
-    adopt = vs_llm.mean_diff > 0 and vs_llm.p_bootstrap < 0.05 and vs_llm.p_wilcoxon < 0.05
+    vs_llm = paired_test(f1[best], f1["grounded top-2"]) if answers is not None else None
+    adopt = None if vs_llm is None else bool(
+        vs_llm.mean_diff > 0 and vs_llm.p_bootstrap < 0.05 and vs_llm.p_wilcoxon < 0.05)
     report = {
         "users": len(v.users), "model": str(folder), "llm_seconds": llm_seconds, "item_head_seconds": head_seconds,
         "f1": {k: bootstrap_ci(x).to_dict() for k, x in f1.items()},
         "paired": [{"model": k, "baseline": b, **paired_test(f1[k], f1[b]).to_dict()}
-                   for b in ("grounded top-2", "profile top-3") for k in f1 if k != b],
+                   for b in ("grounded top-2", "profile top-3", "item-head top-2") if b in f1 for k in f1 if k != b],
         "best_item_head": best, "adopt": adopt,
         "rule": __doc__.split("Rule, stated before the run: ")[1].split("\n\n")[0].strip(),
         "command": " ".join(sys.argv),

@@ -54,6 +54,49 @@ def test_key_changes_with_base_data_and_config():
 
 
 @pytest.mark.slow
+class _Dist:
+    """Stands in for ItemHeadScorer (logic only): a fixed next-item distribution over ITEMS."""
+
+    def __init__(self, probs):
+        self.item_ids = [it.item_id for it in ITEMS]
+        self.p = np.array([probs.get(i, 0.0) for i in self.item_ids])
+
+    def next_item_probs(self, history, exclude=()):
+        p = self.p.copy()
+        p[[INDEX[i] for i in exclude]] = 0
+        return p / p.sum()
+
+
+class _Catalog:
+    items = ITEMS
+    index = INDEX
+
+
+@pytest.mark.parametrize(("probs", "expected"), [
+    ({"m1": 0.6, "m2": 0.4}, ["Comedy", "Drama"]),  # {Comedy} 0.6 < {Comedy, Drama} 0.6·2/3 + 0.4·2/3
+    ({"m1": 0.9, "m2": 0.1}, ["Comedy"]),  # {Comedy} 0.9 > 0.9·2/3 + 0.1·2/3
+    ({"m1": 0.4, "m2": 0.35, "m3": 0.25}, ["Comedy", "Drama"]),  # the third category does not pay its way
+])
+def test_expected_f1_picks_how_many_categories_to_state(probs, expected):
+    from agent._itemhead import expected_f1_labels
+
+    got = expected_f1_labels(_Catalog(), _Dist(probs), [], [], 3)
+    assert sorted(got) == sorted(expected)
+    # what the set is worth, by hand: no other set of at most three of the five categories is worth more
+    rows = [(p, set(ITEMS[INDEX[i]].categories)) for i, p in probs.items()]
+
+    def worth(subset):
+        return sum(p * 2 * len(set(subset) & g) / (len(subset) + len(g)) for p, g in rows)
+
+    from itertools import combinations
+
+    best = max(worth(c) for k in (1, 2, 3) for c in combinations(GENRES, k))
+    assert worth(got) == pytest.approx(best)
+    # consumed items carry no mass
+    assert expected_f1_labels(_Catalog(), _Dist(probs), [], ["m1"], 3) != [] and "Comedy" not in \
+        expected_f1_labels(_Catalog(), _Dist(probs), [], ["m1"], 3)
+
+
 def test_tiny_real_run_is_cached_resumable_and_scores_the_agents_candidates(tmp_path, model_path):
     from agent import ScoredUser, UserContext
     from agent._rerank import Reranker
