@@ -49,11 +49,13 @@ class AgentConfig(BaseModel):
     #: on validation by the rule in scripts/item_head_interests.py (160 users: F1 0.382 vs the LLM's 0.315,
     #: p 0.016 / 0.010; profile top-3 0.361; docs/results/item-head-interests.json)
     interest_source: Literal["llm", "item-head"] = "item-head"
-    #: how many interests the item-head source states (2: the best on validation; 3 tied, fewer wins ties)
-    item_head_interests: int = Field(default=2, ge=1, le=MAX_INTERESTS)
+    #: how many interests the item-head source states (at most, with "expected-f1")
+    item_head_interests: int = Field(default=3, ge=1, le=MAX_INTERESTS)
     #: how the item-head source picks them: "top-k" (the ``item_head_interests`` likeliest categories) or
-    #: "expected-f1" (the set of at most that many with the highest expected F1 against the next item)
-    item_head_rule: Literal["top-k", "expected-f1"] = "top-k"
+    #: "expected-f1" (the set of at most that many with the highest expected F1 against the next item).
+    #: "expected-f1" with at most 3 was the family's best on validation (scripts/item_head_interests.py
+    #: --skip-llm, 160 users: F1 0.406; top-2 0.382, top-3 0.399; docs/results/item-head-interests-rule.json)
+    item_head_rule: Literal["top-k", "expected-f1"] = "expected-f1"
     #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
     interest_labels: int = Field(default=6, ge=2, le=100)
     summary_max_tokens: int = Field(default=120, ge=32, le=1024)
