@@ -300,12 +300,11 @@ def _predictors(
         agent = agent.with_item_head(ItemHeadScorer(item_head, {it.item_id: it.title for it in catalog.items}))
         stages["item-head load"] = time.perf_counter() - t
     sync = MemorySync(store, ds)
-    llm_free = agent.with_config(retrieval={"w_llm": 0.0})  # memory-only baselines never read the LLM
-    memory = MemoryPredictor(llm_free, sync) if "memory" in cfg.models else None
+    memory = MemoryPredictor(agent, sync) if "memory" in cfg.models else None  # never reads the LLM (w_llm 0)
     if memory is not None:
         predictors.append(memory)
     if "memory+context" in cfg.models:  # the target's time and place; same as memory where no place is recorded
-        predictors.append(MemoryPredictor(llm_free, sync, "memory+context", context=has_query_context(ds)))
+        predictors.append(MemoryPredictor(agent, sync, "memory+context", context=has_query_context(ds)))
     if "agent" in cfg.models:  # re-ranks the memory model's fitted and tuned candidate stage when it runs
         predictors.append(AgentPredictor(agent, sync, candidates=memory))
     return predictors, agent, sync

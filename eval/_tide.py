@@ -154,10 +154,14 @@ class MemoryPredictor:
     each other's half-lives or context weights.
     """
 
+    #: whether this predictor's candidate stage may read the agent's item head (``w_llm``); the memory-only
+    #: baselines never do
+    reads_llm = False
+
     def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "memory", *, context: bool = False,
                  context_grid: Sequence[Any] | None = None):
         self.name = name
-        self.agent = agent
+        self.agent = agent if self.reads_llm else agent.with_config(retrieval={"w_llm": 0.0})
         self.sync = sync
         self.context = context
         self._store_params: dict[str, Any] = {}
@@ -239,6 +243,8 @@ class AgentPredictor(MemoryPredictor):
     With ``candidates`` (a :class:`MemoryPredictor` evaluated before this one), the agent re-ranks that
     predictor's fitted and tuned candidate stage; otherwise it fits its own with default weights.
     """
+
+    reads_llm = True
 
     def __init__(self, agent: InterestAgent, sync: MemorySync, name: str = "agent", *,
                  candidates: MemoryPredictor | None = None):

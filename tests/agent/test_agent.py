@@ -253,7 +253,7 @@ def test_item_head_brings_an_item_into_the_candidates_only_with_its_weight(world
     order = [int(i) for i in np.argsort(-scored.retrieval) if np.isfinite(scored.retrieval[i])]
     last = catalog.items[order[-1]]  # the candidate stage's last unconsumed item
     head = _NextItemScorer(catalog, last.item_id)
-    unweighted = base.with_item_head(head).score_candidates(["ann"])[0]
+    unweighted = base.with_config(retrieval={"w_llm": 0.0}).with_item_head(head).score_candidates(["ann"])[0]
     assert unweighted.candidates == scored.candidates and head.scored == []  # w_llm 0: the head is not asked
     weighted = base.with_config(retrieval={"w_llm": 4.0}).with_item_head(head).score_candidates(["ann"])[0]
     assert weighted.candidates[0] == order[-1] and weighted.candidates[1] == scored.candidates[0]

@@ -273,6 +273,12 @@ class _HeadScorer:
 
     def __init__(self, item_ids, favourite):
         self.item_ids, self.favourite = list(item_ids), favourite
+        self.index = {i: j for j, i in enumerate(self.item_ids)}
+
+    def scores(self, histories):
+        import numpy as np
+
+        return np.array([[1.0 if i == self.favourite else 0.0 for i in self.item_ids] for _ in histories])
 
     def next_item_probs(self, history, exclude=()):
         import numpy as np
