@@ -237,8 +237,10 @@ class MemoryPredictor:
 
 class AgentPredictor(MemoryPredictor):
     """The agent: the candidate stage, then the LLM's choice probabilities fused with retrieval scores,
-    and constrained interests. LLM outputs are cached per (user, time), so tuning the fusion weight on
-    validation costs one LLM pass.
+    and constrained interests. LLM outputs are cached per (user, time, candidates), so tuning the fusion
+    weight on validation costs one LLM pass per candidate set. With an item-head model the grid also holds
+    its weight in the candidate stage (``w_llm``; the model caches its scores per history, so that costs one
+    forward pass per user); ``llm_seconds`` counts the choice and the interests, not that pass.
 
     With ``candidates`` (a :class:`MemoryPredictor` evaluated before this one), the agent re-ranks that
     predictor's fitted and tuned candidate stage; otherwise it fits its own with default weights.
