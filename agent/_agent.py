@@ -83,12 +83,15 @@ class InterestAgent:
     def from_defaults(cls, store: MemoryStore, catalog: Catalog, engine_url: str | None = None, *,
                       engine: LLMEngine | None = None, config: AgentConfig | None = None,
                       transitions: TransitionIndex | None = None,
-                      sequential: CandidateSource | None = None) -> InterestAgent:
+                      sequential: CandidateSource | None = None,
+                      item_head: ItemHeadScorer | None = None) -> InterestAgent:
         """An agent on the embedded vLLM engine, or on a ``vllm serve`` at ``engine_url``.
 
-        Collaborative transitions are learnt from every user's history in ``store`` unless given.
+        Collaborative transitions are learnt from every user's history in ``store`` unless given. With an
+        ``item_head`` (see :meth:`with_item_head`) and neither ``engine`` nor ``engine_url``, no engine is
+        started: the item head ranks and, by default, states the interests (summaries and chat need one).
         """
-        if engine is None:
+        if engine is None and (item_head is None or engine_url is not None):
             from ._engines import make_engine
 
             engine = make_engine(engine_url)
@@ -98,7 +101,7 @@ class InterestAgent:
                 items = store.recent(u, k=max(1, store.count(u)))
                 seqs[u] = [b.item_id for b in reversed(items) if b.item_id]
             transitions = TransitionIndex.fit(seqs, catalog.index)
-        return cls(store, catalog, engine, config or AgentConfig(), transitions, sequential)
+        return cls(store, catalog, engine, config or AgentConfig(), transitions, sequential, item_head=item_head)
 
     @property
     def config(self) -> AgentConfig:
@@ -256,8 +259,9 @@ class InterestAgent:
             raise ValueError("this agent has no item-head model")
         if ctx.cold:
             return self.interests_from_profile(ctx)
-        return interests_from_next_items(self.catalog, self.item_head, ctx, self._config.item_head_interests,
-                                         self._config.item_head_rule)
+        c = self._config
+        return interests_from_next_items(self.catalog, self.item_head, ctx, c.item_head_interests, c.item_head_rule,
+                                         temperature=c.item_head_temperature, recent_mix=c.item_head_recent_mix)
 
     @property
     def interests_from_item_head(self) -> bool:

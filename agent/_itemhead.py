@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,6 +71,8 @@ class ItemHeadConfig(BaseModel):
     #: windows per user, newest first, back to back
     windows_per_user: int = Field(default=3, ge=1, le=100)
     epochs: int = Field(default=1, ge=1, le=50)
+    #: learning rates: ``"none"`` constant; ``"linear"`` decayed linearly to 0 over the planned windows
+    lr_decay: Literal["none", "linear"] = "none"
     #: stop after this many windows (one optimiser step each); None: the epochs decide
     max_windows: int | None = Field(default=None, ge=1)
     seed: int = 0
@@ -116,8 +118,10 @@ def _fingerprint(windows: Sequence[tuple[str, list[int]]], items: Sequence[Catal
 
 def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> str:
     """12 hex digits naming an item-head model: base checksums + data fingerprint + config."""
-    blob = json.dumps({"base": base_sha, "data": fingerprint, "config": config.model_dump(mode="json"),
-                       "kind": KIND}, sort_keys=True)
+    cfg = config.model_dump(mode="json")
+    if cfg["lr_decay"] == "none":  # added later: the keys of models trained before it stay as they were
+        del cfg["lr_decay"]
+    blob = json.dumps({"base": base_sha, "data": fingerprint, "config": cfg, "kind": KIND}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -296,7 +300,8 @@ def category_probs(catalog: Any, scorer: ItemHeadScorer, history: Sequence[str],
 
 
 def expected_f1_labels(catalog: Any, scorer: ItemHeadScorer, history: Sequence[str], exclude: Iterable[str],
-                       max_labels: int, *, top_items: int = 300, top_categories: int = 8) -> list[str]:
+                       max_labels: int, *, top_items: int = 300, top_categories: int = 8, temperature: float = 1.0,
+                       recent_mix: float = 0.0, recent_items: int = 10) -> list[str]:
     """The category set with the highest expected F1 against the next item's categories under the model.
 
     F1 of a set ``S`` against an item's categories ``G`` is ``2|S ∩ G| / (|S| + |G|)``; its expectation over
@@ -304,10 +309,18 @@ def expected_f1_labels(catalog: Any, scorer: ItemHeadScorer, history: Sequence[s
     set of 1..``max_labels`` of the ``top_categories`` likeliest categories. A fixed top-k ignores that one
     film usually carries one or two categories: this picks how many to state from the distribution itself.
     Returned most likely first (by each category's own probability).
+
+    ``temperature`` sharpens (< 1) or flattens (> 1) the model's distribution (``p ** (1 / temperature)``,
+    renormalised); ``recent_mix`` gives that share of the mass to the user's last ``recent_items`` items
+    (equal parts): the next film's categories often repeat a recent film's.
     """
     from itertools import combinations
 
+    if temperature <= 0 or not 0.0 <= recent_mix <= 1.0:
+        raise ValueError("temperature must be > 0 and recent_mix in [0, 1]")
     p = scorer.next_item_probs(history, exclude)
+    if temperature != 1.0:
+        p = np.where(p > 0, np.power(np.maximum(p, 1e-300), 1.0 / temperature), 0.0)
     rows: list[frozenset[str]] = []
     weights: list[float] = []
     for j in np.argsort(-p)[:top_items]:
@@ -318,7 +331,15 @@ def expected_f1_labels(catalog: Any, scorer: ItemHeadScorer, history: Sequence[s
         if cats:
             rows.append(cats)
             weights.append(float(p[j]))
-    if not rows:
+    recent = [frozenset(catalog.items[catalog.index[i]].categories) for i in list(history)[-recent_items:]
+              if i in catalog.index] if recent_mix > 0 else []
+    recent = [c for c in recent if c]
+    if weights:
+        weights = list(np.asarray(weights) / sum(weights) * (1.0 - recent_mix if recent else 1.0))
+    if recent:
+        rows += recent
+        weights += [recent_mix / len(recent)] * len(recent)
+    if not rows or sum(weights) <= 0:
         return []
     w = np.asarray(weights) / sum(weights)
     marginal: dict[str, float] = {}
@@ -338,16 +359,17 @@ def expected_f1_labels(catalog: Any, scorer: ItemHeadScorer, history: Sequence[s
     return best
 
 
-def interests_from_next_items(catalog: Any, scorer: ItemHeadScorer, ctx: Any, k: int, rule: str = "top-k"
-                              ) -> list[Any]:
+def interests_from_next_items(catalog: Any, scorer: ItemHeadScorer, ctx: Any, k: int, rule: str = "top-k",
+                              **expected_f1: Any) -> list[Any]:
     """The categories of the model's next-item distribution as :class:`Interest` (see
     ``InterestAgent.item_head_interests``): the ``k`` likeliest (``rule="top-k"``) or the set of at most
-    ``k`` with the highest expected F1 (``"expected-f1"``, :func:`expected_f1_labels`)."""
+    ``k`` with the highest expected F1 (``"expected-f1"``, :func:`expected_f1_labels`, which takes
+    ``expected_f1``'s keywords)."""
     from ._schemas import Interest
 
     probs = category_probs(catalog, scorer, ctx.history, ctx.exclude)
     if rule == "expected-f1":
-        labels = sorted(expected_f1_labels(catalog, scorer, ctx.history, ctx.exclude, k),
+        labels = sorted(expected_f1_labels(catalog, scorer, ctx.history, ctx.exclude, k, **expected_f1),
                         key=lambda c: (-probs.get(c, 0.0), c))
     elif rule == "top-k":
         labels = sorted(probs, key=lambda c: (-probs[c], c))[:k]
@@ -356,7 +378,8 @@ def interests_from_next_items(catalog: Any, scorer: ItemHeadScorer, ctx: Any, k:
     short = {a.name for a in ctx.profile.short.top_attributes[:3]}
     out = []
     for label in labels:
-        conf = "high" if probs[label] >= 0.6 else "medium" if probs[label] >= 0.35 else "low"
+        p = probs.get(label, 0.0)
+        conf = "high" if p >= 0.6 else "medium" if p >= 0.35 else "low"
         out.append(Interest(label=label[:60], confidence=conf, horizon="short" if label in short else "long",
                             evidence=[]))
     return out

@@ -122,7 +122,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         forbidden: items, or ``(user, item)`` pairs, no window may hold (a split's validation/test targets).
         config: settings (part of the key).
         time_budget_s: stop at the first window past it; the folder is then the run with
-            ``max_windows`` = the windows done (the schedule has no total, so that run is reproducible).
+            ``max_windows`` = the windows done (a constant schedule has no total, so that run is reproducible);
+            under ``lr_decay="linear"`` the run is checkpointed and :class:`ModelPreparationError` raised
+            (run again to resume).
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
@@ -175,7 +177,11 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     logf = log_file.open("a") if log_file else None
     mh = config.min_history
     try:
+        base_lrs = [config.learning_rate, config.head_learning_rate]
         while step < len(windows):
+            if config.lr_decay == "linear":  # a function of the step: a resumed run continues the same schedule
+                for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+                    g["lr"] = lr * (1.0 - step / len(windows))
             _, seq = windows[step]
             logits = head(bb.states(seq[:-1])[mh - 1:])
             tgt = torch.tensor(seq[mh:])
@@ -203,6 +209,11 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                     logf.flush()
             if out_of_time:
                 log.warning("time budget spent: stopping after window %d of %d", step, len(windows))
+                if config.lr_decay != "none" and step < len(windows):
+                    raise ModelPreparationError(
+                        f"time budget spent at window {step} of {len(windows)}: under a decaying learning rate "
+                        f"the model exists only at the schedule's end; checkpointed in {work}, run again to resume",
+                        reason="time-budget")
                 break
     finally:
         bar.close()

@@ -162,6 +162,7 @@ __all__ = [
 ]
 
 from eval._tune import (  # noqa: E402
+    committed_item_head,
     forbidden_pairs,
     item_head_on_split,
     tune_on_split,
@@ -174,6 +175,7 @@ from eval._tune import (  # noqa: E402
 
 __all__ += [
     "forbidden_pairs",
+    "committed_item_head",
     "item_head_on_split",
     "tune_on_split",
     "tune_validation",

@@ -7,6 +7,7 @@ the split's validation and test targets as forbidden ``(user, item)`` pairs, whi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from eval._data import Dataset
 from eval._split import Split
 from eval._stats import bootstrap_ci, paired_test
 
-__all__ = ["COMMITTED_MODELS", "choice_probs", "forbidden_pairs", "item_head_on_split", "validate_item_head", "rank_metrics", "ranks_from_probs", "tune_items",
+log = logging.getLogger(__name__)
+
+__all__ = ["COMMITTED_MODELS", "choice_probs", "committed_item_head", "forbidden_pairs", "item_head_on_split", "validate_item_head", "rank_metrics", "ranks_from_probs", "tune_items",
            "tune_on_split", "tune_validation", "validate_model", "validation_examples", "validation_report"]
 
 
@@ -162,6 +165,24 @@ def item_head_on_split(split: Split, config: Any = None, *, train: bool = True, 
                           time_budget_s=time_budget_s, extra={"dataset": split.dataset.name,
                                                               "split": f"{split.kind} (training sequences only)"},
                           **kw)
+
+
+def committed_item_head(catalog: str) -> Any:
+    """The item-head model tuned for the catalogue named ``catalog``, as ``tide predict`` uses it: for
+    ``ml-100k``, the one tuned on its leave-one-out training sequences with the default config (cached or
+    committed, never trained here); None for other catalogues, or when the base model is not prepared."""
+    from agent import ModelPreparationError
+
+    if catalog != "ml-100k":
+        return None
+    from eval._data import load_ml100k
+    from eval._split import leave_one_out
+
+    try:
+        return item_head_on_split(leave_one_out(load_ml100k()), train=False)
+    except ModelPreparationError as exc:
+        log.warning("no item-head model: %s", exc)
+        return None
 
 
 def validate_item_head(split: Split, folder: Any, users: Sequence[str], data_config: Any = None,

@@ -10,6 +10,9 @@ validation item). Per user, without test data:
   model tuned on the split's training sequences (``InterestAgent.item_head_interests``);
 - ``item-head expected-F1 <=k`` (k = 2, 3): the set of at most k categories with the highest expected F1
   against the next item under the same model (``AgentConfig.item_head_rule = "expected-f1"``);
+- ``item-head expected-F1 <=3 t=T mix=B`` (T = 0.7, 1, 1.5; B = 0, 0.25, 0.5; not (1, 0), which is the row
+  above): the same with the model's distribution sharpened or flattened (temperature T) and a share B of it
+  given to the user's last 10 items (``AgentConfig.item_head_temperature`` / ``item_head_recent_mix``);
 - ``grounded top-2``: the LLM's constrained interests, grounded, first two (the agent's interests today);
 - ``profile top-k``: the memory model's interests (the short horizon's top categories).
 
@@ -18,6 +21,11 @@ first) sets ``item_head_rule`` and ``item_head_interests``, and becomes the agen
 (``AgentConfig.interest_source = "item-head"``) if its validation F1 beats ``grounded top-2`` with paired
 bootstrap and Wilcoxon p < 0.05; otherwise the LLM's interests stay. ``--skip-llm`` (no engine) compares
 the family and the profile only; the source then stays as an earlier run with the LLM decided.
+
+Second rule (the temperature / recent-share grid, stated before its first run, 2026-12-01 evening): the best
+``t=T mix=B`` row by mean validation F1 sets ``item_head_temperature`` and ``item_head_recent_mix`` if it
+beats ``item-head expected-F1 <=3`` (T 1, B 0) with paired bootstrap and Wilcoxon p < 0.05; otherwise they
+stay at 1 and 0.
 """
 
 from __future__ import annotations
@@ -74,6 +82,13 @@ def main() -> None:
         ef1 = head.with_config(item_head_rule="expected-f1", item_head_interests=k)
         labels[f"item-head expected-F1 <={k}"] = [[x.label for x in ef1.item_head_interests(s.context)]
                                                   for s in scored]
+    for t in (0.7, 1.0, 1.5):
+        for b in (0.0, 0.25, 0.5):
+            if (t, b) != (1.0, 0.0):
+                var = head.with_config(item_head_rule="expected-f1", item_head_interests=3, item_head_temperature=t,
+                                       item_head_recent_mix=b)
+                labels[f"item-head expected-F1 <=3 t={t} mix={b}"] = [
+                    [x.label for x in var.item_head_interests(s.context)] for s in scored]
     if answers is not None:
         labels["grounded top-2"] = [[x.label for x in agent.grounded_interests(s.context, a.value)[0]][:2]
                                     if hasattr(a, "value") else [] for s, a in zip(scored, answers, strict=True)]
@@ -83,7 +98,11 @@ def main() -> None:
     f1 = {name: np.asarray([interest_prf(x, g)[2] for x, g in zip(ls, genres, strict=True)])
           for name, ls in labels.items()}
     means = {k: float(x.mean()) for k, x in f1.items()}
-    family = [k for k in labels if k.startswith("item-head")]
+    family = [k for k in labels if k.startswith("item-head") and " t=" not in k]
+    grid = [k for k in labels if " t=" in k]
+    grid_best = max(grid, key=lambda n: (means[n], -grid.index(n)))
+    vs_default = paired_test(f1[grid_best], f1["item-head expected-F1 <=3"])
+    adopt_grid = bool(vs_default.mean_diff > 0 and vs_default.p_bootstrap < 0.05 and vs_default.p_wilcoxon < 0.05)
     best = max(family, key=lambda n: (means[n], -family.index(n)))
     vs_llm = paired_test(f1[best], f1["grounded top-2"]) if answers is not None else None
     adopt = None if vs_llm is None else bool(
@@ -94,14 +113,17 @@ def main() -> None:
         "paired": [{"model": k, "baseline": b, **paired_test(f1[k], f1[b]).to_dict()}
                    for b in ("grounded top-2", "profile top-3", "item-head top-2") if b in f1 for k in f1 if k != b],
         "best_item_head": best, "adopt": adopt,
+        "best_grid": grid_best, "grid_vs_default": vs_default.to_dict(), "adopt_grid": adopt_grid,
         "rule": __doc__.split("Rule, stated before the run: ")[1].split("\n\n")[0].strip(),
+        "rule_grid": __doc__.split("Second rule ")[1].strip(),
         "command": " ".join(sys.argv),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2, default=str))
     for k in f1:
-        print(f"{k:16s} F1 {means[k]:.3f}")
+        print(f"{k:40s} F1 {means[k]:.3f}")
     print(f"best item-head: {best}; vs grounded top-2: {vs_llm}; adopt: {adopt}")
+    print(f"best of the grid: {grid_best}; vs expected-F1 <=3: {vs_default}; adopt: {adopt_grid}")
 
 
 if __name__ == "__main__":

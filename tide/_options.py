@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_alpha", "check_llm", "check_models", "check_show_user", "check_split", "check_users"]
+__all__ = ["check_alpha", "check_item_head", "check_llm", "check_models", "check_show_user", "check_split", "check_users"]
 
 SPLITS = ("loo", "temporal")
 #: ``--show-user`` values that are not user ids
@@ -71,4 +71,16 @@ def check_alpha(value: float) -> float:
     """A significance level: 0 < value <= 1."""
     if not 0.0 < value <= 1.0:
         raise typer.BadParameter(f"{value} is not a significance level; give a number in (0, 1]")
+    return value
+
+
+def check_item_head(value: str) -> str:
+    """``auto``, ``none`` or an item-head model folder (one holding ``item_head.safetensors``)."""
+    if value.lower() in ("auto", "none"):
+        return value.lower()
+    from pathlib import Path
+
+    if not (Path(value).expanduser() / "item_head.safetensors").is_file():
+        raise typer.BadParameter(f"{value} is not an item-head model folder (no item_head.safetensors); "
+                                 "give a folder made by 'tide model tune', 'auto' or 'none'")
     return value

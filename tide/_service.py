@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from tide._options import check_item_head
+
 __all__ = ["register"]
 
 STORE_HELP = "memory store folder (default $TIDE_HOME/store); the server owns it while it runs"
@@ -20,13 +22,14 @@ def _store(store: Path | None) -> Path:
 
 
 def _serve(store: Path | None, catalog: str, engine_url: str | None, host: str, port: int, max_body_mb: float,
-           batch_window_ms: float, drain_timeout: float) -> None:
+           batch_window_ms: float, drain_timeout: float, item_head: str = "none") -> None:
     from tide._output import command, progress_console
 
     with command("serve"):
-        from agent import InterestAgent, make_engine, tide_home
+        from agent import AgentConfig, InterestAgent, make_engine, tide_home
         from eval import load_catalog
         from service import ServiceConfig, serve
+        from tide.cli import _item_head_scorer
 
         config = ServiceConfig(store=_store(store), host=host, port=port, engine_url=engine_url,
                                max_body_bytes=int(max_body_mb * 2**20), batch_window_ms=batch_window_ms,
@@ -34,7 +37,12 @@ def _serve(store: Path | None, catalog: str, engine_url: str | None, host: str, 
 
         def factory(st):  # noqa: ANN001, ANN202 - runs in the server's engine-start thread
             cat = load_catalog(catalog, st.embedder, cache_dir=tide_home() / "catalogs")
-            return InterestAgent.from_defaults(st, cat, engine=make_engine(engine_url))
+            scorer = _item_head_scorer(item_head, catalog, cat)
+            # with an item head: fusion 0.25 (w_llm 0.5), the main job's validation choice; summaries and chat
+            # still need the engine
+            config = AgentConfig(fusion_weight=0.25) if scorer is not None else None
+            return InterestAgent.from_defaults(st, cat, engine=make_engine(engine_url), config=config,
+                                               item_head=scorer)
 
         if host not in LOOPBACK:
             progress_console.print(f"[yellow]listening on {host}: reachable from other machines; every /v1 "
@@ -63,9 +71,12 @@ def register(app: typer.Typer) -> None:
         batch_window_ms: float = typer.Option(10.0, min=0.0, max=1000.0,
                                               help="how long a prediction waits to share an engine batch"),
         drain_timeout: float = typer.Option(60.0, min=0.0, help="seconds SIGTERM waits for requests in flight"),
+        item_head: str = typer.Option("auto", callback=check_item_head,
+                                      help="predictions ranked, and interests stated, by a tuned item-head model: "
+                                           "'auto' (ml-100k: the committed one), a model folder, or 'none'"),
     ) -> None:
         """Serve Tide over HTTP (/v1 API, /docs, /metrics, a page at /) with a warm engine, until SIGTERM."""
-        _serve(store, catalog, engine_url, host, port, max_body_mb, batch_window_ms, drain_timeout)
+        _serve(store, catalog, engine_url, host, port, max_body_mb, batch_window_ms, drain_timeout, item_head)
 
     @keys_app.command("create")
     def keys_create(

@@ -12,13 +12,21 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from tide import _spatial
-from tide._options import check_alpha, check_llm, check_models, check_show_user, check_split, check_users
+from tide._options import (
+    check_alpha,
+    check_item_head,
+    check_llm,
+    check_models,
+    check_show_user,
+    check_split,
+    check_users,
+)
 from tide._output import Output, command, configure_logging, progress_console
 
 if TYPE_CHECKING:
@@ -215,16 +223,46 @@ def _store_path(store: Path | None) -> Path:
     return store or tide_home() / "store"
 
 
+def _item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
+    """The item-head model ``item_head`` names for the loaded catalogue ``cat`` (see ``check_item_head``):
+    "auto" finds the one made for the catalogue named ``catalog`` (ml-100k: cached or committed under
+    models/; None elsewhere), a folder is that one, "none" is None."""
+    if item_head == "none":
+        return None
+    from agent import ItemHeadScorer
+    from eval import committed_item_head
+
+    if item_head == "auto":
+        with progress_console.status("looking for a tuned item-head model"):
+            folder = committed_item_head(catalog)
+        if folder is None:
+            return None
+    else:
+        folder = Path(item_head).expanduser()
+    with progress_console.status(f"loading the item-head model {folder.name}"):
+        return ItemHeadScorer(folder, {it.item_id: it.title for it in cat.items})
+
+
 @contextlib.contextmanager
-def _agent(store: Path | None, catalog: str, engine_url: str | None) -> Iterator[InterestAgent]:
-    """An agent on the store, the catalogue and an engine; store and engine are closed on every path."""
-    from agent import InterestAgent, make_engine, tide_home
+def _agent(store: Path | None, catalog: str, engine_url: str | None, item_head: str = "none",
+           ) -> Iterator[InterestAgent]:
+    """An agent on the store, the catalogue and an engine; store and engine are closed on every path.
+
+    With an item-head model (``item_head``, ``predict`` only: see :func:`_item_head_scorer`) the model scores
+    the catalogue and the candidates and states the interests, so no engine is started.
+    """
+    from agent import AgentConfig, InterestAgent, make_engine, tide_home
     from eval import load_catalog
     from memory import MemoryStore
 
     with MemoryStore.open(_store_path(store)) as st:
         with progress_console.status("loading the catalog (embedded once, then cached)"):
             cat = load_catalog(catalog, st.embedder, cache_dir=tide_home() / "catalogs")
+        scorer = _item_head_scorer(item_head, catalog, cat)
+        if scorer is not None:
+            # fusion 0.25 with the default w_llm 0.5: the main job's validation choice with this model
+            yield InterestAgent.from_defaults(st, cat, config=AgentConfig(fusion_weight=0.25), item_head=scorer)
+            return
         where = f" at {engine_url}" if engine_url else " (embedded vLLM)"
         with progress_console.status("starting the LLM engine" + where):
             engine = make_engine(engine_url)
@@ -311,11 +349,16 @@ def predict(
     engine_url: str | None = typer.Option(None, help=ENGINE_HELP),
     at: str | None = typer.Option(None, "--at", help=_spatial.AT_HELP + "; weighs memory by hour and weekday"),
     place: str | None = typer.Option(None, "--place", help=_spatial.PLACE_HELP + "; weighs memory by distance"),
+    item_head: str = typer.Option("auto", callback=check_item_head,
+                                  help="'auto': the tuned item-head model for the catalogue (ml-100k: "
+                                  "the committed one) scores items and states interests, without an engine; "
+                                  "a model folder; or 'none': the engine's letter choice and generated "
+                                  "interests"),
 ) -> None:
     """Predict a user's next interests and items (with --at/--place: for that moment and place)."""
     when, point = _spatial.parse_at(at), _spatial.parse_place(place)
     with command("predict") as out:
-        with _agent(store, catalog, engine_url) as agent:
+        with _agent(store, catalog, engine_url, item_head) as agent:
             pred = agent.predict(user, now=when, k=k, place=point)
         if as_json:
             out.json(pred.model_dump_json(indent=2))

@@ -13,6 +13,7 @@ from agent import (
     CatalogScores,
     ItemHeadConfig,
     ItemHeadScorer,
+    ModelPreparationError,
     TuneDataError,
     find_item_head,
     item_head_key,
@@ -51,9 +52,16 @@ def test_key_changes_with_base_data_and_config():
     assert len(k) == 12 and k == item_head_key("b", "d", TINY)
     assert len({k, item_head_key("c", "d", TINY), item_head_key("b", "e", TINY),
                 item_head_key("b", "d", TINY.model_copy(update={"rank": 4}))}) == 4
+    # the learning-rate schedule is part of the key; a constant one keys as models trained before the field
+    # existed (a committed model stays found)
+    assert item_head_key("b", "d", TINY.model_copy(update={"lr_decay": "linear"})) != k
+    import hashlib
+
+    legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items() if k_ != "lr_decay"}
+    blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
+    assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-@pytest.mark.slow
 class _Dist:
     """Stands in for ItemHeadScorer (logic only): a fixed next-item distribution over ITEMS."""
 
@@ -95,6 +103,25 @@ def test_expected_f1_picks_how_many_categories_to_state(probs, expected):
     # consumed items carry no mass
     assert expected_f1_labels(_Catalog(), _Dist(probs), [], ["m1"], 3) != [] and "Comedy" not in \
         expected_f1_labels(_Catalog(), _Dist(probs), [], ["m1"], 3)
+
+
+def test_expected_f1_temperature_and_the_recent_items_share():
+    from agent._itemhead import expected_f1_labels
+
+    probs = {"m1": 0.45, "m2": 0.3, "m3": 0.25}  # Comedy, Drama, Horror
+    assert sorted(expected_f1_labels(_Catalog(), _Dist(probs), [], [], 3)) == ["Comedy", "Drama"]
+    # sharpened (p ** 5): Comedy carries ~0.85 of the mass, one label pays best
+    assert expected_f1_labels(_Catalog(), _Dist(probs), [], [], 3, temperature=0.2) == ["Comedy"]
+    # the model says Comedy for sure; the last items (m2, m7: Drama) take half the mass: both labels pay
+    # (2/3 per row) over either alone (1/2); with 0.8 of the mass Drama alone pays best (0.8 > 2/3)
+    sure = {"m1": 1.0}
+    assert expected_f1_labels(_Catalog(), _Dist(sure), ["m4", "m2", "m7"], [], 3) == ["Comedy"]
+    assert sorted(expected_f1_labels(_Catalog(), _Dist(sure), ["m4", "m2", "m7"], [], 3, recent_mix=0.5,
+                                     recent_items=2)) == ["Comedy", "Drama"]
+    assert expected_f1_labels(_Catalog(), _Dist(sure), ["m4", "m2", "m7"], [], 3, recent_mix=0.8,
+                              recent_items=2) == ["Drama"]
+    with pytest.raises(ValueError, match="temperature"):
+        expected_f1_labels(_Catalog(), _Dist(sure), [], [], 3, temperature=0)
 
 
 def test_tiny_real_run_is_cached_resumable_and_scores_the_agents_candidates(tmp_path, model_path):
@@ -156,3 +183,24 @@ def test_tiny_real_run_is_cached_resumable_and_scores_the_agents_candidates(tmp_
     su = ScoredUser(context=ctx, candidates=[INDEX[c] for c in cands[:3]], retrieval=np.zeros(len(ITEMS)))
     [choice] = Reranker(_Cat(), None, item_head=scorer).choice_probs([su])
     np.testing.assert_allclose(choice.per_candidate(), p[:3] / p[:3].sum(), rtol=1e-6)
+
+
+def test_a_decaying_schedule_publishes_only_at_its_end_and_resumes_to_the_same_model(tmp_path, model_path):
+    from safetensors.numpy import load_file
+
+    lin = TINY.model_copy(update={"lr_decay": "linear"})
+    # a budget of 0 s stops after the first window: no model (it would not be any config's run), a checkpoint
+    with pytest.raises(ModelPreparationError, match="run again to resume"):
+        tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path, progress=False, time_budget_s=0)
+    assert find_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path) is None
+    resumed = tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path, progress=False)
+    whole = tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path / "b", progress=False)
+    assert resumed.name == whole.name
+    assert json.loads((resumed / "manifest.json").read_text())["config"]["lr_decay"] == "linear"
+    a, b = load_file(str(resumed / "item_head.safetensors")), load_file(str(whole / "item_head.safetensors"))
+    for name in a:
+        np.testing.assert_allclose(a[name].astype(np.float32), b[name].astype(np.float32), rtol=1e-3, atol=1e-3)
+    # the schedule changes the weights: the constant run's head differs
+    const = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    c = load_file(str(const / "item_head.safetensors"))
+    assert any(not np.allclose(a[n].astype(np.float32), c[n].astype(np.float32), atol=1e-3) for n in a)
