@@ -96,8 +96,10 @@ def model_tune(
                              "re-ranker (one answer letter per example)"),
     max_steps: int | None = typer.Option(None, min=1, help="letters: optimiser steps of 8 examples (default: "
                                          "one epoch); item-head: windows (one step each; default: all)"),
-    budget_minutes: float | None = typer.Option(None, min=1, help="stop training after this long; the result "
-                                                "is the --max-steps run with the steps done"),
+    budget_minutes: float | None = typer.Option(None, min=1, help="stop training after this long (letters: the "
+                                                "result is the --max-steps run with the steps done; item-head: "
+                                                "its learning rate decays over the whole run, so it stops "
+                                                "checkpointed and the next call resumes it)"),
     threads: int | None = typer.Option(None, min=1, help="torch threads (default: all cores)"),
     as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
 ) -> None:
