@@ -44,7 +44,7 @@ from eval._protocol import (
     Tunable,
     top_k_excluding,
 )
-from eval._report import format_table, print_table, results_markdown
+from eval._report import format_paired, format_table, print_table, results_markdown
 from eval._results import (
     CandidateRecall,
     Comparison,
@@ -121,6 +121,7 @@ __all__ = [
     "dataset_behaviors",
     "dataset_popularity",
     "format_main",
+    "format_paired",
     "format_table",
     "interest_prf",
     "interest_shares",

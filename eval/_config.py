@@ -32,7 +32,7 @@ class EvalConfig(BaseModel):
     baselines: list[str] | None = Field(
         None, description="models every other model is tested against; None = every model listed before it"
     )
-    significance_metrics: list[str] = ["ndcg@10", "hr@10", "mrr@10"]
+    significance_metrics: list[str] = ["ndcg@10", "hr@10", "mrr@10", "interest_f1"]
     progress: bool = True
 
     @field_validator("users")

@@ -23,7 +23,7 @@ from eval._errors import EvalError
 from eval._interests import interest_shares
 from eval._plots import plot_interest_timeline
 from eval._protocol import LLMTimed, Predictor
-from eval._report import format_table
+from eval._report import format_paired, format_table
 from eval._results import EvalResult
 from eval._runner import run_evaluation
 from eval._split import Split, leave_one_out, temporal_split
@@ -348,6 +348,9 @@ def format_main(result: MainResult) -> str:
     if "agent" in result.config.models:
         lines.append("agent's candidates scored by: " + (f"the item-head model {result.item_head.name}"
                                                        if result.item_head else "the engine's letter choice"))
+        paired = format_paired(result.evaluation.summary, "agent")
+        if paired:
+            lines += [_rule("the agent against each baseline (paired, same users)"), paired]
     shown = result.shown
     if shown is not None and shown.prediction is not None:
         pred = shown.prediction

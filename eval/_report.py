@@ -7,7 +7,7 @@ from typing import Any
 
 from eval._results import EvalSummary
 
-__all__ = ["TABLE_METRICS", "format_table", "print_table", "results_markdown"]
+__all__ = ["TABLE_METRICS", "format_paired", "format_table", "print_table", "results_markdown"]
 
 TABLE_METRICS = ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10", "auc")
 
@@ -66,6 +66,19 @@ def format_table(
     lines.insert(1, "  ".join("-" * w for w in widths))
     foot = f"{summary.get('dataset', '')} / {summary.get('split', '')} split, {summary.get('n_users')} users, full ranking, consumed items excluded"
     return "\n".join([foot, *lines])
+
+
+def format_paired(summary: Summary, model: str, metrics: Sequence[str] = ("ndcg@10", "interest_f1")) -> str:
+    """``model`` against each baseline it was tested against, one line per metric: the paired mean
+    difference with its 95% interval and the bootstrap and Wilcoxon p-values ("" when it has no test)."""
+    summary = _as_dict(summary)
+    lines = []
+    for c in summary.get("significance", []):
+        if c["model"] == model and c["metric"] in metrics:
+            lines.append(f"{model} - {c['baseline']} {c['metric']}: {c['mean_diff']:+.4f} "
+                         f"[{c['low']:+.4f}, {c['high']:+.4f}]  p {c['p_bootstrap']:.3g} (bootstrap), "
+                         f"{c['p_wilcoxon']:.3g} (Wilcoxon)")
+    return "\n".join(lines)
 
 
 def print_table(summary: Summary, metrics: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10"), console: Any = None) -> None:

@@ -17,6 +17,7 @@ from eval import (
     Split,
     StageAware,
     Tunable,
+    format_paired,
     format_table,
     interest_shares,
     leave_one_out,
@@ -108,9 +109,13 @@ def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) ->
     # With no baselines named, each model is tested against every model listed before it.
     assert {(s["model"], s["baseline"]) for s in summary["significance"]} == {("random", "pop")}
     sig = summary["significance"]
-    assert {s["metric"] for s in sig} == {"ndcg@10", "hr@10", "mrr@10"}
+    assert {s["metric"] for s in sig} == {"ndcg@10", "hr@10", "mrr@10", "interest_f1"}
     # mix=1.0 won tuning, so "random" ranks exactly like popularity on test: no difference at all.
     assert all(s["mean_diff"] == 0 and s["p_wilcoxon"] == 1.0 for s in sig)
+    paired = format_paired(result.summary, "random").splitlines()
+    assert len(paired) == 2 and paired[0].startswith("random - pop ndcg@10: +0.0000 [+0.0000, +0.0000]")
+    assert paired[1].startswith("random - pop interest_f1: +0.0000") and paired[1].endswith(", 1 (Wilcoxon)")
+    assert format_paired(result.summary, "pop") == ""  # tested against nothing
     assert "total" in summary["stage_seconds"] and pop["throughput_users_per_s"] > 0
     assert "| pop |" in (tmp_path / "results.md").read_text()
     assert "NDCG@10" in format_table(summary)
