@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tide._itemhead import item_head_scorer
 from tide._options import check_item_head
 
 __all__ = ["register"]
@@ -29,7 +30,6 @@ def _serve(store: Path | None, catalog: str, engine_url: str | None, host: str, 
         from agent import AgentConfig, InterestAgent, make_engine, tide_home
         from eval import load_catalog
         from service import ServiceConfig, serve
-        from tide.cli import _item_head_scorer
 
         config = ServiceConfig(store=_store(store), host=host, port=port, engine_url=engine_url,
                                max_body_bytes=int(max_body_mb * 2**20), batch_window_ms=batch_window_ms,
@@ -37,7 +37,7 @@ def _serve(store: Path | None, catalog: str, engine_url: str | None, host: str, 
 
         def factory(st):  # noqa: ANN001, ANN202 - runs in the server's engine-start thread
             cat = load_catalog(catalog, st.embedder, cache_dir=tide_home() / "catalogs")
-            scorer = _item_head_scorer(item_head, catalog, cat)
+            scorer = item_head_scorer(item_head, catalog, cat)
             # with an item head: fusion 0.25 (w_llm 0.5), the main job's validation choice; summaries and chat
             # still need the engine
             config = AgentConfig(fusion_weight=0.25) if scorer is not None else None

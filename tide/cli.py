@@ -12,12 +12,13 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from tide import _spatial
+from tide._itemhead import item_head_scorer
 from tide._options import (
     check_alpha,
     check_item_head,
@@ -225,33 +226,13 @@ def _store_path(store: Path | None) -> Path:
     return store or tide_home() / "store"
 
 
-def _item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
-    """The item-head model ``item_head`` names for the loaded catalogue ``cat`` (see ``check_item_head``):
-    "auto" finds the one made for the catalogue named ``catalog`` (ml-100k: cached or committed under
-    models/; None elsewhere), a folder is that one, "none" is None."""
-    if item_head == "none":
-        return None
-    from agent import ItemHeadScorer
-    from eval import committed_item_head
-
-    if item_head == "auto":
-        with progress_console.status("looking for a tuned item-head model"):
-            folder = committed_item_head(catalog)
-        if folder is None:
-            return None
-    else:
-        folder = Path(item_head).expanduser()
-    with progress_console.status(f"loading the item-head model {folder.name}"):
-        return ItemHeadScorer(folder, {it.item_id: it.title for it in cat.items})
-
-
 @contextlib.contextmanager
 def _agent(store: Path | None, catalog: str, engine_url: str | None, item_head: str = "none",
            ) -> Iterator[InterestAgent]:
     """An agent on the store, the catalogue and an engine; store and engine are closed on every path.
 
-    With an item-head model (``item_head``, ``predict`` only: see :func:`_item_head_scorer`) the model scores
-    the catalogue and the candidates and states the interests, so no engine is started.
+    With an item-head model (``item_head``, ``predict`` only: see :func:`tide._itemhead.item_head_scorer`)
+    the model scores the catalogue and the candidates and states the interests, so no engine is started.
     """
     from agent import AgentConfig, InterestAgent, make_engine, tide_home
     from eval import load_catalog
@@ -260,7 +241,7 @@ def _agent(store: Path | None, catalog: str, engine_url: str | None, item_head: 
     with MemoryStore.open(_store_path(store)) as st:
         with progress_console.status("loading the catalog (embedded once, then cached)"):
             cat = load_catalog(catalog, st.embedder, cache_dir=tide_home() / "catalogs")
-        scorer = _item_head_scorer(item_head, catalog, cat)
+        scorer = item_head_scorer(item_head, catalog, cat)
         if scorer is not None:
             # fusion 0.25 with the default w_llm 0.5: the main job's validation choice with this model
             yield InterestAgent.from_defaults(st, cat, config=AgentConfig(fusion_weight=0.25), item_head=scorer)

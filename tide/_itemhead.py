@@ -1,0 +1,30 @@
+"""The tuned item-head model a command attaches to its agent (``--item-head``; see ``check_item_head``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tide._output import progress_console
+
+__all__ = ["item_head_scorer"]
+
+
+def item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
+    """The item-head model ``item_head`` names for the loaded catalogue ``cat`` (see ``check_item_head``):
+    "auto" finds the one made for the catalogue named ``catalog`` (ml-100k: cached or committed under
+    models/; None elsewhere), a folder is that one, "none" is None."""
+    if item_head == "none":
+        return None
+    from agent import ItemHeadScorer
+    from eval import committed_item_head
+
+    if item_head == "auto":
+        with progress_console.status("looking for a tuned item-head model"):
+            folder = committed_item_head(catalog)
+        if folder is None:
+            return None
+    else:
+        folder = Path(item_head).expanduser()
+    with progress_console.status(f"loading the item-head model {folder.name}"):
+        return ItemHeadScorer(folder, {it.item_id: it.title for it in cat.items})
