@@ -128,6 +128,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
+        ModelPreparationError: the time budget stopped a run whose learning rate decays (resumable).
     """
     import torch
     from peft import set_peft_model_state_dict
