@@ -7,7 +7,7 @@ from typing import Any
 
 from tide._output import progress_console
 
-__all__ = ["item_head_scorer"]
+__all__ = ["item_head_config", "item_head_scorer"]
 
 
 def item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
@@ -28,3 +28,11 @@ def item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
         folder = Path(item_head).expanduser()
     with progress_console.status(f"loading the item-head model {folder.name}"):
         return ItemHeadScorer(folder, {it.item_id: it.title for it in cat.items})
+
+
+def item_head_config() -> Any:
+    """The agent's settings beside an item-head model: fusion 0.25 with the default w_llm 0.5, the main
+    job's validation choice with this model."""
+    from agent import AgentConfig
+
+    return AgentConfig(fusion_weight=0.25)

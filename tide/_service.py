@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tide._itemhead import item_head_scorer
+from tide._itemhead import item_head_config, item_head_scorer
 from tide._options import check_item_head
 
 __all__ = ["register"]
@@ -27,7 +27,7 @@ def _serve(store: Path | None, catalog: str, engine_url: str | None, host: str, 
     from tide._output import command, progress_console
 
     with command("serve"):
-        from agent import AgentConfig, InterestAgent, make_engine, tide_home
+        from agent import InterestAgent, make_engine, tide_home
         from eval import load_catalog
         from service import ServiceConfig, serve
 
@@ -38,9 +38,8 @@ def _serve(store: Path | None, catalog: str, engine_url: str | None, host: str, 
         def factory(st):  # noqa: ANN001, ANN202 - runs in the server's engine-start thread
             cat = load_catalog(catalog, st.embedder, cache_dir=tide_home() / "catalogs")
             scorer = item_head_scorer(item_head, catalog, cat)
-            # with an item head: fusion 0.25 (w_llm 0.5), the main job's validation choice; summaries and chat
-            # still need the engine
-            config = AgentConfig(fusion_weight=0.25) if scorer is not None else None
+            # summaries and chat still need the engine beside an item head
+            config = item_head_config() if scorer is not None else None
             return InterestAgent.from_defaults(st, cat, engine=make_engine(engine_url), config=config,
                                                item_head=scorer)
 

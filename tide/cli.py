@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from tide import _spatial
-from tide._itemhead import item_head_scorer
+from tide._itemhead import item_head_config, item_head_scorer
 from tide._options import (
     check_alpha,
     check_item_head,
@@ -234,7 +234,7 @@ def _agent(store: Path | None, catalog: str, engine_url: str | None, item_head: 
     With an item-head model (``item_head``, ``predict`` only: see :func:`tide._itemhead.item_head_scorer`)
     the model scores the catalogue and the candidates and states the interests, so no engine is started.
     """
-    from agent import AgentConfig, InterestAgent, make_engine, tide_home
+    from agent import InterestAgent, make_engine, tide_home
     from eval import load_catalog
     from memory import MemoryStore
 
@@ -243,8 +243,7 @@ def _agent(store: Path | None, catalog: str, engine_url: str | None, item_head: 
             cat = load_catalog(catalog, st.embedder, cache_dir=tide_home() / "catalogs")
         scorer = item_head_scorer(item_head, catalog, cat)
         if scorer is not None:
-            # fusion 0.25 with the default w_llm 0.5: the main job's validation choice with this model
-            yield InterestAgent.from_defaults(st, cat, config=AgentConfig(fusion_weight=0.25), item_head=scorer)
+            yield InterestAgent.from_defaults(st, cat, config=item_head_config(), item_head=scorer)
             return
         where = f" at {engine_url}" if engine_url else " (embedded vLLM)"
         with progress_console.status("starting the LLM engine" + where):
