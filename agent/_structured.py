@@ -56,11 +56,11 @@ def _check(model: type[T], out: Completion) -> T:
     return model.model_validate_json(out.text)
 
 
-def _reask(request: GenerationRequest, raw: str, reason: str) -> GenerationRequest:
-    """A new request with the failed output and the error echoed back."""
+def _reask(request: GenerationRequest, raw: str, reason: str, json: bool = True) -> GenerationRequest:
+    """A new request with the failed output and the error echoed back (``json``: the answer is JSON)."""
     note = (
         f"Your previous answer was invalid.\nPrevious answer: {raw[:MAX_ERROR_CHARS]}\n"
-        f"Error: {reason[:MAX_ERROR_CHARS]}\nAnswer again with valid JSON only."
+        f"Error: {reason[:MAX_ERROR_CHARS]}\nAnswer again{' with valid JSON only' if json else ''}."
     )
     if request.messages is not None:
         messages = (*request.messages, Message(role="assistant", content=raw[:MAX_ERROR_CHARS]),
@@ -126,7 +126,7 @@ def generate_structured(
             except (ValidationError, ValueError) as exc:
                 reason = _short(exc) if isinstance(exc, ValidationError) else str(exc)
                 reasons[i].append(reason)
-                current[i] = _reask(current[i], out.text, reason)
+                current[i] = _reask(current[i], out.text, reason, json=parse is None)
                 still.append(i)
                 continue
             done[i] = StructuredResult(value, len(raws[i]), raws[i], reasons[i], tokens[i])

@@ -18,7 +18,7 @@ from ._schemas import InterestSummary, Provenance, SummaryFacts, summary_output_
 from ._structured import generate_structured
 
 __all__ = ["OPENING", "build_facts", "chat_context", "grounding_check", "lately_names", "listed_twice", "opening",
-           "parse_summary", "render_template_summary", "summarize_batch"]
+           "parse_summary", "render_template_summary", "retry_stems", "summarize_batch", "unsupported_claim"]
 
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 #: number of retrieved behaviors a chat answer is grounded in
@@ -124,6 +124,60 @@ def opening(f: SummaryFacts) -> str:
     return f"{OPENING} {body}."
 
 
+def retry_stems(f: SummaryFacts) -> list[str]:
+    """What follows the opening on each try: nothing on the first (the model writes the second sentence
+    freely), then the first words of a second sentence in the worked examples' form, each one leading to facts
+    the check accepts: the long run, where, when. A 270M base model that drifts on its own ("they are the most
+    popular") names the facts once the sentence is started; resampling the same prompt repeats its mistake."""
+    stems = [""]
+    if f.long_top:
+        stems.append("Over the long run")
+    if f.places:
+        stems.append("Most of this happens around")
+    if f.peak_days or f.peak_hours:
+        stems.append("They are most active")
+    return stems
+
+
+#: words that state a category's movement, and the facts' list that must hold every category of their clause
+_MOVES = {"rising": "rising", "growing": "rising", "increasing": "rising", "fading": "fading",
+          "falling": "fading", "declining": "fading", "decreasing": "fading", "least": "fading"}
+#: words that call categories the favourites: their clause may name only the facts' top categories
+_FAVOURITE = re.compile(r"\b(?:most popular|favou?rites?|most active)\b")
+_CLAUSE_SEP = re.compile(r"[.;:!?]|,\s*(?:but|while|whereas|with)\b|\b(?:but|while|whereas)\b")
+_WEEKEND = {"saturday", "sunday"}
+
+
+def unsupported_claim(text: str, facts: SummaryFacts, taxonomy: Sequence[str]) -> str | None:
+    """Why ``text`` states something the facts do not hold, else None. Clause by clause: a clause with a
+    movement word ("rising", "fading", "the least", ...) may name only categories of that list of the facts;
+    one calling categories the favourites ("most popular", "most active") only the facts' top three of either
+    horizon, and "most popular" must name one (the 270M model's "and they are the most popular" says nothing);
+    "weekend" needs a Saturday or Sunday among the peak days and no other weekday named."""
+    lists = {"rising": {n.lower() for n in facts.rising}, "fading": {n.lower() for n in facts.fading}}
+    top = {n.lower() for n, _ in facts.short_top[:3] + facts.long_top[:3]}
+    text = text.lower()
+    for clause in _CLAUSE_SEP.split(text):
+        named = [c.lower() for c in taxonomy if _word(c).search(clause)]
+        moves = {kind for word, kind in _MOVES.items() if re.search(rf"\b{word}\b", clause)}
+        if len(moves) == 1:  # both directions in one clause: not read
+            [kind] = moves
+            bad = [c for c in named if c not in lists[kind]]
+            if bad:
+                return f"the summary calls {', '.join(bad)} {kind}, which the facts do not"
+        elif not moves and _FAVOURITE.search(clause):
+            bad = [c for c in named if c not in top]
+            if bad:
+                return f"the summary calls {', '.join(bad)} a favourite; the top ones are {', '.join(sorted(top))}"
+            if "popular" in clause and not named:
+                return "the summary says 'most popular' of no category"
+    if "weekend" in text:
+        days = {d.lower() for d in _DAYS if re.search(rf"\b{d.lower()}s?\b", text)}
+        if not _WEEKEND & {d.lower() for d in facts.peak_days} or days - _WEEKEND:
+            return "the summary says 'weekend', which the peak days do not"
+    return None
+
+
 def listed_twice(text: str, taxonomy: Sequence[str]) -> str | None:
     """A category that one list in ``text`` names twice ("Action, Sci-Fi, Thriller, and Sci-Fi"), else None.
 
@@ -174,9 +228,12 @@ def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str], start: str = O
         sentences = [x.strip() for x in _SENTENCE_END.split(text) if x.strip()]
         if len(sentences) != len(set(sentences)):
             raise ValueError("the summary repeats a sentence")
-        twice = listed_twice(text, taxonomy)
+        twice = listed_twice(text, [*taxonomy, *_DAYS])
         if twice:
             raise ValueError(f"the summary lists {twice} twice")
+        wrong = unsupported_claim(text[head:], facts, taxonomy)
+        if wrong:
+            raise ValueError(wrong)
         first = sentences[0] if sentences and sentences[0].startswith(OPENING.lower()) else ""
         stale = [c.lower() for c in taxonomy if c.lower() not in lately and _word(c).search(first)]
         if lately and stale:
@@ -217,28 +274,38 @@ def summarize_batch(engine: LLMEngine | None, ctxs: Sequence[UserContext], taxon
     model = summary_output_model()
     live = [i for i, c in enumerate(ctxs) if not c.cold]
     results: dict[int, Any] = {}
+    tries: dict[int, tuple[int, list[str]]] = {}
     if live and engine is not None:
-        for i in live:  # one call per user: each has its own grounding check
-            start = opening(facts[i])
-            prompt = prompts.render("summarize", opening=start, **_template_context(facts[i], ctxs[i].now))
-            req = GenerationRequest(prompt=prompt.rstrip("\n"),  # the model continues the opening's line
-                                    max_tokens=max_tokens, stop=("\n",))
-            [results[i]] = generate_structured(
-                engine, model, [req], attempts=attempts, validate=grounding_check(facts[i], taxonomy, start),
-                parse=functools.partial(parse_summary, model, start=start))
+        for i in live:  # one call per try and user: each has its own opening and grounding check
+            first = opening(facts[i])
+            stems = retry_stems(facts[i]) if first != OPENING else [""]  # a stem needs a finished sentence
+            reasons: list[str] = []
+            for k in range(attempts):
+                start = f"{first} {stems[k % len(stems)]}".rstrip()
+                prompt = prompts.render("summarize", opening=start, **_template_context(facts[i], ctxs[i].now))
+                req = GenerationRequest(prompt=prompt.rstrip("\n"),  # the model continues the opening's line
+                                        max_tokens=max_tokens, stop=("\n",))
+                [results[i]] = generate_structured(
+                    engine, model, [req], attempts=1, validate=grounding_check(facts[i], taxonomy, start),
+                    parse=functools.partial(parse_summary, model, start=start))
+                if isinstance(results[i], StructuredOutputError):
+                    reasons += results[i].reasons
+                else:
+                    break
+            tries[i] = (k + 1, reasons)
     out = []
     for i, ctx in enumerate(ctxs):
         res = results.get(i)
         prov = Provenance(engine=engine.description if engine else {},
                           model=engine.model_name if engine else None,
                           templates={"summarize": prompts.version("summarize")}, cold_start=ctx.cold)
+        if i in tries:
+            prov.attempts, prov.reasons = tries[i][0], tries[i][1][-10:]
         if res is not None and not isinstance(res, StructuredOutputError):
-            prov.attempts, prov.reasons = res.attempts, res.reasons[-10:]
             out.append(InterestSummary(user_id=ctx.user_id, as_of=ctx.now, text=res.value.summary.strip(),
                                        facts=facts[i], generated_by="llm", provenance=prov))
             continue
         if isinstance(res, StructuredOutputError):
-            prov.attempts, prov.reasons = res.attempts, res.reasons[-10:]
             prov.fallback = "llm summary failed validation; rendered from facts"
         else:
             prov.fallback = "cold start: no behaviors" if ctx.cold else "no engine"

@@ -195,3 +195,50 @@ def test_summary_never_lists_a_category_twice(drifted, drift_catalog):
     summary = _agent(drifted, drift_catalog, ScriptedEngine([looped, good, good])).summarize("u22")
     assert summary.generated_by == "llm" and summary.text.count("Sci-Fi") <= 1, summary.text
     assert any("twice" in r for r in summary.provenance.reasons), summary.provenance.reasons
+
+
+def test_summary_claims_are_held_to_the_facts(drifted, drift_catalog):
+    # each continuation names only the user's own categories, so only the claim check can reject it
+    for wrong, reason in [(" Over the long run Comedy is rising.", "calls comedy rising"),
+                          (" Comedy was first; they are the most popular.", "'most popular' of no category")]:
+        summary = _agent(drifted, drift_catalog, ScriptedEngine([wrong] * 3)).summarize("u22")
+        assert "Comedy" in summary.facts.fading and "Comedy" not in summary.facts.rising
+        assert summary.generated_by == "template" and reason in summary.provenance.reasons[0], summary.provenance
+    true = " Over the long run Comedy was the favourite, and it is fading."
+    assert _agent(drifted, drift_catalog, ScriptedEngine([true])).summarize("u22").generated_by == "llm"
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("Action and Sci-Fi are rising.", "calls sci-fi rising"),
+    ("Comedy was the favourite, while Western is the least.", "calls western fading"),
+    ("Western was the most popular.", "calls western a favourite"),
+    ("They are most active on the weekend, especially Thursday.", "'weekend'"),
+    ("They are most active on Friday, and they are the most popular.", "'most popular' of no category"),
+    ("Action is rising while Comedy is fading.", None),
+    ("Comedy and Action were the favourites; they are most active on Fridays.", None),
+])
+def test_unsupported_claims_by_hand(text, reason):
+    from agent._summary import unsupported_claim
+    from agent._schemas import SummaryFacts
+
+    facts = SummaryFacts(n_behaviors=9, short_top=[("Action", 0.5), ("Thriller", 0.3)],
+                         long_top=[("Comedy", 0.6), ("Action", 0.2)], rising=["Action", "Thriller"],
+                         fading=["Comedy"], peak_days=["Friday"])
+    got = unsupported_claim(text, facts, ["Action", "Comedy", "Sci-Fi", "Thriller", "Western"])
+    assert (got is None) if reason is None else (reason in got), got
+
+
+def test_a_failed_summary_is_retried_with_a_started_sentence(drifted, drift_catalog):
+    # resampling the same prompt repeats a small model's mistake: each retry starts the second sentence
+    # itself ("Over the long run", then where, then when), and the continuation is checked after the stem
+    off = " It is a lovely day."
+    eng = ScriptedEngine([off, off, " Comedy was the favourite."])
+    summary = _agent(drifted, drift_catalog, eng).summarize("u22")
+    prompts = [r.prompt for r in eng.requests]
+    assert len(prompts) == 3 and not prompts[0].endswith(("run", "around", "active"))
+    assert prompts[1].endswith(". Over the long run")
+    assert prompts[2].endswith((". Most of this happens around", ". They are most active"))
+    assert summary.generated_by == "template" or summary.provenance.attempts == 3
+    from agent._summary import retry_stems
+
+    assert retry_stems(summary.facts)[:2] == ["", "Over the long run"]
