@@ -27,7 +27,6 @@ from eval import leave_one_out, load_ml100k, sample_users, to_datetime  # noqa: 
 from eval._tide import MemorySync, catalog_from_dataset  # noqa: E402  (scripts may use the harness's parts)
 from memory import MemoryStore, SentenceTransformerEmbedder  # noqa: E402
 
-
 #: the kinds of rejection (agent._summary's reasons, category names left out)
 KINDS = (("names none", "names no fact"), ("rising, which", "misstates a rise"),
          ("fading, which", "misstates a fall"), ("a favourite", "misstates a favourite"),

@@ -218,8 +218,8 @@ def test_summary_claims_are_held_to_the_facts(drifted, drift_catalog):
     ("Comedy and Action were the favourites; they are most active on Fridays.", None),
 ])
 def test_unsupported_claims_by_hand(text, reason):
-    from agent._summary import unsupported_claim
     from agent._schemas import SummaryFacts
+    from agent._summary import unsupported_claim
 
     facts = SummaryFacts(n_behaviors=9, short_top=[("Action", 0.5), ("Thriller", 0.3)],
                          long_top=[("Comedy", 0.6), ("Action", 0.2)], rising=["Action", "Thriller"],
