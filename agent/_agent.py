@@ -29,7 +29,7 @@ from ._catalog import Catalog
 from ._config import AgentConfig
 from ._context import UserContext, load_context, query_context
 from ._engine import GenerationRequest, LLMEngine, Message
-from ._errors import EngineError, StructuredOutputError, UnknownUserError
+from ._errors import EngineError, EngineUnavailableError, StructuredOutputError, UnknownUserError
 from ._feedback import record_feedback
 from ._free_tags import FreeTag, FreeTagConfig, user_free_tags
 from ._interests import (
@@ -450,13 +450,18 @@ class InterestAgent:
 
     def chat(self, user_id: str, messages: Sequence[Message | dict[str, str]], now: datetime | None = None
              ) -> ChatReply:
-        """Answer the last user message about this user's interests, grounded in retrieved memory."""
+        """Answer the last user message about this user's interests, grounded in retrieved memory.
+
+        Raises:
+            EngineUnavailableError: The agent has no engine (chat needs an LLM; summaries do not).
+        """
+        if self.engine is None:
+            raise EngineUnavailableError("chat needs an LLM engine; this agent has none (pass engine or engine_url)")
         msgs = tuple(m if isinstance(m, Message) else Message(**m) for m in messages)
         if not msgs or msgs[-1].role != "user":
             raise ValueError("messages must end with a user message")
         [ctx] = self.contexts([user_id], [now])
         system, evidence = chat_context(self.store, ctx, msgs[-1].content)
-        assert self.engine is not None
         [out] = self.engine.generate([GenerationRequest(
             messages=(Message(role="system", content=system), *[m for m in msgs if m.role != "system"]),
             max_tokens=self.config.chat_max_tokens, stop=("\nUser:",))])

@@ -190,6 +190,15 @@ def test_chat_requires_a_user_question(world, catalog):
         _agent(world, catalog, ScriptedEngine([])).chat("ann", [{"role": "assistant", "content": "hi"}])
 
 
+def test_chat_without_an_engine_says_so(world, catalog):
+    from agent import EngineUnavailableError
+
+    agent = InterestAgent(world, catalog, None, AgentConfig())  # e.g. the item head ranks, no LLM engine
+    with pytest.raises(EngineUnavailableError, match="chat needs an LLM engine"):
+        agent.chat("ann", [{"role": "user", "content": "Does she like sci-fi?"}])
+    assert agent.summarize("ann").provenance.fallback == "no engine"  # a summary still works
+
+
 def test_repeated_labels_are_merged_not_rejected(world, catalog):
     body = json.dumps({"interests": [
         {"label": "Sci-Fi", "confidence": "high", "horizon": "short", "evidence": [1]},
