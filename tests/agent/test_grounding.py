@@ -212,6 +212,8 @@ def test_summary_claims_are_held_to_the_facts(drifted, drift_catalog):
     ("Action and Sci-Fi are rising.", "calls sci-fi rising"),
     ("Comedy was the favourite, while Western is the least.", "calls western fading"),
     ("Western was the most popular.", "calls western a favourite"),
+    ("Over the long run they mostly chose Action, but Sci-Fi is still in the top 3.", "calls sci-fi a favourite"),
+    ("Over the long run they mostly chose Thriller.", "calls thriller a favourite"),
     ("They are most active on the weekend, especially Thursday.", "'weekend'"),
     ("They are most active on Friday, and they are the most popular.", "'most popular' of no category"),
     ("Action is rising while Comedy is fading.", None),
@@ -236,9 +238,9 @@ def test_a_failed_summary_is_retried_with_a_started_sentence(drifted, drift_cata
     summary = _agent(drifted, drift_catalog, eng).summarize("u22")
     prompts = [r.prompt for r in eng.requests]
     assert len(prompts) == 3 and not prompts[0].endswith(("run", "around", "active"))
-    assert prompts[1].endswith(". Over the long run")
+    assert prompts[1].endswith(". Over the long run they mostly chose")
     assert prompts[2].endswith((". Most of this happens around", ". They are most active"))
     assert summary.generated_by == "template" or summary.provenance.attempts == 3
     from agent._summary import retry_stems
 
-    assert retry_stems(summary.facts)[:2] == ["", "Over the long run"]
+    assert retry_stems(summary.facts)[:2] == ["", "Over the long run they mostly chose"]
