@@ -6,6 +6,9 @@
    averaged over several orders; its probabilities are fused with the retrieval scores;
 3. **interests** (``_interests``): grounded labels, constrained generation, repeated labels merged.
 
+Summaries and chat turns (``_summary``), feedback (``_feedback``) and free tags (``_free_tags``) live in their
+own modules; the methods here only gather the user's context and delegate.
+
 The agent is immutable in its settings: :meth:`InterestAgent.with_config` returns a new agent sharing the
 store, catalogue, engine, candidate sources and caches.
 """
@@ -43,7 +46,7 @@ from ._itemhead import CatalogScores, ItemHeadScorer, interests_from_next_items
 from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import Retriever, ScoredUser, fuse
 from ._schemas import ChatReply, Drift, Interest, InterestPrediction, InterestSummary, Provenance, RankedItem
-from ._summary import build_facts, chat_context, summarize_batch
+from ._summary import chat_reply, summarize_batch
 
 __all__ = ["InterestAgent"]
 
@@ -461,14 +464,4 @@ class InterestAgent:
         if not msgs or msgs[-1].role != "user":
             raise ValueError("messages must end with a user message")
         [ctx] = self.contexts([user_id], [now])
-        system, evidence = chat_context(self.store, ctx, msgs[-1].content)
-        [out] = self.engine.generate([GenerationRequest(
-            messages=(Message(role="system", content=system), *[m for m in msgs if m.role != "system"]),
-            max_tokens=self.config.chat_max_tokens, stop=("\nUser:",))])
-        text = out.text.strip()[:4000] or "I could not produce an answer from this user's memory."
-        facts = build_facts(ctx)
-        return ChatReply(text=text, evidence=evidence[:20], provenance=Provenance(
-            engine=self.engine.description, model=self.engine.model_name,
-            templates={"chat": prompts.version("chat")}, attempts=1,
-            retrieval={"relevant": len(evidence), "n_behaviors": facts.n_behaviors},
-            cold_start=ctx.cold, fallback="length" if out.finish_reason == "length" else None))
+        return chat_reply(self.engine, self.store, ctx, msgs, max_tokens=self.config.chat_max_tokens)

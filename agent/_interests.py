@@ -156,9 +156,10 @@ def ground_interests(profile: Profile, interests: Sequence[Interest]) -> tuple[l
     """The LLM's interests made to agree with the memory ``profile`` (the one its prompt showed).
 
     Rule: horizon ``h`` supports a category when it is among ``h``'s top :data:`SUPPORT_TOP` attributes by
-    share (on the short horizon, among those the profile does not list as fading). An interest keeps its horizon when that horizon supports it; otherwise it takes the other horizon
-    if that one does, else the horizon where it ranks higher (ties: long). Its confidence is lowered (never
-    raised) to what its rank in the final horizon supports: ``high`` within the top :data:`HIGH_TOP`,
+    share (on the short horizon, among those the profile does not list as fading). An interest keeps its
+    horizon when that horizon supports it; otherwise it takes the other horizon if that one does, else the
+    horizon where it ranks higher (ties: long). Its confidence is lowered (never raised) to what its rank in
+    the final horizon supports: ``high`` within the top :data:`HIGH_TOP`,
     ``medium`` within the top :data:`SUPPORT_TOP`, ``low`` beyond. Nothing is dropped: a category shown only
     by the candidates stays as a low-confidence guess. Corrected interests move behind the ones the profile
     supports as claimed (each group keeps the LLM's order), so the list leads with what memory shows.

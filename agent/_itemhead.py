@@ -9,11 +9,11 @@ softmax over the catalogue with the items already seen masked (Tide's protocol).
 forward pass and ~47 training targets. LoRA (``peft``) on the top decoder layers; the head is trained in
 full.
 
-Training (``agent._itemhead_tune``) reads plain per-user training sequences and refuses any forbidden item or ``(user, item)`` pair
-(a split's validation and test targets), like :func:`agent.build_examples`. The result is cached under
-``$TIDE_HOME/models/<base>-itemhead-<key>/`` (``key``: base checksums + data fingerprint + config) as the
-LoRA adapter, ``item_head.safetensors`` and a manifest (configs, training facts, validation metrics, every
-file's sha256); a run checkpoints into a work folder named by the same key and resumes there.
+Training (``agent._itemhead_tune``) reads plain per-user training sequences and refuses any forbidden item or
+``(user, item)`` pair (a split's validation and test targets), like :func:`agent.build_examples`. The result
+is cached under ``$TIDE_HOME/models/<base>-itemhead-<key>/`` (``key``: base checksums + data fingerprint +
+config) as the LoRA adapter, ``item_head.safetensors`` and a manifest (configs, training facts, validation
+metrics, every file's sha256); a run checkpoints into a work folder named by the same key and resumes there.
 
 At inference (:class:`ItemHeadScorer`) the adapter is merged into the base in memory and the user's last
 ``window`` items are read in one forward pass (torch, in-process; no vLLM backend returns the hidden state
@@ -143,7 +143,9 @@ class _Backbone:
         self.model = get_peft_model(lm, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(ALL_LINEAR),
                                                    layers_to_transform=list(range(max(0, n - top_layers), n)),
                                                    bias="none")) if lora else lm
-        self.prefix = [self.tok.bos_token_id] + self.tok.encode(HEADER, add_special_tokens=False)
+        # Gemma's tokenizer has a BOS token; Qwen2's has none, and its config names <|endoftext|> instead
+        bos = self.tok.bos_token_id if self.tok.bos_token_id is not None else lm.config.bos_token_id
+        self.prefix = ([bos] if bos is not None else []) + self.tok.encode(HEADER, add_special_tokens=False)
         self.lines = [self.tok.encode(t + "\n", add_special_tokens=False) for t in titles]
 
     def decoder(self) -> Any:

@@ -12,13 +12,14 @@ import prompts
 from memory import MemoryStore
 
 from ._context import UserContext, behavior_lines
-from ._engine import Completion, GenerationRequest, LLMEngine
+from ._engine import Completion, GenerationRequest, LLMEngine, Message
 from ._errors import StructuredOutputError
-from ._schemas import InterestSummary, Provenance, SummaryFacts, summary_output_model
+from ._schemas import ChatReply, InterestSummary, Provenance, SummaryFacts, summary_output_model
 from ._structured import generate_structured
 
-__all__ = ["OPENING", "build_facts", "chat_context", "grounding_check", "lately_names", "listed_twice", "opening",
-           "parse_summary", "render_template_summary", "retry_stems", "summarize_batch", "unsupported_claim"]
+__all__ = ["OPENING", "build_facts", "chat_context", "chat_reply", "grounding_check", "lately_names",
+           "listed_twice", "opening", "parse_summary", "render_template_summary", "retry_stems", "summarize_batch",
+           "unsupported_claim"]
 
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 #: number of retrieved behaviors a chat answer is grounded in
@@ -152,8 +153,9 @@ def unsupported_claim(text: str, facts: SummaryFacts, taxonomy: Sequence[str]) -
     """Why ``text`` states something the facts do not hold, else None. Clause by clause: a clause with a
     movement word ("rising", "fading", "the least", ...) may name only categories of that list of the facts;
     one calling categories the favourites ("most popular", "most active", "mostly chose") only the facts' top
-    three of either horizon (of the long one when it says "long run"), and "most popular" must name one (the 270M model's "and they are the most popular" says nothing);
-    "weekend" needs a Saturday or Sunday among the peak days and no other weekday named."""
+    three of either horizon (of the long one when it says "long run"), and "most popular" must name one (the
+    270M model's "and they are the most popular" says nothing); "weekend" needs a Saturday or Sunday among the
+    peak days and no other weekday named."""
     lists = {"rising": {n.lower() for n in facts.rising}, "fading": {n.lower() for n in facts.fading}}
     top = {n.lower() for n, _ in facts.short_top[:3] + facts.long_top[:3]}
     long_top = {n.lower() for n, _ in facts.long_top[:3]}
@@ -222,7 +224,8 @@ def grounding_check(facts: SummaryFacts, taxonomy: Sequence[str], start: str = O
             raise ValueError("the summary names none of the user's top interests: " + ", ".join(sorted(top)[:5]))
         named = sorted((m.start(), c.lower()) for c in taxonomy for m in [_word(c).search(text)] if m)
         if lead and named and named[0][1] not in lead:
-            raise ValueError(f"the summary leads with {named[0][1]}, not a top recent interest ({', '.join(sorted(lead))})")
+            raise ValueError(f"the summary leads with {named[0][1]}, not a top recent interest "
+                             f"({', '.join(sorted(lead))})")
         invented = [c for c in foreign if _word(c).search(text)]
         invented += [d for d in other_days if re.search(rf"\b{d.lower()}s?\b", text)]
         if invented:
@@ -327,3 +330,20 @@ def chat_context(store: MemoryStore, ctx: UserContext, question: str) -> tuple[s
                             long_top=_names(f.long_top) or ["nothing yet"], rising=f.rising, fading=f.fading,
                             relevant=lines)
     return system, [r.behavior.id for r in relevant]
+
+
+def chat_reply(engine: LLMEngine, store: MemoryStore, ctx: UserContext, msgs: Sequence[Message], *,
+               max_tokens: int) -> ChatReply:
+    """One chat turn: the last user message in ``msgs`` answered from ``ctx``'s facts and the behaviors most
+    relevant to it (their ids are the reply's evidence). A system message in ``msgs`` is replaced by Tide's."""
+    system, evidence = chat_context(store, ctx, msgs[-1].content)
+    [out] = engine.generate([GenerationRequest(
+        messages=(Message(role="system", content=system), *[m for m in msgs if m.role != "system"]),
+        max_tokens=max_tokens, stop=("\nUser:",))])
+    text = out.text.strip()[:4000] or "I could not produce an answer from this user's memory."
+    facts = build_facts(ctx)
+    return ChatReply(text=text, evidence=evidence[:20], provenance=Provenance(
+        engine=engine.description, model=engine.model_name,
+        templates={"chat": prompts.version("chat")}, attempts=1,
+        retrieval={"relevant": len(evidence), "n_behaviors": facts.n_behaviors},
+        cold_start=ctx.cold, fallback="length" if out.finish_reason == "length" else None))

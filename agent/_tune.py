@@ -208,7 +208,8 @@ def train_lora(examples: Sequence[TuneExample], base: Path, config: TuneConfig, 
     seconds = time.perf_counter() - started
     pm.save_pretrained(str(work / _ADAPTER))
     h = np.asarray(history)
-    return {"steps": step, "planned_steps": total, "examples_seen": step * config.batch_size, "seconds_this_run": round(seconds, 1),
+    return {"steps": step, "planned_steps": total, "examples_seen": step * config.batch_size,
+            "seconds_this_run": round(seconds, 1),
             "s_per_example": round(seconds / max(1, seen_here), 3) if seen_here else None,
             "loss_first25": round(float(h[:25, 0].mean()), 4), "loss_last25": round(float(h[-25:, 0].mean()), 4),
             "acc_last25": round(float(h[-25:, 1].mean()), 3), "trainable_params": sum(p.numel() for p in params)}

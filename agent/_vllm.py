@@ -40,8 +40,9 @@ class VLLMEngineConfig(BaseModel):
     model: str = Field(description="HF model folder or name; default: the prepared embedded model")
     #: None picks by hardware (``default_dtype``): bfloat16 on CUDA and on CPUs with native bf16 (AVX512-BF16
     #: / AMX), where it ran ~1.3x faster than float32 (bench/engine.py); float32 elsewhere: on an AVX2-only
-    #: CPU bfloat16 is emulated and choice scoring ran 5.3x slower (docs/results/dtype-cmp.jsonl, `python -m bench.dtype`, 16 prompts
-    #: of ~600 tokens: 12.3 s vs 2.3 s). Verification against the transformers reference uses float32.
+    #: CPU bfloat16 is emulated and choice scoring ran 5.3x slower (docs/results/dtype-cmp.jsonl,
+    #: `python -m bench.dtype`, 16 prompts of ~600 tokens: 12.3 s vs 2.3 s).
+    #: Verification against the transformers reference uses float32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None
     max_model_len: int = Field(default=4096, ge=256)
     #: eager mode skips torch.compile: engine start drops from minutes to under one on the CPU backend

@@ -153,7 +153,8 @@ class Dataset:
                     "timestamp": event.time,
                     "lat": event.lat,
                     "lon": event.lon,
-                    "place": event.place or (f"zip code {user.zip_code}" if user is not None and user.zip_code else None),
+                    "place": event.place or (f"zip code {user.zip_code}"
+                                             if user is not None and user.zip_code else None),
                     "weight": float(event.rating),
                     "attributes": {"rating": event.rating, "genres": list(item.genres), "year": item.year},
                 }

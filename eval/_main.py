@@ -181,8 +181,9 @@ def run_main(cfg: MainConfig) -> MainResult:
         item_head = _item_head(cfg, split, stages)
         predictors, agent, sync = _predictors(cfg, ds, resources, stages, llm_model, item_head)
         t = time.perf_counter()
+        # each model is compared with every simpler one listed before it
         result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
-                                n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha)  # each model vs every simpler one listed before it
+                                n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha)
         stages["evaluate"] = time.perf_counter() - t
         if sync is not None:
             stages["memory ingest (inside evaluate)"] = sync.seconds

@@ -85,7 +85,8 @@ def plot_interest_timeline(
     colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
     for ax, shares, label in ((axes[0], short, short_label), (axes[1], long, "long-term (all so far)")):
         keys = [n for n in names if n in shares]
-        ax.stackplot(list(times), *[list(shares[k]) for k in keys], labels=keys, colors=[colors[k] for k in keys], alpha=0.85)
+        ax.stackplot(list(times), *[list(shares[k]) for k in keys], labels=keys, colors=[colors[k] for k in keys],
+                     alpha=0.85)
         ax.set_ylim(0, 1)
         ax.set_ylabel("share")
         ax.set_title(label, fontsize=9)

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent import ItemHeadConfig, record_metrics  # noqa: E402
+from agent import ItemHeadConfig, model_dir, record_metrics  # noqa: E402
 from eval import item_head_on_split, leave_one_out, load_ml100k, sample_users, validate_item_head  # noqa: E402
 
 
@@ -32,19 +32,22 @@ def main() -> None:
     p.add_argument("cmd", choices=["train", "validate"])
     p.add_argument("--config", default="{}", help='ItemHeadConfig overrides as JSON, e.g. {"rank": 8}')
     p.add_argument("--budget-minutes", type=float, default=None)
+    p.add_argument("--base", default=None, help="a prepared model's name under $TIDE_HOME/models (default: the "
+                   "embedded model), e.g. qwen2.5-coder-0.5b-instruct ('tide model prepare --model NAME')")
     p.add_argument("--users", default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "docs" / "results" / "item-head-validation.json"))
     args = p.parse_args()
     split = leave_one_out(load_ml100k())
     config = ItemHeadConfig.model_validate(json.loads(args.config))
+    base = None if args.base is None else model_dir(name=args.base)
     if args.cmd == "train":
         log = ROOT / "runs" / "itemhead" / "train.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         budget = None if args.budget_minutes is None else 60 * args.budget_minutes
-        print(item_head_on_split(split, config, log_file=log, time_budget_s=budget))
+        print(item_head_on_split(split, config, log_file=log, time_budget_s=budget, base=base))
         return
-    folder = item_head_on_split(split, config, train=False)
+    folder = item_head_on_split(split, config, train=False, base=base)
     if folder is None:
         sys.exit("no item-head model for this config is cached or committed: run `train` first")
     users = sample_users(split, "all" if args.users == "all" else int(args.users), args.seed)
