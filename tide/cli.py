@@ -102,6 +102,9 @@ def model_tune(
                                                 "its learning rate decays over the whole run, so it stops "
                                                 "checkpointed and the next call resumes it)"),
     threads: int | None = typer.Option(None, min=1, help="torch threads (default: all cores)"),
+    model: str = typer.Option("gemma-3-270m", "--model", callback=check_llm,
+                              help="item-head: the prepared base model to tune ('tide model prepare --model "
+                                   "NAME' first); letters: only the default"),
     as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
 ) -> None:
     """Fine-tune the embedded LLM on the split's training sequences only (LoRA; seeded; cached by key).
@@ -113,17 +116,20 @@ def model_tune(
     with command("model tuning") as out:
         import torch
 
-        from agent import ItemHeadConfig, TuneConfig, TuneDataConfig, load_manifest
+        from agent import ItemHeadConfig, TuneConfig, TuneDataConfig, load_manifest, model_dir
         from eval import item_head_on_split, leave_one_out, load_ml100k, tune_on_split
 
         if kind not in ("item-head", "letters"):
             raise typer.BadParameter("--kind is item-head or letters")
+        if kind == "letters" and model != "gemma-3-270m":
+            raise typer.BadParameter("--kind letters tunes the default model only; --model is for item-head")
         if threads is not None:
             torch.set_num_threads(threads)
         split = leave_one_out(load_ml100k() if dataset == "ml-100k" else load_ml100k(Path(dataset)))
         budget = None if budget_minutes is None else 60 * budget_minutes
         if kind == "item-head":
-            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget)
+            base = None if model == "gemma-3-270m" else model_dir(name=model)
+            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget, base=base)
         else:
             folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps), time_budget_s=budget)
         manifest = load_manifest(folder) or {}

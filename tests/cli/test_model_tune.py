@@ -9,10 +9,15 @@ from tide.cli import app
 runner = CliRunner()
 
 
+def _flat(output: str) -> str:
+    """The output as one line, without the error box's borders (rich wraps long messages)."""
+    return " ".join(output.replace("│", " ").split())
+
+
 def test_model_tune_is_listed_with_its_options():
     assert "tune" in runner.invoke(app, ["model", "--help"]).output
     out = runner.invoke(app, ["model", "tune", "--help"]).output
-    for opt in ("--kind", "--max-steps", "--budget-minutes", "--threads", "--json"):
+    for opt in ("--kind", "--max-steps", "--budget-minutes", "--threads", "--model", "--json"):
         assert opt in out
     assert "--item-head" in runner.invoke(app, ["eval", "--help"]).output
 
@@ -20,6 +25,21 @@ def test_model_tune_is_listed_with_its_options():
 def test_model_tune_refuses_an_unknown_kind(tmp_path):
     result = runner.invoke(app, ["model", "tune", "--kind", "bogus"])
     assert result.exit_code != 0 and "item-head or letters" in " ".join(result.output.split())
+
+
+def test_model_tune_base_model_must_be_known_and_is_for_the_item_head():
+    result = runner.invoke(app, ["model", "tune", "--model", "gpt-9"])
+    assert result.exit_code == 2 and "unknown model" in _flat(result.output)
+    result = runner.invoke(app, ["model", "tune", "--kind", "letters", "--model", "qwen2.5-coder-0.5b-instruct"])
+    assert result.exit_code == 2 and "--model is for item-head" in _flat(result.output)
+
+
+def test_model_tune_tunes_a_base_that_is_not_prepared_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIDE_HOME", str(tmp_path))
+    result = runner.invoke(app, ["model", "tune", "--model", "qwen2.5-coder-1.5b-instruct", "--max-steps", "1"])
+    assert result.exit_code == 1, result.output
+    assert "prepare the base model first" in _flat(result.output)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 
 def test_model_tune_refuses_a_missing_dataset(tmp_path):
