@@ -39,18 +39,31 @@ __all__ = ["find_item_head", "tune_item_head"]
 log = logging.getLogger(__name__)
 
 
-def _head_module(init: Any, log_pop: np.ndarray) -> Any:
+def _head_module(init: Any, log_pop: np.ndarray, standardize: bool = False) -> Any:
+    """The item head: cosine between the (optionally standardised) hidden state and each item's vector, times
+    a learnt scale, plus a popularity bias. Standardised: the centre and per-dimension spread of the base
+    model's item states (``init``) are fixed buffers, applied to the states; the item vectors start as the
+    standardised ``init``."""
     import torch
 
     class Head(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.emb = torch.nn.Parameter(init.clone())
+            if standardize:
+                self.register_buffer("center", init.mean(0))
+                self.register_buffer("inv_spread", 1.0 / (init.std(0) + 1e-6))
+                start = (init - self.center) * self.inv_spread
+            else:
+                start = init
+            self.standardize = standardize
+            self.emb = torch.nn.Parameter(start.clone())
             self.bias = torch.nn.Parameter(torch.tensor(log_pop, dtype=torch.float32) * 0.5)
             self.scale = torch.nn.Parameter(torch.tensor(10.0))
 
         def forward(self, h: Any) -> Any:
             f = torch.nn.functional
+            if self.standardize:
+                h = (h - self.center) * self.inv_spread
             return self.scale * f.normalize(h, dim=-1) @ f.normalize(self.emb, dim=-1).T + self.bias
 
     return Head()
@@ -154,7 +167,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         torch.save(bb.init_head(progress), work / (_INIT + ".tmp"))
         os.replace(work / (_INIT + ".tmp"), work / _INIT)
     log_pop = _log_popularity(sequences, index)
-    head = _head_module(torch.load(work / _INIT), log_pop)
+    head = _head_module(torch.load(work / _INIT), log_pop, config.standardize)
     lora = [p for p in bb.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": lora, "lr": config.learning_rate},
                              {"params": list(head.parameters()), "lr": config.head_learning_rate}])

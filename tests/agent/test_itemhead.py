@@ -57,7 +57,9 @@ def test_key_changes_with_base_data_and_config():
     assert item_head_key("b", "d", TINY.model_copy(update={"lr_decay": "linear"})) != k
     import hashlib
 
-    legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items() if k_ != "lr_decay"}
+    # likewise the standardised head: off keys as before the field existed, on is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"standardize": True})) != k
+    legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items() if k_ not in ("lr_decay", "standardize")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -204,3 +206,32 @@ def test_a_decaying_schedule_publishes_only_at_its_end_and_resumes_to_the_same_m
     const = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
     c = load_file(str(const / "item_head.safetensors"))
     assert any(not np.allclose(a[n].astype(np.float32), c[n].astype(np.float32), atol=1e-3) for n in a)
+
+
+def test_a_standardised_head_scores_at_inference_as_it_trained(tmp_path, model_path):
+    """The head's fixed centre and spread are stored with it, and the scorer applies them to the history's
+    state: its logits equal the trained head's own on the same state (merged adapter, float32)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from agent._itemhead_tune import _head_module
+
+    cfg = TINY.model_copy(update={"standardize": True})
+    folder = tune_item_head(SEQS, ITEMS, [], cfg, base=model_path, home=tmp_path, progress=False)
+    assert folder != tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    st = load_file(str(folder / "item_head.safetensors"))
+    assert {"emb", "bias", "scale", "center", "inv_spread"} <= set(st)
+    assert (st["inv_spread"].float() > 0).all()
+    scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in ITEMS}, base=model_path)
+    hist = SEQS["u1"][:6]
+    s = scorer.scores([hist])[0]
+    head = _head_module(torch.zeros(len(ITEMS), st["emb"].shape[1]), np.zeros(len(ITEMS)), standardize=True)
+    head.load_state_dict({k: v.float() for k, v in st.items()})
+    with torch.no_grad():
+        h = scorer.backbone.states([INDEX[i] for i in hist])[-1]
+        np.testing.assert_allclose(s, head(h[None])[0].numpy(), rtol=1e-4, atol=1e-4)
+    # without the standardisation the same weights would score otherwise (the stored centre is used)
+    plain = _head_module(torch.zeros(len(ITEMS), st["emb"].shape[1]), np.zeros(len(ITEMS)))
+    plain.load_state_dict({k: v.float() for k, v in st.items() if k not in ("center", "inv_spread")})
+    with torch.no_grad():
+        assert not np.allclose(s, plain(h[None])[0].numpy(), atol=1e-3)
