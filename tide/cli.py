@@ -129,7 +129,8 @@ def model_tune(
         budget = None if budget_minutes is None else 60 * budget_minutes
         if kind == "item-head":
             base = None if model == "gemma-3-270m" else model_dir(name=model)
-            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget, base=base)
+            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget,
+                                        base=base)
         else:
             folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps), time_budget_s=budget)
         manifest = load_manifest(folder) or {}
