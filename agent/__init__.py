@@ -26,6 +26,7 @@ from ._errors import (
     UnknownUserError,
 )
 from ._model import (
+    EMBEDDED_MODEL_NAME,
     ensure_model,
     load_manifest,
     model_dir,
@@ -41,6 +42,7 @@ from ._vllm import VERIFY_DTYPE, VLLMEngine, VLLMEngineConfig, default_dtype
 
 __all__ = [
     "BASE_FORMAT_VERSION",
+    "EMBEDDED_MODEL_NAME",
     "KNOWN_MODELS",
     "VERIFY_DTYPE",
     "AgentError",

@@ -83,7 +83,7 @@ class ItemHeadConfig(BaseModel):
     #: divide by their per-dimension spread (fixed, from the catalogue's titles alone). The raw states share
     #: one direction (outlier dimensions: mean cosine 0.94 between two films' states on Gemma 270M, 0.93 on
     #: Qwen 0.5B; centred, 0.00), so an unstandardised cosine head starts with every film alike.
-    standardize: bool = False
+    standardize: bool = True
 
 
 def training_windows(sequences: Mapping[str, Sequence[str]], index: Mapping[str, int], config: ItemHeadConfig,
@@ -112,6 +112,12 @@ def training_windows(sequences: Mapping[str, Sequence[str]], index: Mapping[str,
         raise TuneDataError("no training window: every sequence is shorter than min_history + 2")
     rng = np.random.default_rng(config.seed)
     return [out[i] for _ in range(config.epochs) for i in rng.permutation(len(out))]
+
+
+def _standardized(h: Any, center: Any, inv_spread: Any) -> Any:
+    """A hidden state standardised by the head's fixed centre and per-dimension inverse spread (unchanged when
+    the head has none: ``ItemHeadConfig.standardize`` off). Training and scoring both call this."""
+    return h if center is None else (h - center) * inv_spread
 
 
 def _fingerprint(windows: Sequence[tuple[str, list[int]]], items: Sequence[CatalogItem]) -> str:
@@ -253,9 +259,7 @@ class ItemHeadScorer:
                 if seq not in self._cache:  # the choice and the interests of one prediction read the same
                     if len(self._cache) >= _CACHE_SIZE:
                         self._cache.pop(next(iter(self._cache)))
-                    h = self.backbone.states(seq)[-1]
-                    if self.center is not None:
-                        h = (h - self.center) * self.inv_spread
+                    h = _standardized(self.backbone.states(seq)[-1], self.center, self.inv_spread)
                     h = self.torch.nn.functional.normalize(h, dim=-1)
                     self._cache[seq] = (self.scale * (self.emb @ h) + self.bias).numpy()
                 out[r] = self._cache[seq]

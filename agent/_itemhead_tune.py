@@ -28,6 +28,7 @@ from ._itemhead import (
     ItemHeadConfig,
     _Backbone,
     _fingerprint,
+    _standardized,
     item_head_key,
     training_windows,
 )
@@ -49,21 +50,17 @@ def _head_module(init: Any, log_pop: np.ndarray, standardize: bool = False) -> A
     class Head(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            if standardize:
-                self.register_buffer("center", init.mean(0))
-                self.register_buffer("inv_spread", 1.0 / (init.std(0) + 1e-6))
-                start = (init - self.center) * self.inv_spread
-            else:
-                start = init
-            self.standardize = standardize
+            # None buffers (not standardised) stay out of the state dict: a plain head saves as before
+            self.register_buffer("center", init.mean(0) if standardize else None)
+            self.register_buffer("inv_spread", 1.0 / (init.std(0) + 1e-6) if standardize else None)
+            start = _standardized(init, self.center, self.inv_spread)
             self.emb = torch.nn.Parameter(start.clone())
             self.bias = torch.nn.Parameter(torch.tensor(log_pop, dtype=torch.float32) * 0.5)
             self.scale = torch.nn.Parameter(torch.tensor(10.0))
 
         def forward(self, h: Any) -> Any:
             f = torch.nn.functional
-            if self.standardize:
-                h = (h - self.center) * self.inv_spread
+            h = _standardized(h, self.center, self.inv_spread)
             return self.scale * f.normalize(h, dim=-1) @ f.normalize(self.emb, dim=-1).T + self.bias
 
     return Head()

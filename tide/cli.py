@@ -116,19 +116,26 @@ def model_tune(
     with command("model tuning") as out:
         import torch
 
-        from agent import ItemHeadConfig, TuneConfig, TuneDataConfig, load_manifest, model_dir
+        from agent import (
+            EMBEDDED_MODEL_NAME,
+            ItemHeadConfig,
+            TuneConfig,
+            TuneDataConfig,
+            load_manifest,
+            model_dir,
+        )
         from eval import item_head_on_split, leave_one_out, load_ml100k, tune_on_split
 
         if kind not in ("item-head", "letters"):
             raise typer.BadParameter("--kind is item-head or letters")
-        if kind == "letters" and model != "gemma-3-270m":
+        if kind == "letters" and model != EMBEDDED_MODEL_NAME:
             raise typer.BadParameter("--kind letters tunes the default model only; --model is for item-head")
         if threads is not None:
             torch.set_num_threads(threads)
         split = leave_one_out(load_ml100k() if dataset == "ml-100k" else load_ml100k(Path(dataset)))
         budget = None if budget_minutes is None else 60 * budget_minutes
         if kind == "item-head":
-            base = None if model == "gemma-3-270m" else model_dir(name=model)
+            base = None if model == EMBEDDED_MODEL_NAME else model_dir(name=model)
             folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget,
                                         base=base)
         else:
