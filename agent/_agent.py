@@ -6,7 +6,8 @@
    averaged over several orders; its probabilities are fused with the retrieval scores;
 3. **interests** (``_interests``): grounded labels, constrained generation, repeated labels merged.
 
-Summaries and chat turns (``_summary``), feedback (``_feedback``) and free tags (``_free_tags``) live in their
+One batch of predictions (the stages' results joined, fallbacks, provenance) is ``_predict``; summaries and
+chat turns (``_summary``), feedback (``_feedback``) and free tags (``_free_tags``) live in their
 own modules; the methods here only gather the user's context and delegate.
 
 The agent is immutable in its settings: :meth:`InterestAgent.with_config` returns a new agent sharing the
@@ -24,7 +25,6 @@ import numpy as np
 from pydantic import BaseModel
 from tqdm.auto import tqdm
 
-import prompts
 from memory import MemoryStore, QueryContext, StoredBehavior
 
 from ._candidates import CandidateSource, TransitionIndex
@@ -32,7 +32,7 @@ from ._catalog import Catalog
 from ._config import AgentConfig
 from ._context import UserContext, load_context, query_context
 from ._engine import GenerationRequest, LLMEngine, Message
-from ._errors import EngineError, EngineUnavailableError, StructuredOutputError, UnknownUserError
+from ._errors import EngineUnavailableError, UnknownUserError
 from ._feedback import record_feedback
 from ._free_tags import FreeTag, FreeTagConfig, user_free_tags
 from ._interests import (
@@ -43,9 +43,10 @@ from ._interests import (
     render_interest_prompt,
 )
 from ._itemhead import CatalogScores, ItemHeadScorer, interests_from_next_items
+from ._predict import predict_batch
 from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import Retriever, ScoredUser, fuse
-from ._schemas import ChatReply, Drift, Interest, InterestPrediction, InterestSummary, Provenance, RankedItem
+from ._schemas import ChatReply, Interest, InterestPrediction, InterestSummary, RankedItem
 from ._summary import chat_reply, summarize_batch
 
 __all__ = ["InterestAgent"]
@@ -278,21 +279,6 @@ class InterestAgent:
         found, corrections = ground_interests(ctx.profile, interests_from_answer(ctx, answer))
         return found[: self._config.max_interests], corrections
 
-    def _provenance(self, s: ScoredUser, **kw: Any) -> Provenance:
-        c = self._config
-        return Provenance(
-            engine=self.engine.description if self.engine else {},
-            model=self.engine.model_name if self.engine else None, tuned=self.reranker.tuned,
-            templates={n: prompts.version(n) for n in (
-                ("system", "rank_short" if self.reranker.tuned else "rank", "predict")
-                if self.reranker.item_head is None else ("system", "predict"))},
-            retrieval={**c.retrieval.model_dump(), "n_recent": c.n_recent, "n_long": c.n_long,
-                       "fusion_weight": c.fusion_weight, "calibrate": c.calibrate,
-                       "choice_orders": c.choice_orders, "candidates": len(s.candidates),
-                       **({"context": s.context.query.describe(s.context.now)} if s.context.query else {}),
-                       **({"feedback": len(s.context.feedback)} if s.context.feedback else {})},
-            cold_start=s.context.cold, **kw)
-
     # -- public API --------------------------------------------------------------------------------
     def predict(self, user_id: str, now: datetime | None = None, k: int = 10, *, place: Any = None,
                 context: bool = True, fallback: bool | None = None) -> InterestPrediction:
@@ -360,53 +346,7 @@ class InterestAgent:
         :meth:`prepare`, fused into predictions. Touches the engine, never the store."""
         if not 1 <= k <= 200:
             raise ValueError("k must be in 1..200")
-        return self._predict_batch(list(scored), k, self.config.fallback if fallback is None else fallback)
-
-    def _predict_batch(self, scored: list[ScoredUser], k: int, fb: bool) -> list[InterestPrediction]:
-        failure: str | None = None
-        try:
-            probs = self.choice_probs(scored)
-        except EngineError as exc:
-            if not fb:
-                raise
-            failure, probs = f"choice scoring failed: {exc}", [None] * len(scored)
-        interests: list[Any] = [None] * len(scored)
-        if self.config.interests and failure is None and not self.interests_from_item_head:
-            try:
-                interests = self.llm_interests(scored)
-            except EngineError as exc:
-                if not fb:
-                    raise
-                failure = f"interest generation failed: {exc}"
-        out = []
-        for s, p, res in zip(scored, probs, interests, strict=True):
-            reasons: list[str] = []
-            corrections: list[str] = []
-            fallback_reason = failure
-            attempts = 0
-            if isinstance(res, StructuredOutputError):
-                if not fb:
-                    raise res
-                fallback_reason = f"interests invalid after {res.attempts} attempts"
-                reasons, attempts, res = res.reasons[-10:], res.attempts, None
-            if res is not None:
-                found, corrections = self.grounded_interests(s.context, res.value)
-                attempts, reasons = res.attempts, res.reasons[-10:]
-            elif self.interests_from_item_head and self.config.interests:
-                found = self.item_head_interests(s.context)
-            else:
-                found = self.interests_from_profile(s.context)
-                if s.context.cold:
-                    fallback_reason = fallback_reason or "cold start: popularity"
-            prof = s.context.profile
-            drift = Drift(score=prof.drift, rising=[a.name for a in prof.rising[:5]],
-                          fading=[a.name for a in prof.fading[:5]])
-            out.append(InterestPrediction(
-                user_id=s.context.user_id, as_of=s.context.now, interests=found,
-                next_items=self.fuse(s, p if failure is None else None, k), drift=drift,
-                provenance=self._provenance(s, attempts=attempts, fallback=fallback_reason, reasons=reasons,
-                                            corrections=corrections)))
-        return out
+        return predict_batch(self, list(scored), k, self.config.fallback if fallback is None else fallback)
 
     def feedback(self, user_id: str, item_id: str, signal: str, at: datetime | None = None, *,
                  place: Any = None) -> StoredBehavior:

@@ -23,6 +23,13 @@ class EvalConfig(BaseModel):
         description="a predictor's reference setting (``tune_reference``) is left only for one that beats it on "
                     "validation with paired bootstrap and Wilcoxon p below this",
     )
+    tune_users: int | None = Field(
+        None, ge=1,
+        description="validation users the grid search reads: the evaluated users plus a seeded sample of the "
+                    "split's other users, up to this many (their validation targets only; never fewer than the "
+                    "evaluated users); None: the evaluated users alone. More users, more power for "
+                    "``tune_alpha``'s test",
+    )
     fit: bool = Field(True, description="call predictor.fit; False for predictors that are already fitted")
     batch_size: int = Field(64, ge=1, description="requests per rank() call")
     n_bootstrap: int = Field(1000, ge=10)

@@ -68,6 +68,8 @@ class MainConfig(BaseModel):
     n_bootstrap: int = 1000
     #: see ``EvalConfig.tune_alpha``
     tune_alpha: float = Field(0.05, gt=0.0, le=1.0)
+    #: see ``EvalConfig.tune_users``
+    tune_users: int | None = Field(None, ge=1)
     llm_model: str | None = Field(None, description="the agent's engine serves this model folder (e.g. one from "
                                   "'tide model tune'); 'tuned' tunes the embedded model on this split's "
                                   "training sequences first (fit stage; cached by key); None: the embedded model")
@@ -183,7 +185,7 @@ def run_main(cfg: MainConfig) -> MainResult:
         t = time.perf_counter()
         # each model is compared with every simpler one listed before it
         result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
-                                n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha)
+                                n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha, tune_users=cfg.tune_users)
         stages["evaluate"] = time.perf_counter() - t
         if sync is not None:
             stages["memory ingest (inside evaluate)"] = sync.seconds

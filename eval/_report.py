@@ -167,9 +167,10 @@ def results_markdown(summary: Summary) -> str:
             lines.append(f"| {name} | {_ci(s['hr@10'])} | {_ci(s['ndcg@10'])} | {s['exact']} |")
     tuning = {n: m["tuning"] for n, m in summary["models"].items() if m.get("tuning")}
     if tuning:
-        lines += ["", "## Validation tuning (NDCG@10 on the sampled users' validation targets)", ""]
+        lines += ["", "## Validation tuning (NDCG@10 on validation targets; never the test targets)", ""]
         for name, t in tuning.items():
-            lines.append(f"- **{name}**: best {t['best']} (NDCG@10 {t['best_ndcg@10']:.4f}) of {len(t['results'])} settings")
+            lines.append(f"- **{name}**: best {t['best']} (NDCG@10 {t['best_ndcg@10']:.4f}) of {len(t['results'])} "
+                         f"settings on {t.get('n_users', '?')} users' validation targets")
             a = t.get("against_reference")
             if a:
                 lines.append(f"  - reference {t['reference']} kept unless beaten with p < {a['alpha']}: the best grid "

@@ -82,6 +82,19 @@ def sample_users(split: Split, users: int | Literal["all"], seed: int) -> list[s
     return [eligible[i] for i in chosen]
 
 
+def tuning_users(split: Split, chosen: Sequence[str], n: int | None, seed: int) -> list[str]:
+    """The users whose validation targets the grid search reads: ``chosen`` (those with a validation target)
+    and, up to ``n`` in all, a seeded sample of the split's other users with one, in dataset order."""
+    own = [u for u in chosen if u in split.val]
+    if n is None or n <= len(own):
+        return own
+    taken = set(own)
+    others = [u for u in split.val if u not in taken]
+    rng = np.random.default_rng([seed, 1])  # its own stream: the test sample stays as it is
+    extra = {others[i] for i in rng.choice(len(others), size=min(n - len(own), len(others)), replace=False)}
+    return own + [u for u in others if u in extra]
+
+
 def run_evaluation(
     dataset: Dataset,
     predictors: Sequence[Predictor],
@@ -133,7 +146,7 @@ def run_evaluation(
     tuning: dict[str, TuningResult] = {}
     for p in predictors:
         t0 = time.perf_counter()
-        tuned = _tune(p, split, chosen, cfg)
+        tuned = _tune(p, split, tuning_users(split, chosen, cfg.tune_users, cfg.seed), cfg)
         if tuned is not None:
             tuning[p.name] = tuned
             stages[f"tune:{p.name}"] = time.perf_counter() - t0
@@ -179,10 +192,10 @@ def _fit(predictor: Predictor, split: Split, cfg: EvalConfig) -> float:
 
 # -- tune -------------------------------------------------------------------------------------------------
 def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig) -> TuningResult | None:
-    """Grid search on the sampled users' validation targets; the best setting is left applied."""
+    """Grid search on ``users``' validation targets; the best setting is left applied."""
     if not cfg.tune or not isinstance(predictor, Tunable) or not predictor.tunable:
         return None
-    val_users = [u for u in users if u in split.val]
+    val_users = list(users)
     if not val_users:
         return None
     requests = split.requests(val_users, "val")

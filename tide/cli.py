@@ -196,6 +196,9 @@ def eval_cmd(
     tune_alpha: float = typer.Option(0.05, callback=check_alpha, help="the agent's LLM weight (and any predictor's "
                                      "reference setting) moves from its reference only for a validation win "
                                      "with paired bootstrap and Wilcoxon p below this; 1 keeps the grid's best"),
+    tune_users: int | None = typer.Option(None, min=1, help="validation users the grid search reads: the "
+                                          "evaluated users plus a seeded sample of the others up to this many "
+                                          "(their validation targets only; default: the evaluated users)"),
     threads: int | None = typer.Option(None, min=1, help="torch threads for training (default: all cores; "
                                        "1 when other heavy jobs share the machine)"),
     llm_model: str | None = typer.Option(None, help="the agent's engine serves this model folder (e.g. from "
@@ -223,7 +226,7 @@ def eval_cmd(
         cfg = MainConfig(dataset=dataset, models=models.split(","), split=split,
                          users="all" if users == "all" else int(users), seed=seed, out=out_dir,
                          engine_url=engine_url, show_user=None if show_user == "none" else show_user,
-                         lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap, tune_alpha=tune_alpha,
+                         lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap, tune_alpha=tune_alpha, tune_users=tune_users,
                          llm_model=llm_model, item_head=None if item_head.lower() == "none" else item_head)
         result = run_main(cfg)
         if as_json:

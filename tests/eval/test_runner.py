@@ -238,3 +238,27 @@ def test_a_tune_reference_stays_unless_beaten_significantly(synth_split, tmp_pat
     with pytest.raises(EvalError, match="not a point of its grid"):
         run_evaluation(dataset, [OneUserKnob({"mix": 0.5})], split, users=10, seed=4, out_dir=tmp_path / "bad",
                        n_bootstrap=50, progress=False)
+
+
+def test_tune_users_adds_other_users_validation_targets(synth_split, tmp_path) -> None:
+    dataset, split = synth_split
+    knob = KnobPredictor()
+    result = run_evaluation(dataset, [knob], split, users=10, seed=4, out_dir=tmp_path, n_bootstrap=50,
+                            progress=False, tune_users=40)
+    val_targets = knob.stage_targets[knob.stages.index("val")]
+    assert len(val_targets) == 40 and set(result.users) <= set(val_targets)  # the evaluated users, then others
+    assert all(item == split.val[u].item_id for u, item in val_targets.items())  # validation targets only
+    assert result.summary.models["random"].tuning.n_users == 40
+    assert "on 40 users' validation targets" in (tmp_path / "results.md").read_text()
+    # seeded, and the test sample is the one without extra tuning users
+    again, plain = KnobPredictor(), KnobPredictor()
+    run_evaluation(dataset, [again], split, users=10, seed=4, n_bootstrap=50, progress=False, tune_users=40)
+    assert again.stage_targets[again.stages.index("val")] == val_targets
+    base = run_evaluation(dataset, [plain], split, users=10, seed=4, n_bootstrap=50, progress=False)
+    assert base.users == result.users and len(plain.stage_targets[plain.stages.index("val")]) == 10
+    # fewer than the evaluated users: the evaluated users alone; more than there are: every user
+    few, every = KnobPredictor(), KnobPredictor()
+    run_evaluation(dataset, [few], split, users=10, seed=4, n_bootstrap=50, progress=False, tune_users=3)
+    assert len(few.stage_targets[few.stages.index("val")]) == 10
+    run_evaluation(dataset, [every], split, users=10, seed=4, n_bootstrap=50, progress=False, tune_users=10_000)
+    assert len(every.stage_targets[every.stages.index("val")]) == len(split.val)
