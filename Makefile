@@ -1,6 +1,8 @@
 VENV ?= .venv
 USERS ?= 200
 SEED ?= 0
+# validation users the grid search reads (the evaluated users plus others' validation targets)
+TUNE_USERS ?= 500
 
 .PHONY: setup main test lint bench
 
@@ -9,7 +11,7 @@ setup:
 
 # the main job: MovieLens-100k into memory, five models evaluated, one user's prediction and summary
 main: setup
-	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm+text,sasrec,memory,agent --split loo --users $(USERS) --seed $(SEED) --out runs/main --show-user auto
+	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm+text,sasrec,memory,agent --split loo --users $(USERS) --seed $(SEED) --tune-users $(TUNE_USERS) --out runs/main --show-user auto
 
 test: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
