@@ -1,9 +1,10 @@
 """One batch of the agent's predictions: the re-ranker's choice and the interests joined with the retrieval
-scores, the fallbacks taken on engine failures, and each prediction's provenance."""
+scores, the fallbacks taken on engine failures, and each prediction's provenance. ``agent`` is the
+:class:`~agent.InterestAgent` whose ``complete`` calls in (typed loosely: this module must not import it)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import prompts
 
@@ -11,13 +12,10 @@ from ._errors import EngineError, StructuredOutputError
 from ._retrieval import ScoredUser
 from ._schemas import Drift, InterestPrediction, Provenance
 
-if TYPE_CHECKING:
-    from ._agent import InterestAgent
-
 __all__ = ["predict_batch", "provenance"]
 
 
-def provenance(agent: InterestAgent, s: ScoredUser, **kw: Any) -> Provenance:
+def provenance(agent: Any, s: ScoredUser, **kw: Any) -> Provenance:
     """What produced one prediction: engine, model, templates, retrieval settings, context, cold start."""
     c = agent.config
     return Provenance(
@@ -34,7 +32,7 @@ def provenance(agent: InterestAgent, s: ScoredUser, **kw: Any) -> Provenance:
         cold_start=s.context.cold, **kw)
 
 
-def predict_batch(agent: InterestAgent, scored: list[ScoredUser], k: int, fb: bool) -> list[InterestPrediction]:
+def predict_batch(agent: Any, scored: list[ScoredUser], k: int, fb: bool) -> list[InterestPrediction]:
     """Predictions for users the retriever scored: the LLM's choice and interests (or the item head's, or the
     profile's), fused; with ``fb``, an engine failure or invalid interests fall back to retrieval, flagged."""
     failure: str | None = None
