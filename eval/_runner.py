@@ -144,9 +144,10 @@ def run_evaluation(
     fit_seconds = {p.name: _fit(p, split, cfg) for p in predictors}
     stages.update({f"fit:{name}": seconds for name, seconds in fit_seconds.items()})
     tuning: dict[str, TuningResult] = {}
+    val_users = tuning_users(split, chosen, cfg.tune_users, cfg.seed)  # the same for every predictor
     for p in predictors:
         t0 = time.perf_counter()
-        tuned = _tune(p, split, tuning_users(split, chosen, cfg.tune_users, cfg.seed), cfg)
+        tuned = _tune(p, split, val_users, cfg)
         if tuned is not None:
             tuning[p.name] = tuned
             stages[f"tune:{p.name}"] = time.perf_counter() - t0
