@@ -40,7 +40,7 @@ __all__ = ["find_item_head", "tune_item_head"]
 log = logging.getLogger(__name__)
 
 
-def _head_module(init: Any, log_pop: np.ndarray, standardize: bool = False) -> Any:
+def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool) -> Any:
     """The item head: cosine between the (optionally standardised) hidden state and each item's vector, times
     a learnt scale, plus a popularity bias. Standardised: the centre and per-dimension spread of the base
     model's item states (``init``) are fixed buffers, applied to the states; the item vectors start as the
@@ -164,7 +164,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         torch.save(bb.init_head(progress), work / (_INIT + ".tmp"))
         os.replace(work / (_INIT + ".tmp"), work / _INIT)
     log_pop = _log_popularity(sequences, index)
-    head = _head_module(torch.load(work / _INIT), log_pop, config.standardize)
+    head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize)
     lora = [p for p in bb.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": lora, "lr": config.learning_rate},
                              {"params": list(head.parameters()), "lr": config.head_learning_rate}])

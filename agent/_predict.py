@@ -1,21 +1,47 @@
 """One batch of the agent's predictions: the re-ranker's choice and the interests joined with the retrieval
 scores, the fallbacks taken on engine failures, and each prediction's provenance. ``agent`` is the
-:class:`~agent.InterestAgent` whose ``complete`` calls in (typed loosely: this module must not import it)."""
+:class:`~agent.InterestAgent` whose ``complete`` calls in, typed by the :class:`Predictor` protocol (this
+module must not import the agent's module)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import prompts
 
+from ._config import AgentConfig
+from ._context import UserContext
+from ._engine import LLMEngine
 from ._errors import EngineError, StructuredOutputError
+from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import ScoredUser
-from ._schemas import Drift, InterestPrediction, Provenance
+from ._schemas import Drift, Interest, InterestPrediction, Provenance, RankedItem
 
 __all__ = ["predict_batch", "provenance"]
 
 
-def provenance(agent: Any, s: ScoredUser, **kw: Any) -> Provenance:
+class Predictor(Protocol):
+    """What a prediction batch reads from the agent."""
+
+    @property
+    def config(self) -> AgentConfig: ...
+    @property
+    def engine(self) -> LLMEngine | None: ...
+    @property
+    def reranker(self) -> Reranker: ...
+    @property
+    def interests_from_item_head(self) -> bool: ...
+    def choice_probs(self, scored: Sequence[ScoredUser]) -> list[ChoiceProbs | None]: ...
+    def llm_interests(self, scored: Sequence[ScoredUser]) -> list[Any]: ...
+    def item_head_interests(self, ctx: UserContext) -> list[Interest]: ...
+    def interests_from_profile(self, ctx: UserContext) -> list[Interest]: ...
+    def grounded_interests(self, ctx: UserContext, answer: Any) -> tuple[list[Interest], list[str]]: ...
+    def fuse(self, s: ScoredUser, choice: ChoiceProbs | None, k: int, weight: float | None = None
+             ) -> list[RankedItem]: ...
+
+
+def provenance(agent: Predictor, s: ScoredUser, **kw: Any) -> Provenance:
     """What produced one prediction: engine, model, templates, retrieval settings, context, cold start."""
     c = agent.config
     return Provenance(
@@ -32,7 +58,7 @@ def provenance(agent: Any, s: ScoredUser, **kw: Any) -> Provenance:
         cold_start=s.context.cold, **kw)
 
 
-def predict_batch(agent: Any, scored: list[ScoredUser], k: int, fb: bool) -> list[InterestPrediction]:
+def predict_batch(agent: Predictor, scored: list[ScoredUser], k: int, fb: bool) -> list[InterestPrediction]:
     """Predictions for users the retriever scored: the LLM's choice and interests (or the item head's, or the
     profile's), fused; with ``fb``, an engine failure or invalid interests fall back to retrieval, flagged."""
     failure: str | None = None

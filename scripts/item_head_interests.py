@@ -26,6 +26,13 @@ Second rule (the temperature / recent-share grid, stated before its first run, 2
 ``t=T mix=B`` row by mean validation F1 sets ``item_head_temperature`` and ``item_head_recent_mix`` if it
 beats ``item-head expected-F1 <=3`` (T 1, B 0) with paired bootstrap and Wilcoxon p < 0.05; otherwise they
 stay at 1 and 0.
+
+Third rule (stated before its run, 2026-12-02, after the standardised head became the default): the grid is
+extended to T in (0.5, 0.7, 1, 1.5) x B in (0, 0.25, 0.5, 0.75) (the first grid's best, 0.7 and 0.5, sat on
+its edge), every row read off the model given with ``--model`` (default: the split's default head). The best
+row by mean validation F1 replaces the current defaults (``AgentConfig()``'s temperature and recent share)
+only if it beats the row at those defaults with paired bootstrap and Wilcoxon p < 0.05; otherwise they stay.
+The family rows (top-k, expected-F1 without ``t=``) are read at T 1 and B 0, as in the first run.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from _validation import validation_setup  # noqa: E402
 
-from agent import ItemHeadScorer  # noqa: E402
+from agent import AgentConfig, ItemHeadScorer  # noqa: E402
 from eval import bootstrap_ci, interest_prf, item_head_on_split, paired_test  # noqa: E402
 
 
@@ -71,7 +78,8 @@ def main() -> None:
         answers = agent.llm_interests(scored)
         llm_seconds = time.perf_counter() - t0
         v.engine.close()
-    head = agent.with_item_head(scorer).with_config(item_head_interests=3)
+    head = agent.with_item_head(scorer).with_config(item_head_interests=3, item_head_temperature=1.0,
+                                                    item_head_recent_mix=0.0)
     t0 = time.perf_counter()
     head_labels = [[x.label for x in head.item_head_interests(s.context)] for s in scored]
     head_seconds = time.perf_counter() - t0
@@ -82,8 +90,8 @@ def main() -> None:
         ef1 = head.with_config(item_head_rule="expected-f1", item_head_interests=k)
         labels[f"item-head expected-F1 <={k}"] = [[x.label for x in ef1.item_head_interests(s.context)]
                                                   for s in scored]
-    for t in (0.7, 1.0, 1.5):
-        for b in (0.0, 0.25, 0.5):
+    for t in (0.5, 0.7, 1.0, 1.5):
+        for b in (0.0, 0.25, 0.5, 0.75):
             if (t, b) != (1.0, 0.0):
                 var = head.with_config(item_head_rule="expected-f1", item_head_interests=3, item_head_temperature=t,
                                        item_head_recent_mix=b)
@@ -103,6 +111,11 @@ def main() -> None:
     grid_best = max(grid, key=lambda n: (means[n], -grid.index(n)))
     vs_default = paired_test(f1[grid_best], f1["item-head expected-F1 <=3"])
     adopt_grid = bool(vs_default.mean_diff > 0 and vs_default.p_bootstrap < 0.05 and vs_default.p_wilcoxon < 0.05)
+    defaults = AgentConfig()
+    current = f"item-head expected-F1 <=3 t={defaults.item_head_temperature} mix={defaults.item_head_recent_mix}"
+    vs_current = paired_test(f1[grid_best], f1[current]) if current in f1 and current != grid_best else None
+    adopt_vs_current = bool(vs_current is not None and vs_current.mean_diff > 0 and vs_current.p_bootstrap < 0.05
+                            and vs_current.p_wilcoxon < 0.05)
     best = max(family, key=lambda n: (means[n], -family.index(n)))
     vs_llm = paired_test(f1[best], f1["grounded top-2"]) if answers is not None else None
     adopt = None if vs_llm is None else bool(
@@ -115,7 +128,10 @@ def main() -> None:
         "best_item_head": best, "adopt": adopt,
         "best_grid": grid_best, "grid_vs_default": vs_default.to_dict(), "adopt_grid": adopt_grid,
         "rule": __doc__.split("Rule, stated before the run: ")[1].split("\n\n")[0].strip(),
-        "rule_grid": __doc__.split("Second rule ")[1].strip(),
+        "rule_grid": __doc__.split("Second rule ")[1].split("\n\n")[0].strip(),
+        "current_defaults": current, "grid_vs_current": None if vs_current is None else vs_current.to_dict(),
+        "adopt_grid_vs_current": adopt_vs_current,
+        "rule_grid_vs_current": __doc__.split("Third rule ")[1].strip(),
         "command": " ".join(sys.argv),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +140,7 @@ def main() -> None:
         print(f"{k:40s} F1 {means[k]:.3f}")
     print(f"best item-head: {best}; vs grounded top-2: {vs_llm}; adopt: {adopt}")
     print(f"best of the grid: {grid_best}; vs expected-F1 <=3: {vs_default}; adopt: {adopt_grid}")
+    print(f"best of the grid vs the current defaults ({current}): {vs_current}; adopt: {adopt_vs_current}")
 
 
 if __name__ == "__main__":

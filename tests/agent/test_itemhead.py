@@ -232,7 +232,7 @@ def test_a_standardised_head_scores_at_inference_as_it_trained(tmp_path, model_p
         h = scorer.backbone.states([INDEX[i] for i in hist])[-1]
         np.testing.assert_allclose(s, head(h[None])[0].numpy(), rtol=1e-4, atol=1e-4)
     # without the standardisation the same weights would score otherwise (the stored centre is used)
-    plain = _head_module(torch.zeros(len(ITEMS), st["emb"].shape[1]), np.zeros(len(ITEMS)))
+    plain = _head_module(torch.zeros(len(ITEMS), st["emb"].shape[1]), np.zeros(len(ITEMS)), standardize=False)
     plain.load_state_dict({k: v.float() for k, v in st.items() if k not in ("center", "inv_spread")})
     with torch.no_grad():
         assert not np.allclose(s, plain(h[None])[0].numpy(), atol=1e-3)
