@@ -180,4 +180,12 @@ def results_markdown(summary: Summary) -> str:
     if stages:
         lines += ["", "## Stage timings (s)", "", "| stage | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in stages.items()]
+    env = summary.get("environment", {})
+    if env:
+        seed = env.get("python_hash_seed")
+        lines += ["", "## Environment", "",
+                  f"Python {env['python']}, {env['cpus']} CPUs, torch threads {env.get('torch_threads')}; "
+                  + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()) + "; "
+                  + (f"PYTHONHASHSEED {seed}" if seed is not None else
+                     "PYTHONHASHSEED unset: the trained sequence models may differ run to run (set it to repeat them)")]
     return "\n".join(lines) + "\n"

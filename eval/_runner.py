@@ -45,6 +45,7 @@ from eval._results import (
     SampledReport,
     Trial,
     TuningResult,
+    run_environment,
 )
 from eval._split import Split
 from eval._stats import BootstrapCI, bootstrap_ci, paired_test
@@ -169,7 +170,7 @@ def run_evaluation(
     summary = EvalSummary(
         dataset=dataset.name, split=split.kind, n_users=len(chosen), n_test_users_available=len(split.test),
         catalogue_size=len(split.item_ids), sampled_negatives=cfg.sampled_negatives, models=models,
-        significance=significance, stage_seconds=stages,
+        significance=significance, stage_seconds=stages, environment=run_environment(),
     )
     result = EvalResult(cfg, chosen, summary, per_user, {n: r.rankings for n, r in ranked.items()}, out)
     if out is not None:

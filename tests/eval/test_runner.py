@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -97,7 +98,12 @@ def test_run_writes_everything_and_tunes_on_validation(synth_split, tmp_path) ->
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary.to_dict()))  # the typed summary is what was written
     assert list(summary) == ["dataset", "split", "n_users", "n_test_users_available", "protocol",
-                             "catalogue_size", "sampled_negatives", "models", "significance", "stage_seconds"]
+                             "catalogue_size", "sampled_negatives", "models", "significance", "stage_seconds",
+                             "environment"]
+    env = summary["environment"]
+    assert env["python_hash_seed"] == os.environ.get("PYTHONHASHSEED") and env["cpus"] == os.cpu_count()
+    assert env["versions"]["numpy"] == np.__version__
+    assert "## Environment" in (tmp_path / "results.md").read_text()
     assert list(summary["models"]["random"]) == ["metrics", "interest", "valid_rate", "throughput_users_per_s",
                                                  "latency_ms_per_user", "fit_seconds", "config", "tuning",
                                                  "sampled"]
