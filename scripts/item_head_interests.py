@@ -10,7 +10,7 @@ validation item). Per user, without test data:
   model tuned on the split's training sequences (``InterestAgent.item_head_interests``);
 - ``item-head expected-F1 <=k`` (k = 2, 3): the set of at most k categories with the highest expected F1
   against the next item under the same model (``AgentConfig.item_head_rule = "expected-f1"``);
-- ``item-head expected-F1 <=3 t=T mix=B`` (T = 0.7, 1, 1.5; B = 0, 0.25, 0.5; not (1, 0), which is the row
+- ``item-head expected-F1 <=3 t=T mix=B`` (T = 0.5, 0.7, 1, 1.5; B = 0, 0.25, 0.5, 0.75; not (1, 0), the row
   above): the same with the model's distribution sharpened or flattened (temperature T) and a share B of it
   given to the user's last 10 items (``AgentConfig.item_head_temperature`` / ``item_head_recent_mix``);
 - ``grounded top-2``: the LLM's constrained interests, grounded, first two (the agent's interests today);
