@@ -143,7 +143,8 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
 class _Backbone:
     """The base LLM with LoRA on the top layers; encodes histories as text (HEADER + one title per line)."""
 
-    def __init__(self, base: Path, titles: Sequence[str], rank: int, top_layers: int, *, lora: bool = True):
+    def __init__(self, base: Path, titles: Sequence[str], rank: int, top_layers: int, *, lora: bool = True,
+                 device: str = "cpu"):
         import torch
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -156,6 +157,8 @@ class _Backbone:
         self.model = get_peft_model(lm, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(ALL_LINEAR),
                                                    layers_to_transform=list(range(max(0, n - top_layers), n)),
                                                    bias="none")) if lora else lm
+        self.device = torch.device(device)
+        self.model.to(self.device)
         # Gemma's tokenizer has a BOS token; Qwen2's has none, and its config names <|endoftext|> instead
         bos = self.tok.bos_token_id if self.tok.bos_token_id is not None else lm.config.bos_token_id
         self.prefix = ([bos] if bos is not None else []) + self.tok.encode(HEADER, add_special_tokens=False)
@@ -171,7 +174,7 @@ class _Backbone:
         for j in seq:
             ids += self.lines[j]
             ends.append(len(ids) - 1)
-        h = self.decoder()(input_ids=self.torch.tensor([ids])).last_hidden_state[0]
+        h = self.decoder()(input_ids=self.torch.tensor([ids], device=self.device)).last_hidden_state[0]
         return h[ends]
 
     def init_head(self, progress: bool = False) -> Any:
@@ -182,7 +185,7 @@ class _Backbone:
         ctx = self.model.disable_adapter() if hasattr(self.model, "disable_adapter") else _Null()
         with self.torch.no_grad(), ctx:
             for j in tqdm(range(len(self.lines)), desc="item head init", disable=not progress):
-                out[j] = self.states([j])[-1]
+                out[j] = self.states([j])[-1].cpu()
         return out
 
 

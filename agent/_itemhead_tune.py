@@ -123,7 +123,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                    forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, *,
                    base: Path | None = None, home: Path | None = None, progress: bool = True,
                    log_file: Path | None = None, time_budget_s: float | None = None,
-                   extra: dict[str, Any] | None = None, seeds: Sequence[Path] = ()) -> Path:
+                   extra: dict[str, Any] | None = None, seeds: Sequence[Path] = (),
+                   device: str | None = None) -> Path:
     """Train (or reuse) the item-head model for these training sequences; returns its cached folder.
 
     Args:
@@ -135,6 +136,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             ``max_windows`` = the windows done (a constant schedule has no total, so that run is reproducible);
             under ``lr_decay="linear"`` the run is checkpointed and :class:`ModelPreparationError` raised
             (run again to resume).
+        device: where torch trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``…; None: CUDA when torch sees it, else
+            the CPU). Not part of the key (the same data and config on another device is the same model, up to
+            rounding); recorded in the manifest's ``train.device``. A checkpoint resumes on any device.
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
@@ -158,19 +162,20 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     work = target.parent / f".{target.name}.work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(config.seed)
-    bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers)
+    bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers, device=str(dev))
     if not (work / _INIT).exists():
         torch.save(bb.init_head(progress), work / (_INIT + ".tmp"))
         os.replace(work / (_INIT + ".tmp"), work / _INIT)
     log_pop = _log_popularity(sequences, index)
-    head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize)
+    head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize).to(dev)
     lora = [p for p in bb.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": lora, "lr": config.learning_rate},
                              {"params": list(head.parameters()), "lr": config.head_learning_rate}])
     step, history = 0, []
     if (work / _CKPT).exists():
-        st = torch.load(work / _CKPT, weights_only=False)
+        st = torch.load(work / _CKPT, weights_only=False, map_location=dev)
         set_peft_model_state_dict(bb.model, st["lora"])
         head.load_state_dict(st["head"])
         opt.load_state_dict(st["opt"])
@@ -195,7 +200,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                     g["lr"] = lr * (1.0 - step / len(windows))
             _, seq = windows[step]
             logits = head(bb.states(seq[:-1])[mh - 1:])
-            tgt = torch.tensor(seq[mh:])
+            tgt = torch.tensor(seq[mh:], device=dev)
             mask = torch.zeros_like(logits, dtype=torch.bool)
             for r in range(len(tgt)):
                 mask[r, seq[:mh + r]] = True
@@ -243,7 +248,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         bb.model.save_pretrained(str(staging))
         adapter = staging / "adapter_model.safetensors"
         save_file({k: v.half() for k, v in load_file(str(adapter)).items()}, str(adapter))
-        save_file({k: v.detach().half().contiguous() for k, v in head.state_dict().items()}, str(staging / _HEAD))
+        save_file({k: v.detach().cpu().half().contiguous() for k, v in head.state_dict().items()},
+                  str(staging / _HEAD))
         (staging / _ITEMS).write_text(json.dumps([it.item_id for it in items]))
         h = np.asarray(history)
         facts = {"windows": step, "planned_windows": len(windows), "targets_per_window": config.window - mh,
@@ -252,7 +258,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                  "loss_first50": round(float(h[:50].mean()), 4) if len(h) else None,
                  "loss_last50": round(float(h[-50:].mean()), 4) if len(h) else None,
                  "uniform_loss": round(float(np.log(len(items))), 4),
-                 "trainable_params": sum(p.numel() for p in lora) + sum(p.numel() for p in head.parameters())}
+                 "trainable_params": sum(p.numel() for p in lora) + sum(p.numel() for p in head.parameters()),
+                 "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})"}
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                  for p in sorted(staging.iterdir()) if p.is_file()}
         manifest = {"model": target.name, "key": key, "kind": KIND, "header": HEADER,

@@ -1,6 +1,6 @@
 """Tune the embedded LLM as an item-head sequential recommender on ML-100k, then measure it on validation.
 
-    python scripts/item_head.py train [--budget-minutes M] [--config JSON]   # resumable; cached by key
+    python scripts/item_head.py train [--budget-minutes M] [--config JSON] [--device cuda]  # resumable; by key
     python scripts/item_head.py validate [--users all] [--config JSON]      # the LLM alone vs retrieval
 
 Training reads the leave-one-out split's training sequences only (validation and test targets are
@@ -34,6 +34,8 @@ def main() -> None:
     p.add_argument("--budget-minutes", type=float, default=None)
     p.add_argument("--base", default=None, help="a prepared model's name under $TIDE_HOME/models (default: the "
                    "embedded model), e.g. qwen2.5-coder-0.5b-instruct ('tide model prepare --model NAME')")
+    p.add_argument("--device", default=None, help="where training runs: cpu, cuda, cuda:1… (default: CUDA when "
+                   "torch sees it, else the CPU)")
     p.add_argument("--users", default="all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "docs" / "results" / "item-head-validation.json"))
@@ -45,7 +47,7 @@ def main() -> None:
         log = ROOT / "runs" / "itemhead" / "train.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         budget = None if args.budget_minutes is None else 60 * args.budget_minutes
-        print(item_head_on_split(split, config, log_file=log, time_budget_s=budget, base=base))
+        print(item_head_on_split(split, config, log_file=log, time_budget_s=budget, base=base, device=args.device))
         return
     folder = item_head_on_split(split, config, train=False, base=base)
     if folder is None:

@@ -102,6 +102,8 @@ def model_tune(
                                                 "its learning rate decays over the whole run, so it stops "
                                                 "checkpointed and the next call resumes it)"),
     threads: int | None = typer.Option(None, min=1, help="torch threads (default: all cores)"),
+    device: str | None = typer.Option(None, help="item-head: where torch trains (cpu, cuda, cuda:1…; default: "
+                                      "CUDA when torch sees it, else the CPU)"),
     model: str = typer.Option("gemma-3-270m", "--model", callback=check_llm,
                               help="item-head: the prepared base model to tune ('tide model prepare --model "
                                    "NAME' first); letters: only the default"),
@@ -137,7 +139,7 @@ def model_tune(
         if kind == "item-head":
             base = None if model == EMBEDDED_MODEL_NAME else model_dir(name=model)
             folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget,
-                                        base=base)
+                                        base=base, device=device)
         else:
             folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps), time_budget_s=budget)
         manifest = load_manifest(folder) or {}

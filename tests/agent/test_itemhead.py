@@ -136,10 +136,11 @@ def test_tiny_real_run_is_cached_resumable_and_scores_the_agents_candidates(tmp_
     one = TINY.model_copy(update={"max_windows": 1})
     assert tune_item_head(SEQS, ITEMS, [], one, base=model_path, home=tmp_path, progress=False) == short
 
-    folder = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    folder = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False, device="cpu")
     assert folder != short and folder.name.startswith(f"{model_path.name}-item-head-")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "item-head" and manifest["train"]["windows"] == 3
+    assert manifest["train"]["device"] == "cpu"
     assert manifest["config"]["rank"] == 2 and manifest["data"]["items"] == len(ITEMS)
     assert {"adapter_model.safetensors", "adapter_config.json", "item_head.safetensors", "items.json"} <= set(
         manifest["files"])
@@ -207,6 +208,25 @@ def test_a_decaying_schedule_publishes_only_at_its_end_and_resumes_to_the_same_m
     const = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
     c = load_file(str(const / "item_head.safetensors"))
     assert any(not np.allclose(a[n].astype(np.float32), c[n].astype(np.float32), atol=1e-3) for n in a)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device (a lent GPU)")
+def test_training_on_cuda_resumes_a_cpu_checkpoint_and_matches_the_cpu_run(tmp_path, model_path):
+    """The GPU path: the device is not part of the key, a checkpoint written on the CPU resumes on CUDA, and
+    the model equals the CPU run's up to rounding."""
+    from safetensors.numpy import load_file
+
+    lin = TINY.model_copy(update={"lr_decay": "linear"})
+    with pytest.raises(ModelPreparationError, match="run again to resume"):
+        tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path, progress=False, time_budget_s=0,
+                       device="cpu")
+    gpu = tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path, progress=False, device="cuda")
+    cpu = tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path / "b", progress=False, device="cpu")
+    assert gpu.name == cpu.name
+    assert json.loads((gpu / "manifest.json").read_text())["train"]["device"].startswith("cuda")
+    a, b = load_file(str(gpu / "item_head.safetensors")), load_file(str(cpu / "item_head.safetensors"))
+    for name in a:
+        np.testing.assert_allclose(a[name].astype(np.float32), b[name].astype(np.float32), rtol=1e-2, atol=1e-2)
 
 
 def test_a_standardised_head_scores_at_inference_as_it_trained(tmp_path, model_path):
