@@ -32,8 +32,11 @@ TINY = ItemHeadConfig(rank=2, top_layers=1, window=6, min_history=2, windows_per
 
 
 def test_windows_are_newest_first_seeded_and_refuse_held_out_items():
-    cfg = ItemHeadConfig(window=4, min_history=1, windows_per_user=2)
+    cfg = ItemHeadConfig(window=4, min_history=1, windows_per_user=2, epochs=1)
     wins = training_windows(SEQS, INDEX, cfg)
+    # each epoch is every window once, in its own seeded order
+    two = training_windows(SEQS, INDEX, cfg.model_copy(update={"epochs": 2}))
+    assert two[:len(wins)] == wins and sorted(two[len(wins):]) == sorted(wins) and two[len(wins):] != wins
     per_user = {u: [w for uu, w in wins if uu == u] for u in SEQS}
     for u, seq in SEQS.items():
         idx = [INDEX[i] for i in seq]
