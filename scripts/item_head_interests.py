@@ -33,6 +33,8 @@ its edge), every row read off the model given with ``--model`` (default: the spl
 row by mean validation F1 replaces the current defaults (``AgentConfig()``'s temperature and recent share)
 only if it beats the row at those defaults with paired bootstrap and Wilcoxon p < 0.05; otherwise they stay.
 The family rows (top-k, expected-F1 without ``t=``) are read at T 1 and B 0, as in the first run.
+The third rule is applied again, unchanged, whenever the default head changes (2026-12-02 afternoon: the
+two-epoch head ``aeb54ad093f4``, same 400 users, seed 1).
 """
 
 from __future__ import annotations
