@@ -36,10 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MODELS", "MainConfig", "MainResult", "ShownUser", "format_main", "run_main"]
 
-ModelName = Literal["pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm", "memory",
-                    "memory+context", "agent"]
+ModelName = Literal["pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm", "llm",
+                    "memory", "memory+context", "agent"]
 MODELS: tuple[ModelName, ...] = ("pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm",
-                                 "memory", "memory+context", "agent")
+                                 "llm", "memory", "memory+context", "agent")
 #: models that read the memory store (and need the agent's candidate stage)
 _MEMORY_MODELS = ("memory", "memory+context", "agent")
 #: ``--dataset`` value of the synthetic users with planted spatio-temporal habits (``make_synthetic(habits=True)``)
@@ -226,8 +226,11 @@ def _llm_model(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path 
 
 
 def _item_head(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path | None:
-    """The item-head model folder for the agent (None: the engine's letter choice scores the candidates)."""
-    if cfg.item_head is None or "agent" not in cfg.models:
+    """The item-head model folder for the agent (None: the engine's letter choice scores the candidates) and
+    for the ``llm`` model (which needs one)."""
+    if "llm" in cfg.models and cfg.item_head is None:
+        raise EvalError("the llm model is the item-head model alone: it needs --item-head auto, tune or a folder")
+    if cfg.item_head is None or not {"agent", "llm"} & set(cfg.models):
         return None
     if cfg.item_head not in ("auto", "tune"):
         path = Path(cfg.item_head).expanduser()
@@ -270,6 +273,14 @@ def _predictors(
     sequential = {name: build_sequential(name, ds, seed=cfg.seed, max_epochs=cfg.lstm_epochs)
                   for name in cfg.models if name in SEQUENTIAL_MODELS}
     predictors.extend(sequential.values())
+    if "llm" in cfg.models:
+        if item_head is None:
+            raise EvalError("the llm model needs an item-head model tuned on this split's training sequences: "
+                            "none is cached or committed ('--item-head tune' trains one)")
+        from eval._llm_alone import ItemHeadPredictor
+        from eval._tune import tune_items
+
+        predictors.append(ItemHeadPredictor(item_head, {i.item_id: i.title for i in tune_items(ds)}))
     if not any(m in cfg.models for m in _MEMORY_MODELS):
         return predictors, None, None
     retriever = pick_retriever(sequential, cfg.retriever)
