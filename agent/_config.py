@@ -58,11 +58,11 @@ class AgentConfig(BaseModel):
     item_head_rule: Literal["top-k", "expected-f1"] = "expected-f1"
     #: "expected-f1" only: the model's next-item distribution sharpened (< 1) or flattened (> 1), and the
     #: share of the mass given to the user's last 10 items' categories (``agent.expected_f1_labels``). 0.7 and
-    #: 0.25: the best of a 4 x 4 grid on validation with the standardised head (scripts/item_head_interests.py,
-    #: 400 users, seed 1: F1 0.403 vs 0.380 at the old head's pick 0.7 and 0.5, p 0.008 / Wilcoxon 0.003;
-    #: docs/results/item-head-interests-grid-std.json)
+    #: 0: the best of a 4 x 4 grid on validation with the two-epoch head (scripts/item_head_interests.py,
+    #: 400 users, seed 1: F1 0.413 vs 0.395 at the standardised head's pick 0.7 and 0.25, p 0.020 / Wilcoxon
+    #: 0.025; docs/results/item-head-interests-grid-ep2.json). The better the head, the less the recent items add.
     item_head_temperature: float = Field(default=0.7, gt=0.0, le=10.0)
-    item_head_recent_mix: float = Field(default=0.25, ge=0.0, le=1.0)
+    item_head_recent_mix: float = Field(default=0.0, ge=0.0, le=1.0)
     #: most labels an interest may choose from (the user's grounded categories; see ``interest_labels``)
     interest_labels: int = Field(default=6, ge=2, le=100)
     summary_max_tokens: int = Field(default=120, ge=32, le=1024)
