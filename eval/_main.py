@@ -248,6 +248,9 @@ def _item_head(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path 
             raise
         log.warning("no item-head model: %s", exc)
         path = None
+    if path is None and "llm" in cfg.models:
+        raise EvalError("the llm model needs an item-head model tuned on this split's training sequences: "
+                        "none is cached or committed ('--item-head tune' trains one)")
     if path is None:
         log.warning("no item-head model tuned on this split's training data is cached or committed; the "
                     "engine's letter choice scores the candidates ('--item-head tune' trains one)")
@@ -273,10 +276,7 @@ def _predictors(
     sequential = {name: build_sequential(name, ds, seed=cfg.seed, max_epochs=cfg.lstm_epochs)
                   for name in cfg.models if name in SEQUENTIAL_MODELS}
     predictors.extend(sequential.values())
-    if "llm" in cfg.models:
-        if item_head is None:
-            raise EvalError("the llm model needs an item-head model tuned on this split's training sequences: "
-                            "none is cached or committed ('--item-head tune' trains one)")
+    if "llm" in cfg.models:  # _item_head raised if there is none
         from eval._llm_alone import ItemHeadPredictor
         from eval._tune import tune_items
 
