@@ -71,6 +71,7 @@ __all__ = [
     "known_model_names",
     "load_manifest",
     "make_engine",
+    "minmax_rows",
     "model_dir",
     "prepare_model",
     "render_base_prompt",
@@ -92,7 +93,7 @@ from ._interests import ground_interests, render_interest_prompt  # noqa: E402
 from ._itemhead import CatalogScores, ItemHeadConfig, ItemHeadScorer, item_head_key, training_windows  # noqa: E402
 from ._itemhead_tune import find_item_head, tune_item_head  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
-from ._retrieval import ScoredUser  # noqa: E402
+from ._retrieval import ScoredUser, minmax_rows  # noqa: E402
 from ._schemas import (  # noqa: E402
     ChatReply,
     Drift,

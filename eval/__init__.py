@@ -58,18 +58,27 @@ from eval._results import (
 )
 from eval._runner import EvalConfig, run_evaluation, sample_users
 from eval._sasrec import SASRecConfig, SASRecPredictor
-from eval._seqmodels import RETRIEVER_PREFERENCE, SEQUENTIAL_MODELS, build_sequential, pick_retriever
+from eval._seqmodels import (
+    RETRIEVER_MIX,
+    RETRIEVER_PREFERENCE,
+    SEQUENTIAL_MODELS,
+    build_sequential,
+    pick_retriever,
+    pick_retrievers,
+)
 from eval._split import Split, Target, leave_one_out, temporal_split
 from eval._stats import BootstrapCI, PairedTest, bootstrap_ci, paired_test
 from eval._synthetic import SyntheticConfig, SyntheticTruth, UserTruth, make_synthetic
-from eval._tide import behavior_from_row, catalog_from_dataset, dataset_behaviors
+from eval._tide import SequentialMix, behavior_from_row, catalog_from_dataset, dataset_behaviors
 
 __all__ = [
     "BEHAVIOR_COLUMNS",
     "METRICS",
     "MODELS",
+    "RETRIEVER_MIX",
     "RETRIEVER_PREFERENCE",
     "SEQUENTIAL_MODELS",
+    "SequentialMix",
     "BootstrapCI",
     "CandidateRecall",
     "Comparison",
@@ -160,6 +169,7 @@ __all__ = [
     "item_texts",
     "build_sequential",
     "pick_retriever",
+    "pick_retrievers",
 ]
 
 from eval._tune import (  # noqa: E402

@@ -63,8 +63,10 @@ class MainConfig(BaseModel):
     show_user: str | None = Field("auto", description="a test user's id, 'auto' (the first evaluated user), "
                                                       "or None / 'none' to show no user")
     lstm_epochs: int | None = Field(None, description="cap on every sequential model's epochs (lstm, sasrec, ...)")
-    retriever: str | None = Field("auto", description="sequential model feeding the agent's candidate stage: a "
-                                  "trained model's name, 'auto' (eval.RETRIEVER_PREFERENCE) or None")
+    retriever: str | None = Field("auto", description="sequential models feeding the agent's candidate stage: "
+                                  "'auto' (eval.RETRIEVER_MIX when the run trains its models, else the first "
+                                  "of eval.RETRIEVER_PREFERENCE), a trained model's name, 'name:weight,...', "
+                                  "or None")
     n_bootstrap: int = 1000
     #: see ``EvalConfig.tune_alpha``
     tune_alpha: float = Field(0.05, gt=0.0, le=1.0)
@@ -268,7 +270,7 @@ def _predictors(
     The store and the engine are registered on ``resources``, which closes them.
     """
     from eval._popularity import PopularityPredictor
-    from eval._seqmodels import SEQUENTIAL_MODELS, build_sequential, pick_retriever
+    from eval._seqmodels import SEQUENTIAL_MODELS, build_sequential, pick_retrievers
 
     predictors: list[Predictor] = []
     if "pop" in cfg.models:
@@ -283,9 +285,16 @@ def _predictors(
         predictors.append(ItemHeadPredictor(item_head, {i.item_id: i.title for i in tune_items(ds)}))
     if not any(m in cfg.models for m in _MEMORY_MODELS):
         return predictors, None, None
-    retriever = pick_retriever(sequential, cfg.retriever)
+    retrievers = pick_retrievers(sequential, cfg.retriever)
     from agent import AgentConfig, InterestAgent, make_engine
-    from eval._tide import AgentPredictor, LSTMSource, MemoryPredictor, MemorySync, catalog_from_dataset
+    from eval._tide import (
+        AgentPredictor,
+        LSTMSource,
+        MemoryPredictor,
+        MemorySync,
+        SequentialMix,
+        catalog_from_dataset,
+    )
     from memory import MemoryStore, SentenceTransformerEmbedder
 
     t = time.perf_counter()
@@ -305,8 +314,14 @@ def _predictors(
                              **({"model": str(llm_model)} if llm_model else {}))
         resources.callback(engine.close)
         stages["engine start"] = time.perf_counter() - t
-    agent = InterestAgent(store, catalog, engine, AgentConfig(),
-                          sequential=LSTMSource(retriever) if retriever is not None else None)
+    source: Any = None
+    retrieval: dict[str, float] = {}
+    if len(retrievers) == 1 and retrievers[0][1] is None:  # one model, read at the default w_seq
+        source = LSTMSource(retrievers[0][0])
+    elif retrievers:  # several (eval.RETRIEVER_MIX), or weights named: the mix is read at their sum
+        source = SequentialMix([(m, float(w or 0.0)) for m, w in retrievers])
+        retrieval = {"w_seq": source.total}
+    agent = InterestAgent(store, catalog, engine, AgentConfig(retrieval=retrieval), sequential=source)
     if item_head is not None:
         from agent import ItemHeadScorer
 

@@ -13,7 +13,8 @@ from eval._data import Dataset
 from eval._errors import EvalError
 from eval._itemfeatures import ItemFeatures
 
-__all__ = ["RETRIEVER_PREFERENCE", "SEQUENTIAL_MODELS", "build_sequential", "pick_retriever"]
+__all__ = ["RETRIEVER_MIX", "RETRIEVER_PREFERENCE", "SEQUENTIAL_MODELS", "build_sequential", "pick_retriever",
+           "pick_retrievers"]
 
 SEQUENTIAL_MODELS = ("lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm")
 #: when several sequential models run, the agent's candidate stage uses the first of these present.
@@ -23,6 +24,13 @@ SEQUENTIAL_MODELS = ("lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "
 #: than the standard error (~0.015 at 943 users), ties broken toward the models that need no item-vector
 #: pass (lstm, sasrec), then the sentence-transformer vectors (cheap) before the LLM's.
 RETRIEVER_PREFERENCE = ("lstm+text", "lstm", "sasrec", "sasrec+text", "lstm+llm", "sasrec+llm")
+
+#: when all of these run, the candidate stage reads them together, each min-max normalised and weighted
+#: (``eval.SequentialMix``). lstm+text 3 + sasrec 3 beat lstm+text 2 alone (the single-retriever stage) on
+#: validation: chosen on the even half of all 943 ML-100k users, tested on the odd half: NDCG@10 0.1363 vs
+#: 0.1194, +0.017 [+0.007, +0.027], p 0.002 / Wilcoxon 0.001 (scripts/retriever_mix.py, 2026-12-02;
+#: docs/results/retriever-mix-validation.json). Both weights sit at the grid's edge.
+RETRIEVER_MIX = (("lstm+text", 3.0), ("sasrec", 3.0))
 
 _FEATURES: dict[tuple[str, str, int], ItemFeatures] = {}
 
@@ -76,3 +84,40 @@ def pick_retriever(models: dict[str, Any], wanted: str | None = "auto") -> Any |
     if wanted not in models:
         raise EvalError(f"retriever {wanted!r} is not among the trained models {sorted(models)}")
     return models[wanted]
+
+
+def pick_retrievers(models: dict[str, Any], wanted: str | None = "auto") -> list[tuple[Any, float | None]]:
+    """The sequential models that feed the agent's candidate stage, each with its weight.
+
+    Args:
+        models: Name -> sequential predictor, the ones this run trains.
+        wanted: ``"auto"``: ``RETRIEVER_MIX`` when this run trains all of its models, else
+            :func:`pick_retriever`'s choice alone; ``"name"`` (weight None: the agent's ``w_seq``);
+            ``"name:weight,name:weight"``; None / ``"none"``: no sequential source.
+
+    Returns:
+        ``(model, weight)`` pairs; a single model with weight None is read at ``RetrievalConfig.w_seq``.
+
+    Raises:
+        EvalError: a name this run does not train, a malformed or negative weight, or a name twice.
+    """
+    if wanted == "auto" and all(n in models for n, _ in RETRIEVER_MIX):
+        return [(models[n], w) for n, w in RETRIEVER_MIX]
+    if wanted is None or wanted in ("auto", "none") or ("," not in wanted and ":" not in wanted):
+        one = pick_retriever(models, wanted)
+        return [] if one is None else [(one, None)]
+    out: list[tuple[Any, float | None]] = []
+    names: list[str] = []
+    for part in wanted.split(","):
+        name, _, weight = part.strip().partition(":")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise EvalError(f"retriever {part!r}: the weight after ':' must be a number") from None
+        if not w >= 0:
+            raise EvalError(f"retriever {part!r}: the weight must be >= 0")
+        if name in names:
+            raise EvalError(f"retriever {name!r} is named twice in {wanted!r}")
+        names.append(name)
+        out.append((pick_retriever(models, name), w))
+    return out

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from agent import InterestAgent, ScoredUser
     from memory import MemoryStore
 
-__all__ = ["AgentPredictor", "LSTMSource", "MemoryPredictor", "MemorySync", "behavior_from_row",
+__all__ = ["AgentPredictor", "LSTMSource", "MemoryPredictor", "MemorySync", "SequentialMix", "behavior_from_row",
            "catalog_from_dataset", "dataset_behaviors"]
 
 
@@ -131,11 +131,48 @@ class LSTMSource:
     def __init__(self, lstm: Any):
         self.lstm = lstm
 
+    @property
+    def name(self) -> str:
+        return str(getattr(self.lstm, "name", type(self.lstm).__name__))
+
     def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],
                         nows: Sequence[datetime]) -> np.ndarray:
         reqs = [RankRequest(user_id=u, history=list(h), history_timestamps=[0] * len(h), now=0)
                 for u, h in zip(user_ids, histories, strict=True)]
         return self.lstm.score_all(reqs)
+
+
+class SequentialMix:
+    """Several trained sequential models as one retrieval source: each model's scores min-max normalised over
+    the catalogue (as ``agent.Retriever`` does each source), weighted, divided by the weights' sum (so the
+    mix lies in [0, 1]; read it at ``RetrievalConfig.w_seq`` = that sum, ``eval.RETRIEVER_MIX``).
+
+    The Retriever normalises the mix once more, which stretches it to the full [0, 1] when no item tops
+    (or bottoms) every model at once.
+    """
+
+    def __init__(self, models: Sequence[tuple[Any, float]]):
+        if not models or any(w < 0 for _, w in models) or sum(w for _, w in models) <= 0:
+            raise EvalError("a sequential mix needs at least one model and weights >= 0 with a positive sum")
+        self.sources = [(LSTMSource(m), float(w)) for m, w in models]
+        self.total = sum(w for _, w in self.sources)
+
+    @property
+    def name(self) -> str:
+        """``"lstm+text:3,sasrec:3"``: the models and their weights (as ``--retriever`` takes them)."""
+        return ",".join(f"{s.name}:{w:g}" for s, w in self.sources)
+
+    def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],
+                        nows: Sequence[datetime]) -> np.ndarray:
+        from agent import minmax_rows
+
+        out = None
+        for source, w in self.sources:
+            if w == 0:
+                continue
+            part = (w / self.total) * minmax_rows(source.score_histories(user_ids, histories, nows))
+            out = part if out is None else out + part
+        return out
 
 
 class MemoryPredictor:
@@ -184,7 +221,8 @@ class MemoryPredictor:
     def config(self) -> dict[str, Any]:
         agent = self.current_agent
         return {"agent": agent.config.model_dump(), "memory": agent.store.config.model_dump(mode="json"),
-                "sequential": type(agent.sequential).__name__ if agent.sequential else None}
+                "sequential": getattr(agent.sequential, "name", type(agent.sequential).__name__)
+                if agent.sequential else None}
 
     def set_params(self, **params: Any) -> None:
         from memory import MemoryStore

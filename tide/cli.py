@@ -194,6 +194,10 @@ def eval_cmd(
                                        "first evaluated user) or 'none'"),
     lstm_epochs: int | None = typer.Option(None, min=1, help="cap every sequential model's epochs (lstm, "
                                            "sasrec, ...; default: early stopping on validation)"),
+    retriever: str = typer.Option("auto", help="sequential models in the memory/agent candidate stage: 'auto' "
+                                  "(lstm+text:3,sasrec:3 when both are trained, else the first trained of "
+                                  "lstm+text, lstm, sasrec, ...), a trained model's name, 'name:weight,...' "
+                                  "or 'none'"),
     n_bootstrap: int = typer.Option(1000, min=0),
     tune_alpha: float = typer.Option(0.05, callback=check_alpha, help="the agent's LLM weight (and any predictor's "
                                      "reference setting) moves from its reference only for a validation win "
@@ -228,7 +232,8 @@ def eval_cmd(
         cfg = MainConfig(dataset=dataset, models=models.split(","), split=split,
                          users="all" if users == "all" else int(users), seed=seed, out=out_dir,
                          engine_url=engine_url, show_user=None if show_user == "none" else show_user,
-                         lstm_epochs=lstm_epochs, n_bootstrap=n_bootstrap, tune_alpha=tune_alpha, tune_users=tune_users,
+                         lstm_epochs=lstm_epochs, retriever=None if retriever.lower() == "none" else retriever,
+                         n_bootstrap=n_bootstrap, tune_alpha=tune_alpha, tune_users=tune_users,
                          llm_model=llm_model, item_head=None if item_head.lower() == "none" else item_head)
         result = run_main(cfg)
         if as_json:

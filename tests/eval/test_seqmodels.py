@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eval import (
+    RETRIEVER_MIX,
     RETRIEVER_PREFERENCE,
     SEQUENTIAL_MODELS,
     EvalError,
@@ -12,6 +13,7 @@ from eval import (
     SASRecPredictor,
     build_sequential,
     pick_retriever,
+    pick_retrievers,
 )
 
 
@@ -38,6 +40,42 @@ def test_pick_retriever() -> None:
     assert pick_retriever({}, "auto") is None
     with pytest.raises(EvalError, match="not among"):
         pick_retriever(models, "sasrec+llm")
+
+
+def test_pick_retrievers() -> None:
+    both = {"lstm+text": "T", "sasrec": "S", "lstm": "L"}
+    assert pick_retrievers(both, "auto") == [(both[n], w) for n, w in RETRIEVER_MIX]
+    assert pick_retrievers({"lstm+text": "T", "lstm": "L"}, "auto") == [("T", None)]  # the mix needs all its models
+    assert pick_retrievers(both, "sasrec") == [("S", None)]  # one name: read at the agent's w_seq
+    assert pick_retrievers(both, "sasrec:2, lstm") == [("S", 2.0), ("L", 1.0)]
+    assert pick_retrievers(both, None) == [] and pick_retrievers(both, "none") == [] and pick_retrievers({}, "auto") == []
+    for bad, match in (("sasrec:x", "must be a number"), ("sasrec:-1", ">= 0"), ("sasrec,sasrec", "twice"),
+                       ("sasrec,gru", "not among")):
+        with pytest.raises(EvalError, match=match):
+            pick_retrievers(both, bad)
+
+
+def test_sequential_mix_weights_normalised_sources() -> None:
+    import numpy as np
+
+    from eval import SequentialMix
+
+    class Fixed:
+        def __init__(self, name: str, rows: list[list[float]]):
+            self.name, self.rows = name, np.array(rows)
+
+        def score_all(self, requests):
+            return self.rows[: len(requests)]
+
+    a = Fixed("a", [[0.0, 5.0, 10.0], [1.0, 1.0, 1.0]])
+    b = Fixed("b", [[-1.0, 1.0, 0.0], [3.0, 2.0, 1.0]])
+    mix = SequentialMix([(a, 3.0), (b, 1.0)])
+    assert mix.name == "a:3,b:1" and mix.total == 4.0
+    got = mix.score_histories(["u", "v"], [["x"], ["y"]], [None, None])
+    # a: [0, .5, 1] and a constant row -> zeros; b: [0, 1, .5] and [1, .5, 0]
+    assert np.allclose(got, [[0.0, 0.625, 0.875], [0.25, 0.125, 0.0]])
+    with pytest.raises(EvalError, match="positive sum"):
+        SequentialMix([(a, 0.0)])
 
 
 def test_tide_eval_trains_sasrec_by_name_and_reports_auc(tmp_path) -> None:
