@@ -17,6 +17,9 @@ half against the current stage (paired bootstrap and Wilcoxon); SASRec joins the
 best point gives it a weight and it wins on the odd half with both p < 0.05. Then, with the stage so chosen,
 the LLM weight in {0, 0.5, 1, 2, 4} is chosen on the even half and its gain over weight 0 tested on the odd
 half (reported, not adopted here: the harness chooses the LLM's weight on its own validation users).
+Second rule (stated before its run, after the first chose (3, 3) on the grid's edge): ``--extend`` reads
+``w_lstm, w_sasrec`` in {2, 3, 4, 6, 8}; the best on the even half replaces (3, 3) only if it beats (3, 3)
+on the odd half with both p < 0.05 (same cache, same halves).
 Caveat: both sequential models stop early on validation NDCG, so their validation scores are optimistic
 by the same mechanism.
 """
@@ -40,6 +43,7 @@ import numpy as np  # noqa: E402
 
 SEQ_WEIGHTS = (0.0, 1.0, 2.0, 3.0)
 LLM_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+EXTENDED = (2.0, 3.0, 4.0, 6.0, 8.0)
 
 
 def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -92,8 +96,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", type=Path, default=None, help="item-head folder (default: the cached one)")
     p.add_argument("--cache", type=Path, default=ROOT / "runs" / "retriever-mix" / "val.npz")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "retriever-mix-validation.json")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--extend", action="store_true", help="the second rule's grid, against (3, 3)")
     args = p.parse_args()
+    name = "retriever-mix-validation-extended.json" if args.extend else "retriever-mix-validation.json"
+    args.out = args.out or ROOT / "docs" / "results" / name
     from eval import paired_test
 
     if args.model is None:
@@ -114,12 +121,13 @@ def main() -> None:
     def stage(w_l: float, w_s: float, w_llm: float = 0.0) -> np.ndarray:
         return _ndcg(mem + w_l * norm["lstm+text"] + w_s * norm["sasrec"] + w_llm * norm["llm"], targets)
 
-    grid = {(wl, ws): stage(wl, ws) for wl, ws in itertools.product(SEQ_WEIGHTS, SEQ_WEIGHTS)}
+    weights, ref = (EXTENDED, (3.0, 3.0)) if args.extend else (SEQ_WEIGHTS, (2.0, 0.0))
+    grid = {(wl, ws): stage(wl, ws) for wl, ws in itertools.product(weights, weights)}
     best = max(grid, key=lambda k: grid[k][even].mean())
-    current = grid[(2.0, 0.0)]
+    current = grid[ref]
     test = paired_test(grid[best][odd], current[odd], seed=args.seed)
-    joins = best[1] > 0 and test.mean_diff > 0 and max(test.p_bootstrap, test.p_wilcoxon) < 0.05
-    chosen = best if joins else (2.0, 0.0)
+    joins = best != ref and best[1] > 0 and test.mean_diff > 0 and max(test.p_bootstrap, test.p_wilcoxon) < 0.05
+    chosen = best if joins else ref
     llm = {w: stage(*chosen, w) for w in LLM_WEIGHTS}
     w_best = max(LLM_WEIGHTS, key=lambda w: llm[w][even].mean())
     alone = {k: float(_ndcg(np.where(np.isfinite(mem), d[k], -np.inf), targets).mean())
@@ -130,9 +138,10 @@ def main() -> None:
                             **{k: round(v, 4) for k, v in alone.items()}},
         "even_half_grid": {f"lstm {wl} sasrec {ws}": round(float(v[even].mean()), 4) for (wl, ws), v in grid.items()},
         "best_even": {"w_lstm": best[0], "w_sasrec": best[1]},
+        "reference": {"w_lstm": ref[0], "w_sasrec": ref[1]},
         "odd_half": {"best": round(float(grid[best][odd].mean()), 4), "current": round(float(current[odd].mean()), 4),
                      "best_vs_current": test.to_dict()},
-        "sasrec_joins": bool(joins), "stage": {"w_lstm": chosen[0], "w_sasrec": chosen[1]},
+        "best_adopted": bool(joins), "stage": {"w_lstm": chosen[0], "w_sasrec": chosen[1]},
         "llm_even_grid": {str(w): round(float(v[even].mean()), 4) for w, v in llm.items()},
         "llm_best_even": w_best,
         "llm_odd_half": {"with": round(float(llm[w_best][odd].mean()), 4), "without": round(float(llm[0.0][odd].mean()), 4),
