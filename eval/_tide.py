@@ -159,7 +159,7 @@ class SequentialMix:
 
     @property
     def name(self) -> str:
-        """``"lstm+text:3,sasrec:3"``: the models and their weights (as ``--retriever`` takes them)."""
+        """``"lstm+text:6,sasrec:3"``: the models and their weights (as ``--retriever`` takes them)."""
         return ",".join(f"{s.name}:{w:g}" for s, w in self.sources)
 
     def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],

@@ -195,7 +195,7 @@ def eval_cmd(
     lstm_epochs: int | None = typer.Option(None, min=1, help="cap every sequential model's epochs (lstm, "
                                            "sasrec, ...; default: early stopping on validation)"),
     retriever: str = typer.Option("auto", help="sequential models in the memory/agent candidate stage: 'auto' "
-                                  "(lstm+text:3,sasrec:3 when both are trained, else the first trained of "
+                                  "(lstm+text:6,sasrec:3 when both are trained, else the first trained of "
                                   "lstm+text, lstm, sasrec, ...), a trained model's name, 'name:weight,...' "
                                   "or 'none'"),
     n_bootstrap: int = typer.Option(1000, min=0),
