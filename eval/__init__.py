@@ -66,7 +66,7 @@ from eval._seqmodels import (
     pick_retriever,
     pick_retrievers,
 )
-from eval._split import Split, Target, leave_one_out, temporal_split
+from eval._split import Split, Target, leave_one_out, temporal_split, without_last
 from eval._stats import BootstrapCI, PairedTest, bootstrap_ci, paired_test
 from eval._synthetic import SyntheticConfig, SyntheticTruth, UserTruth, make_synthetic
 from eval._tide import SequentialMix, behavior_from_row, catalog_from_dataset, dataset_behaviors
@@ -157,6 +157,7 @@ __all__ = [
     "sampled_rank_from_scores",
     "target_rank",
     "temporal_split",
+    "without_last",
     "to_datetime",
     "top_k_excluding",
     "validate_rows",

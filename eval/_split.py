@@ -12,7 +12,7 @@ from eval._data import Dataset
 from eval._errors import SplitError
 from eval._requests import RankRequest
 
-__all__ = ["Split", "Target", "leave_one_out", "temporal_split"]
+__all__ = ["Split", "Target", "leave_one_out", "temporal_split", "without_last"]
 
 Stage = Literal["val", "test"]
 
@@ -185,3 +185,26 @@ def temporal_split(
     if not test:
         raise SplitError(f"no user has >= {min_history} events before and one after the cut {cut_s}")
     return Split("temporal", dataset, train, stamps, val, test, cut=cut_s)
+
+
+def without_last(dataset: Dataset, n: int = 1) -> Dataset:
+    """``dataset`` with each user's last ``n`` events removed (a user left with none is dropped).
+
+    ``leave_one_out(without_last(ds))`` is a *test-like validation* of ``leave_one_out(ds)``: its training
+    sequences lack each user's last training item (its validation target) and its test target is the real
+    validation item, predicted after the whole real training sequence. A model fitted on it is, at that
+    test target, where a model fitted on the real split is at the real test target: the newest item of the
+    history is one it never trained on. (On the real validation target the newest item is the last training
+    item, which trained models were fitted to predict from the same context; that inflates them against
+    untrained scorers, and any fusion weight chosen there; scripts/retriever_mix.py.)
+
+    Raises:
+        SplitError: ``n`` < 1.
+    """
+    if n < 1:
+        raise SplitError(f"without_last: n must be >= 1, got {n}")
+    sequences = {u: seq[:-n] for u, seq in dataset.sequences.items() if len(seq) > n}
+    kept = {id(e) for seq in sequences.values() for e in seq}
+    return Dataset(name=dataset.name, items=dataset.items, users=dataset.users,
+                   interactions=[e for e in dataset.interactions if id(e) in kept], sequences=sequences,
+                   meta={**dataset.meta, "without_last": n})

@@ -2,6 +2,8 @@
 
     python scripts/item_head.py train [--budget-minutes M] [--config JSON] [--device cuda]  # resumable; by key
     python scripts/item_head.py validate [--users all] [--config JSON]      # the LLM alone vs retrieval
+    ... --testlike   # trained without each user's last training item (eval.without_last), validated on the
+                     # real validation targets: test-like, as the model stands at the real test targets
 
 Training reads the leave-one-out split's training sequences only (validation and test targets are
 forbidden pairs, which the window builder refuses); see ``agent._itemhead``. Validation reads validation
@@ -24,7 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent import ItemHeadConfig, model_dir, record_metrics  # noqa: E402
-from eval import item_head_on_split, leave_one_out, load_ml100k, sample_users, validate_item_head  # noqa: E402
+from eval import (  # noqa: E402
+    item_head_on_split,
+    leave_one_out,
+    load_ml100k,
+    sample_users,
+    validate_item_head,
+    without_last,
+)
 
 
 def main() -> None:
@@ -38,18 +47,23 @@ def main() -> None:
                    "torch sees it, else the CPU)")
     p.add_argument("--users", default="all")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(ROOT / "docs" / "results" / "item-head-validation.json"))
+    p.add_argument("--out", default=None, help="default: docs/results/item-head-validation[-testlike].json")
+    p.add_argument("--testlike", action="store_true", help="train on the training sequences without their last "
+                   "item (eval.without_last); validate on the real validation targets")
     args = p.parse_args()
-    split = leave_one_out(load_ml100k())
+    ds = load_ml100k()
+    split = leave_one_out(ds)
+    tuned_on = leave_one_out(without_last(ds)) if args.testlike else split
+    args.out = args.out or str(ROOT / "docs" / "results" / f"item-head-validation{'-testlike' if args.testlike else ''}.json")
     config = ItemHeadConfig.model_validate(json.loads(args.config))
     base = None if args.base is None else model_dir(name=args.base)
     if args.cmd == "train":
         log = ROOT / "runs" / "itemhead" / "train.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         budget = None if args.budget_minutes is None else 60 * args.budget_minutes
-        print(item_head_on_split(split, config, log_file=log, time_budget_s=budget, base=base, device=args.device))
+        print(item_head_on_split(tuned_on, config, log_file=log, time_budget_s=budget, base=base, device=args.device))
         return
-    folder = item_head_on_split(split, config, train=False, base=base)
+    folder = item_head_on_split(tuned_on, config, train=False, base=base)
     if folder is None:
         sys.exit("no item-head model for this config is cached or committed: run `train` first")
     users = sample_users(split, "all" if args.users == "all" else int(args.users), args.seed)

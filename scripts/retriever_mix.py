@@ -92,14 +92,11 @@ def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
 def compute_testlike(args: argparse.Namespace, users: np.ndarray) -> dict[str, np.ndarray]:
     """The two sequential models refitted without each user's last training item, scored on the validation
     target after the whole training sequence (the third rule)."""
-    from eval import Dataset, leave_one_out, load_ml100k
+    from eval import leave_one_out, load_ml100k, without_last
     from eval._seqmodels import build_sequential
 
     ds = load_ml100k()
-    short = {u: seq[:-1] for u, seq in ds.sequences.items()}
-    dropped = {id(seq[-1]) for seq in ds.sequences.values() if seq}
-    ds2 = Dataset(name=ds.name, items=ds.items, users=ds.users,
-                  interactions=[e for e in ds.interactions if id(e) not in dropped], sequences=short, meta=ds.meta)
+    ds2 = without_last(ds)
     split2, split = leave_one_out(ds2), leave_one_out(ds)
     requests = [split2.request(str(u), "test") for u in users]  # split2's test target = the real validation item
     for r in requests:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from eval import Dataset, Split, SplitError, temporal_split
+from eval import Dataset, Split, SplitError, leave_one_out, temporal_split, without_last
 
 
 def test_loo_targets_are_last_two_and_train_precedes_them(ml100k: Dataset, ml100k_loo: Split) -> None:
@@ -59,3 +59,20 @@ def test_temporal_split_accepts_datetime_and_rejects_naive(ml100k: Dataset) -> N
         temporal_split(ml100k, cut=datetime(1998, 3, 1))
     with pytest.raises(SplitError):
         temporal_split(ml100k, cut=0)  # nobody has history before 1970
+
+
+def test_without_last_gives_a_test_like_validation(ml100k: Dataset, ml100k_loo: Split) -> None:
+    short = leave_one_out(without_last(ml100k))
+    assert sum(len(s) for s in without_last(ml100k).sequences.values()) == 100_000 - 943
+    assert len(without_last(ml100k).interactions) == 100_000 - 943
+    for uid in ml100k_loo.test_users:
+        # its test target is the real validation item, after the whole real training sequence ...
+        assert short.test[uid] == ml100k_loo.val[uid]
+        assert short.request(uid, "test").history == ml100k_loo.train[uid]
+        # ... and its training sequences lack the real training sequence's last item
+        assert short.train[uid] == ml100k_loo.train[uid][:-1]
+        assert short.val[uid].item_id == ml100k_loo.train[uid][-1]
+    assert len(ml100k.sequences[uid]) == len(without_last(ml100k).sequences[uid]) + 1  # the input is untouched
+    assert uid not in without_last(ml100k, n=len(ml100k.sequences[uid])).sequences
+    with pytest.raises(SplitError, match="n must be"):
+        without_last(ml100k, n=0)
