@@ -40,3 +40,15 @@ def validation_setup(n_users: int | str, seed: int, retrieval: dict[str, Any] | 
         ds=ds, split=split, users=users, catalog=catalog, engine=engine, base=base,
         nows=[to_datetime(int(r.now)) for r in requests],
         kw={"histories": [list(r.history) for r in requests], "excludes": [list(r.exclude) for r in requests]})
+
+
+def cached_arrays(path: Path, compute: Any) -> dict[str, Any]:
+    """The arrays saved at ``path`` (npz), or ``compute()``'s, saved there first."""
+    import numpy as np
+
+    if path.exists():
+        return dict(np.load(path))
+    arrays = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return arrays

@@ -104,14 +104,11 @@ def main() -> None:
     p.add_argument("--cache", type=Path, default=Path("/tmp/fusion/val.npz"))
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "item-head-fusion.json")
     args = p.parse_args()
+    from _validation import cached_arrays
+
     from eval import paired_test
 
-    if args.cache.exists():
-        d = dict(np.load(args.cache))
-    else:
-        d = compute(args)
-        args.cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.cache, **d)
+    d = cached_arrays(args.cache, lambda: compute(args))
     memory, logits, targets = d["memory"], d["logits"], d["targets"]
     n = len(targets)
     even, odd = np.arange(0, n, 2), np.arange(1, n, 2)

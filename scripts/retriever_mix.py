@@ -144,17 +144,11 @@ def main() -> None:
         from agent import model_dir
 
         args.model = next(model_dir().parent.glob("*-item-head-*"))
-    if args.cache.exists():
-        d = dict(np.load(args.cache))
-    else:
-        d = compute(args)
-        args.cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.cache, **d)
+    from _validation import cached_arrays
+
+    d = cached_arrays(args.cache, lambda: compute(args))
     if args.testlike:
-        cache2 = args.cache.with_name("testlike.npz")
-        if not cache2.exists():
-            np.savez(cache2, **compute_testlike(args, d["users"]))
-        d = {**d, **dict(np.load(cache2))}
+        d = {**d, **cached_arrays(args.cache.with_name("testlike.npz"), lambda: compute_testlike(args, d["users"]))}
     mem, targets = d["memory"], d["targets"]
     n = len(targets)
     even, odd = np.arange(0, n, 2), np.arange(1, n, 2)
