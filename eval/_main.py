@@ -319,7 +319,7 @@ def _predictors(
     if len(retrievers) == 1 and retrievers[0][1] is None:  # one model, read at the default w_seq
         source = LSTMSource(retrievers[0][0])
     elif retrievers:  # several (eval.RETRIEVER_MIX), or weights named: the mix is read at their sum
-        source = SequentialMix([(m, float(w or 0.0)) for m, w in retrievers])
+        source = SequentialMix([(m, float(w)) for m, w in retrievers if w is not None])
         retrieval = {"w_seq": source.total}
     agent = InterestAgent(store, catalog, engine, AgentConfig(retrieval=retrieval), sequential=source)
     if item_head is not None:

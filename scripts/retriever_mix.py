@@ -62,7 +62,7 @@ def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
     from _validation import validation_setup
 
     from agent import ItemHeadScorer
-    from eval._seqmodels import build_sequential
+    from eval import build_sequential
 
     v = validation_setup(args.users if args.users == "all" else int(args.users), args.seed, engine=False)
     scored = v.base.score_candidates(v.users, v.nows, **v.kw)
@@ -92,8 +92,7 @@ def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
 def compute_testlike(args: argparse.Namespace, users: np.ndarray) -> dict[str, np.ndarray]:
     """The two sequential models refitted without each user's last training item, scored on the validation
     target after the whole training sequence (the third rule)."""
-    from eval import leave_one_out, load_ml100k, without_last
-    from eval._seqmodels import build_sequential
+    from eval import build_sequential, leave_one_out, load_ml100k, without_last
 
     ds = load_ml100k()
     ds2 = without_last(ds)
