@@ -56,7 +56,7 @@ from eval._results import (
     Trial,
     TuningResult,
 )
-from eval._runner import EvalConfig, run_evaluation, sample_users
+from eval._runner import EvalConfig, run_evaluation, sample_users, tune_predictors, tuning_users
 from eval._sasrec import SASRecConfig, SASRecPredictor
 from eval._seqmodels import (
     RETRIEVER_MIX,
@@ -153,6 +153,8 @@ __all__ = [
     "run_main",
     "sample_negatives",
     "sample_users",
+    "tune_predictors",
+    "tuning_users",
     "sampled_rank_from_list",
     "sampled_rank_from_scores",
     "target_rank",

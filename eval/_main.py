@@ -24,9 +24,9 @@ from eval._interests import interest_shares
 from eval._plots import plot_interest_timeline
 from eval._protocol import LLMTimed, Predictor
 from eval._report import format_paired, format_table
-from eval._results import EvalResult
-from eval._runner import run_evaluation
-from eval._split import Split, leave_one_out, temporal_split
+from eval._results import EvalResult, TuningResult
+from eval._runner import run_evaluation, sample_users, tune_predictors, tuning_users
+from eval._split import Split, leave_one_out, temporal_split, without_last
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ class MainConfig(BaseModel):
                                   "else the engine's letter choice), 'tune' (train it here if missing), a "
                                   "folder, or None (the engine's letter choice)")
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
+    validation: Literal["plain", "testlike"] = Field(
+        "plain", description="where settings are chosen: 'plain' (the split's validation targets, predicted by "
+        "the models fitted for the test), or 'testlike' (the same targets, predicted by models fitted without "
+        "each user's last training item, as the test targets are: eval.without_last; leave-one-out only)")
 
     @field_validator("show_user")
     @classmethod
@@ -179,15 +183,20 @@ def run_main(cfg: MainConfig) -> MainResult:
     stages["load+split"] = time.perf_counter() - t
     if cfg.show_user not in (None, "auto") and cfg.show_user not in split.test:
         raise EvalError(f"user {cfg.show_user!r} is not a test user of this split")
+    if cfg.validation == "testlike" and cfg.split != "loo":
+        raise EvalError("test-like validation (eval.without_last) needs the leave-one-out split")
     cfg.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as resources:
         llm_model = _llm_model(cfg, split, stages)
         item_head = _item_head(cfg, split, stages)
-        predictors, agent, sync = _predictors(cfg, ds, resources, stages, llm_model, item_head)
+        engine = _engine(cfg, resources, stages, llm_model)
+        preset = _testlike_tuning(cfg, ds, split, engine, item_head, stages) if cfg.validation == "testlike" else None
+        predictors, agent, sync = _predictors(cfg, ds, resources, stages, engine, item_head)
         t = time.perf_counter()
         # each model is compared with every simpler one listed before it
         result = run_evaluation(ds, predictors, split, users=cfg.users, seed=cfg.seed, out_dir=cfg.out,
-                                n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha, tune_users=cfg.tune_users)
+                                n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha, tune_users=cfg.tune_users,
+                                preset=preset)
         stages["evaluate"] = time.perf_counter() - t
         if sync is not None:
             stages["memory ingest (inside evaluate)"] = sync.seconds
@@ -260,14 +269,61 @@ def _item_head(cfg: MainConfig, split: Split, stages: dict[str, float]) -> Path 
     return path
 
 
+def _engine(cfg: MainConfig, resources: ExitStack, stages: dict[str, float], llm_model: Path | None) -> Any:
+    """The agent's engine (None without the agent), closed by ``resources``: one for the whole job.
+
+    vLLM's engine core runs in this process (no child processes that import torch and vLLM again;
+    bench/inprocess.py). Starting it in a background thread while the baselines fit bought 3 % here
+    (bench/overlap.py: two busy processes on two cores slow the fits).
+    """
+    if "agent" not in cfg.models:
+        return None
+    from agent import make_engine
+
+    t = time.perf_counter()
+    engine = make_engine(cfg.engine_url, seed=cfg.seed, in_process=True,
+                         **({"model": str(llm_model)} if llm_model else {}))
+    resources.callback(engine.close)
+    stages["engine start"] = time.perf_counter() - t
+    return engine
+
+
+def _testlike_tuning(cfg: MainConfig, ds: Dataset, split: Split, engine: Any, item_head: Path | None,
+                     stages: dict[str, float]) -> dict[str, TuningResult]:
+    """Choose every model's settings on test-like validation: the models fitted on
+    ``leave_one_out(without_last(ds))`` (the agent with the item head tuned there), grid-searched on that
+    split's test targets, which are the real validation items of the users plain validation would read."""
+    t = time.perf_counter()
+    tsplit = leave_one_out(without_last(ds))
+    users = [u for u in tuning_users(split, sample_users(split, cfg.users, cfg.seed), cfg.tune_users, cfg.seed)
+             if u in tsplit.test]
+    wrong = [u for u in users if tsplit.test[u] != split.val[u]]
+    if wrong:  # cannot happen for leave-one-out; a guard that the targets are the validation items
+        raise EvalError(f"test-like targets differ from the validation targets for {wrong[:3]}")
+    sub: dict[str, float] = {}
+    head = _item_head(cfg, tsplit, sub)
+    if (head is None) != (item_head is None):
+        raise EvalError("test-like validation needs an item-head model tuned on the test-like split as well as "
+                        "the real one ('python scripts/item_head.py train --testlike', or '--item-head tune'), "
+                        "or none (--item-head none)")
+    with ExitStack() as scratch:  # the tuning models and their store go once the settings are chosen
+        scratch.callback(shutil.rmtree, cfg.out / "memory-testlike", ignore_errors=True)  # after the store closes
+        predictors, _, _ = _predictors(cfg, ds, scratch, sub, engine, head, store="memory-testlike")
+        preset = tune_predictors(predictors, tsplit, users, stage="test", on="test-like validation", seed=cfg.seed,
+                                 n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha)
+    stages.update({f"test-like {k}": v for k, v in sub.items()})
+    stages["test-like tuning (fit + grid search, all)"] = time.perf_counter() - t
+    return preset
+
+
 def _predictors(
-    cfg: MainConfig, ds: Dataset, resources: ExitStack, stages: dict[str, float], llm_model: Path | None = None,
-    item_head: Path | None = None,
+    cfg: MainConfig, ds: Dataset, resources: ExitStack, stages: dict[str, float], engine: Any = None,
+    item_head: Path | None = None, store: str = "memory",
 ) -> tuple[list[Predictor], InterestAgent | None, MemorySync | None]:
     """The models named in ``cfg`` (simplest first); the agent behind the memory/agent models and the sync
-    that fills their store, if any.
+    that fills their store (``cfg.out / store``), if any. ``engine``: the agent's (``_engine``).
 
-    The store and the engine are registered on ``resources``, which closes them.
+    The store is registered on ``resources``, which closes it.
     """
     from eval._popularity import PopularityPredictor
     from eval._seqmodels import SEQUENTIAL_MODELS, build_sequential, pick_retrievers
@@ -286,7 +342,7 @@ def _predictors(
     if not any(m in cfg.models for m in _MEMORY_MODELS):
         return predictors, None, None
     retrievers = pick_retrievers(sequential, cfg.retriever)
-    from agent import AgentConfig, InterestAgent, make_engine
+    from agent import AgentConfig, InterestAgent
     from eval._tide import (
         AgentPredictor,
         LSTMSource,
@@ -298,22 +354,12 @@ def _predictors(
     from memory import MemoryStore, SentenceTransformerEmbedder
 
     t = time.perf_counter()
-    store_dir = cfg.out / "memory"
+    store_dir = cfg.out / store
     shutil.rmtree(store_dir, ignore_errors=True)  # a run's memory holds only what the run put there
     embedder = SentenceTransformerEmbedder.from_package()
     store = resources.enter_context(MemoryStore.open(store_dir, embedder=embedder))
     catalog = catalog_from_dataset(ds, embedder)
     stages["memory+catalog"] = time.perf_counter() - t
-    engine = None
-    if "agent" in cfg.models:
-        # one engine for the whole job: vLLM's engine core runs in this process (no child processes that
-        # import torch and vLLM again; bench/inprocess.py). Starting it in a background thread while the
-        # baselines fit bought 3 % here (bench/overlap.py: two busy processes on two cores slow the fits).
-        t = time.perf_counter()
-        engine = make_engine(cfg.engine_url, seed=cfg.seed, in_process=True,
-                             **({"model": str(llm_model)} if llm_model else {}))
-        resources.callback(engine.close)
-        stages["engine start"] = time.perf_counter() - t
     source: Any = None
     retrieval: dict[str, float] = {}
     if len(retrievers) == 1 and retrievers[0][1] is None:  # one model, read at the default w_seq

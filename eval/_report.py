@@ -170,7 +170,7 @@ def results_markdown(summary: Summary) -> str:
         lines += ["", "## Validation tuning (NDCG@10 on validation targets; never the test targets)", ""]
         for name, t in tuning.items():
             lines.append(f"- **{name}**: best {t['best']} (NDCG@10 {t['best_ndcg@10']:.4f}) of {len(t['results'])} "
-                         f"settings on {t.get('n_users', '?')} users' validation targets")
+                         f"settings on {t.get('n_users', '?')} users' {t.get('on', 'validation')} targets")
             a = t.get("against_reference")
             if a:
                 lines.append(f"  - reference {t['reference']} kept unless beaten with p < {a['alpha']}: the best grid "

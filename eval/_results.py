@@ -56,10 +56,14 @@ class TuningResult:
     #: (``None`` without a reference); ``best`` is the reference unless that test was significant
     reference: dict[str, Any] | None = None
     against_reference: dict[str, Any] | None = None
+    #: the targets the grid search read: ``"validation"`` (the split's own), or ``"test-like validation"``
+    #: (the same validation items, predicted by models fitted without each user's last training item:
+    #: ``eval.without_last``)
+    on: str = "validation"
 
     def to_dict(self) -> dict[str, Any]:
         out = {"grid": self.grid, "results": [t.to_dict() for t in self.trials], "best": self.best,
-               "best_ndcg@10": self.best_ndcg_at_10, "n_users": self.n_users}
+               "best_ndcg@10": self.best_ndcg_at_10, "n_users": self.n_users, "on": self.on}
         if self.reference is not None:
             out.update(reference=self.reference, against_reference=self.against_reference)
         return out

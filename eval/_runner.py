@@ -7,13 +7,18 @@ and only then are test targets ranked. Test targets never influence a choice. A 
 ``tune_reference`` setting (the agent's: no LLM weight) stays unless the best grid point beats it on the same
 validation users with paired bootstrap and Wilcoxon p < ``EvalConfig.tune_alpha``: a flat grid does not
 promote noise.
+
+Test-like validation (``tune_predictors`` on another split, then ``run_evaluation(..., preset=...)``): the
+grid search runs on predictors fitted on ``leave_one_out(without_last(dataset))`` and reads that split's
+*test* targets, which are the real validation items; the settings it picks are applied to fresh predictors
+fitted on the real split, which then rank the real test targets untuned. See ``eval.without_last``.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +55,7 @@ from eval._results import (
 from eval._split import Split
 from eval._stats import BootstrapCI, bootstrap_ci, paired_test
 
-__all__ = ["EvalConfig", "EvalResult", "run_evaluation", "sample_users"]
+__all__ = ["EvalConfig", "EvalResult", "run_evaluation", "sample_users", "tune_predictors", "tuning_users"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,7 @@ def run_evaluation(
     seed: int = 0,
     out_dir: str | Path | None = None,
     tune: bool = True,
+    preset: Mapping[str, TuningResult] | None = None,
     **options: Any,
 ) -> EvalResult:
     """Evaluate predictors on a split: fit on all training data, tune on validation, score test targets.
@@ -117,6 +123,9 @@ def run_evaluation(
         seed: Seed for the user sample, the sampled negatives and the bootstrap.
         out_dir: If given, write config.json, rankings.jsonl, summary.json, results.md and metrics.png.
         tune: Run the validation grid search of ``Tunable`` predictors.
+        preset: Settings already chosen (by :func:`tune_predictors`, e.g. on a test-like validation split),
+            by predictor name: applied after fitting, recorded as that predictor's tuning, and not searched
+            again here.
         **options: Other ``EvalConfig`` fields (``k``, ``batch_size``, ``n_bootstrap``, ``baselines`` ...).
 
     Returns:
@@ -146,8 +155,18 @@ def run_evaluation(
     stages.update({f"fit:{name}": seconds for name, seconds in fit_seconds.items()})
     tuning: dict[str, TuningResult] = {}
     val_users = tuning_users(split, chosen, cfg.tune_users, cfg.seed)  # the same for every predictor
+    unknown = set(preset or {}) - set(names)
+    if unknown:
+        raise EvalError(f"preset settings for predictors not evaluated: {sorted(unknown)}")
     for p in predictors:
         t0 = time.perf_counter()
+        if preset and p.name in preset:
+            tuned = preset[p.name]
+            if not isinstance(p, Tunable):
+                raise EvalError(f"{p.name} takes no settings, yet preset has {tuned.best}")
+            p.set_params(**tuned.best)
+            tuning[p.name] = tuned
+            continue
         tuned = _tune(p, split, val_users, cfg)
         if tuned is not None:
             tuning[p.name] = tuned
@@ -183,6 +202,45 @@ def run_evaluation(
     return result
 
 
+def tune_predictors(
+    predictors: Sequence[Predictor],
+    split: Split,
+    users: Sequence[str],
+    *,
+    stage: Literal["val", "test"] = "val",
+    on: str = "validation",
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, TuningResult]:
+    """Fit ``predictors`` on ``split``'s training data and grid-search each ``Tunable`` one on ``users``'
+    ``stage`` targets (the same rule as :func:`run_evaluation`'s: best NDCG@10, a reference kept unless
+    beaten with p < ``tune_alpha``). Returns the results by predictor name (the best settings are left
+    applied), for ``run_evaluation(..., preset=...)``.
+
+    ``stage="test"`` reads the split's test targets: only for a split whose test targets are another
+    split's validation items, as in ``leave_one_out(without_last(ds))``; ``on`` names them in the report.
+
+    Raises:
+        EvalError: Duplicate names, or a user without a ``stage`` target.
+    """
+    cfg = EvalConfig(seed=seed, **options)
+    names = [p.name for p in predictors]
+    if len(set(names)) != len(names):
+        raise EvalError(f"predictor names must be unique: {names}")
+    targets = split.test if stage == "test" else split.val
+    missing = [u for u in users if u not in targets]
+    if missing:
+        raise EvalError(f"{len(missing)} users have no {stage} target in this split, e.g. {missing[:3]}")
+    out: dict[str, TuningResult] = {}
+    for p in predictors:
+        _fit(p, split, cfg)
+    for p in predictors:
+        tuned = _tune(p, split, list(users), cfg, stage=stage, on=on)
+        if tuned is not None:
+            out[p.name] = tuned
+    return out
+
+
 # -- fit --------------------------------------------------------------------------------------------------
 def _fit(predictor: Predictor, split: Split, cfg: EvalConfig) -> float:
     """Fit on the split's training data (unless the run says predictors come fitted); return seconds."""
@@ -193,15 +251,16 @@ def _fit(predictor: Predictor, split: Split, cfg: EvalConfig) -> float:
 
 
 # -- tune -------------------------------------------------------------------------------------------------
-def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig) -> TuningResult | None:
-    """Grid search on ``users``' validation targets; the best setting is left applied."""
+def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig, stage: Literal["val", "test"] = "val",
+          on: str = "validation") -> TuningResult | None:
+    """Grid search on ``users``' ``stage`` targets (validation); the best setting is left applied."""
     if not cfg.tune or not isinstance(predictor, Tunable) or not predictor.tunable:
         return None
     val_users = list(users)
     if not val_users:
         return None
-    requests = split.requests(val_users, "val")
-    targets = [split.val[u].item_id for u in val_users]
+    requests = split.requests(val_users, stage)
+    targets = [split.target(u, stage).item_id for u in val_users]
     grid = predictor.tunable
     names = list(grid)
     if isinstance(predictor, StageAware):  # lets a predictor skip work that validation metrics don't read
@@ -232,7 +291,7 @@ def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig)
         best = trials[top] if won else trials[ref]
     predictor.set_params(**best.params)
     return TuningResult(grid=grid, trials=trials, best=best.params, best_ndcg_at_10=best.ndcg_at_10,
-                        n_users=len(val_users), reference=reference, against_reference=against)
+                        n_users=len(val_users), reference=reference, against_reference=against, on=on)
 
 
 # -- rank -------------------------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_alpha", "check_item_head", "check_llm", "check_models", "check_show_user", "check_split", "check_users"]
+__all__ = ["check_alpha", "check_item_head", "check_llm", "check_models", "check_show_user", "check_split", "check_users",
+           "check_validation"]
 
 SPLITS = ("loo", "temporal")
+VALIDATIONS = ("plain", "testlike")
 #: ``--show-user`` values that are not user ids
 SHOW_AUTO, SHOW_NONE = "auto", "none"
 
@@ -41,6 +43,12 @@ def check_llm(value: str) -> str:
 def check_split(value: str) -> str:
     if value not in SPLITS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(SPLITS)}")
+    return value
+
+
+def check_validation(value: str) -> str:
+    if value not in VALIDATIONS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(VALIDATIONS)}")
     return value
 
 

@@ -27,6 +27,7 @@ from tide._options import (
     check_show_user,
     check_split,
     check_users,
+    check_validation,
 )
 from tide._output import Output, command, configure_logging, progress_console
 
@@ -205,6 +206,10 @@ def eval_cmd(
     tune_users: int | None = typer.Option(None, min=1, help="validation users the grid search reads: the "
                                           "evaluated users plus a seeded sample of the others up to this many "
                                           "(their validation targets only; default: the evaluated users)"),
+    validation: str = typer.Option("plain", callback=check_validation,
+                                   help="where settings are chosen: 'plain' (the split's validation targets) or "
+                                        "'testlike' (the same targets, predicted by models fitted without each "
+                                        "user's last training item, as the test targets are; leave-one-out only)"),
     threads: int | None = typer.Option(None, min=1, help="torch threads for training (default: all cores; "
                                        "1 when other heavy jobs share the machine)"),
     llm_model: str | None = typer.Option(None, help="the agent's engine serves this model folder (e.g. from "
@@ -234,7 +239,8 @@ def eval_cmd(
                          engine_url=engine_url, show_user=None if show_user == "none" else show_user,
                          lstm_epochs=lstm_epochs, retriever=None if retriever.lower() == "none" else retriever,
                          n_bootstrap=n_bootstrap, tune_alpha=tune_alpha, tune_users=tune_users,
-                         llm_model=llm_model, item_head=None if item_head.lower() == "none" else item_head)
+                         llm_model=llm_model, item_head=None if item_head.lower() == "none" else item_head,
+                         validation=validation)
         result = run_main(cfg)
         if as_json:
             out.json({**result.to_dict(), "summary": result.evaluation.summary.to_dict()})

@@ -14,7 +14,7 @@ runner = CliRunner()
 @pytest.mark.parametrize("bad", [
     ["--models", "pop,gpt"], ["--models", ","], ["--models", "pop,pop"], ["--users", "0"], ["--users", "many"],
     ["--split", "random"], ["--show-user", "two users"], ["--show-user", ""], ["--n-bootstrap", "-1"],
-    ["--tune-alpha", "0"], ["--tune-alpha", "1.5"],
+    ["--tune-alpha", "0"], ["--tune-alpha", "1.5"], ["--validation", "test"],
 ])
 def test_a_bad_eval_option_fails_fast_with_exit_2(tmp_path, bad):
     out = tmp_path / "run"

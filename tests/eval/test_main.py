@@ -37,3 +37,24 @@ def test_an_unknown_user_to_show_fails_before_any_model_is_fitted(tmp_path) -> N
 def test_none_shows_nobody(value) -> None:
     assert MainConfig(show_user=value).show_user is None
     assert MainConfig().show_user == "auto"
+
+
+def test_testlike_validation_needs_leave_one_out(tmp_path) -> None:
+    with pytest.raises(EvalError, match="leave-one-out"):
+        run_main(MainConfig(models=["pop"], split="temporal", validation="testlike", users=5, out=tmp_path))
+
+
+@pytest.mark.slow
+def test_testlike_validation_tunes_models_fitted_without_the_last_training_item(tmp_path) -> None:
+    cfg = MainConfig(models=["pop", "memory"], users=8, seed=1, out=tmp_path, n_bootstrap=20, show_user=None,
+                     retriever=None, validation="testlike")
+    result = run_main(cfg)
+    tuning = result.evaluation.summary.models["memory"].tuning
+    assert tuning.on == "test-like validation" and tuning.n_users == 8 and len(tuning.trials) == 20
+    stages = result.stage_seconds
+    assert stages["test-like tuning (fit + grid search, all)"] > 0 and "test-like memory+catalog" in stages
+    assert not (tmp_path / "memory-testlike").exists()  # the tuning store is scratch
+    # the real run applies the setting, fitted on the real split: no grid search of its own
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["models"]["memory"]["tuning"]["on"] == "test-like validation"
+    assert "tune:memory" not in summary["stage_seconds"]  # (applying a preset is tested in test_runner.py)

@@ -27,6 +27,9 @@ from eval import (
     run_evaluation,
     sample_users,
     top_k_excluding,
+    tune_predictors,
+    tuning_users,
+    without_last,
 )
 
 
@@ -268,3 +271,52 @@ def test_tune_users_adds_other_users_validation_targets(synth_split, tmp_path) -
     assert len(few.stage_targets[few.stages.index("val")]) == 10
     run_evaluation(dataset, [every], split, users=10, seed=4, n_bootstrap=50, progress=False, tune_users=10_000)
     assert len(every.stage_targets[every.stages.index("val")]) == len(split.val)
+
+
+class RecordingKnob(KnobPredictor):
+    """A knob that records what it was fitted on and the histories it was asked to rank."""
+
+    def __init__(self, name: str = "random") -> None:
+        super().__init__(name)
+        self.fitted_on: dict[str, list[str]] = {}
+        self.histories: list[dict[str, tuple[str, ...]]] = []
+
+    def fit(self, split: Split) -> None:
+        super().fit(split)
+        self.fitted_on = {u: list(s) for u, s in split.train.items()}
+
+    def rank(self, requests: Sequence[RankRequest], k: int) -> list[Ranking]:
+        self.histories.append({r.user_id: tuple(r.history) for r in requests})
+        return super().rank(requests, k)
+
+
+def test_testlike_tuning_reads_the_validation_items_from_models_fitted_without_them(synth_split, tmp_path) -> None:
+    dataset, split = synth_split
+    tsplit = leave_one_out(without_last(dataset))
+    users = tuning_users(split, sample_users(split, 40, 4), None, 4)
+    tuner = RecordingKnob()
+    preset = tune_predictors([PopularityPredictor(), tuner], tsplit, users, stage="test", on="test-like validation",
+                             n_bootstrap=50, progress=False)
+    assert list(preset) == ["random"] and preset["random"].best == {"mix": 1.0}  # pop is not Tunable
+    assert preset["random"].on == "test-like validation" and preset["random"].n_users == 40
+    # the targets are the real validation items; the models never trained on each user's last training item,
+    # which is the newest item of the history they rank from (as at the real test target)
+    assert tuner.stage_targets[0] == {u: split.val[u].item_id for u in users}
+    for u in users:
+        assert tuner.fitted_on[u] == split.train[u][:-1]
+        assert tuner.histories[0][u] == tuple(split.train[u])
+    # the real run fits fresh models on the real split and applies the settings without a grid search
+    fresh = RecordingKnob()
+    result = run_evaluation(dataset, [PopularityPredictor(), fresh], split, users=40, seed=4, out_dir=tmp_path,
+                            n_bootstrap=50, progress=False, preset=preset)
+    assert fresh.calls == [{"mix": 1.0}] and fresh.stages == ["test"]
+    assert fresh.fitted_on == split.train
+    assert result.summary.models["random"].tuning.on == "test-like validation"
+    assert "on 40 users' test-like validation targets" in (tmp_path / "results.md").read_text()
+    with pytest.raises(EvalError, match="not evaluated"):
+        run_evaluation(dataset, [PopularityPredictor()], split, users=5, n_bootstrap=50, progress=False, preset=preset)
+    with pytest.raises(EvalError, match="takes no settings"):
+        run_evaluation(dataset, [PopularityPredictor("random")], split, users=5, n_bootstrap=50, progress=False,
+                       preset=preset)
+    with pytest.raises(EvalError, match="no test target"):
+        tune_predictors([RecordingKnob()], tsplit, ["nobody"], stage="test", progress=False)
