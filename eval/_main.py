@@ -81,10 +81,19 @@ class MainConfig(BaseModel):
                                   "else the engine's letter choice), 'tune' (train it here if missing), a "
                                   "folder, or None (the engine's letter choice)")
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
-    validation: Literal["plain", "testlike"] = Field(
-        "plain", description="where settings are chosen: 'plain' (the split's validation targets, predicted by "
-        "the models fitted for the test), or 'testlike' (the same targets, predicted by models fitted without "
-        "each user's last training item, as the test targets are: eval.without_last; leave-one-out only)")
+    validation: Literal["auto", "plain", "testlike"] = Field(
+        "auto", description="where settings are chosen: 'plain' (the split's validation targets, predicted by "
+        "the models fitted for the test), 'testlike' (the same targets, predicted by models fitted without "
+        "each user's last training item, as the test targets are: eval.without_last; leave-one-out only), or "
+        "'auto' (testlike on a leave-one-out split when a model with settings runs: memory, memory+context, "
+        "agent; else plain)")
+
+    @property
+    def testlike(self) -> bool:
+        """Whether settings are chosen on the test-like validation."""
+        if self.validation == "auto":
+            return self.split == "loo" and any(m in _MEMORY_MODELS for m in self.models)
+        return self.validation == "testlike"
 
     @field_validator("show_user")
     @classmethod
@@ -183,14 +192,14 @@ def run_main(cfg: MainConfig) -> MainResult:
     stages["load+split"] = time.perf_counter() - t
     if cfg.show_user not in (None, "auto") and cfg.show_user not in split.test:
         raise EvalError(f"user {cfg.show_user!r} is not a test user of this split")
-    if cfg.validation == "testlike" and cfg.split != "loo":
+    if cfg.testlike and cfg.split != "loo":
         raise EvalError("test-like validation (eval.without_last) needs the leave-one-out split")
     cfg.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as resources:
         llm_model = _llm_model(cfg, split, stages)
         item_head = _item_head(cfg, split, stages)
         engine = _engine(cfg, resources, stages, llm_model)
-        preset = _testlike_tuning(cfg, ds, split, engine, item_head, stages) if cfg.validation == "testlike" else None
+        preset = _testlike_tuning(cfg, ds, split, engine, item_head, stages) if cfg.testlike else None
         predictors, agent, sync = _predictors(cfg, ds, resources, stages, engine, item_head)
         t = time.perf_counter()
         # each model is compared with every simpler one listed before it

@@ -11,7 +11,7 @@ __all__ = ["check_alpha", "check_item_head", "check_llm", "check_models", "check
            "check_validation"]
 
 SPLITS = ("loo", "temporal")
-VALIDATIONS = ("plain", "testlike")
+VALIDATIONS = ("auto", "plain", "testlike")
 #: ``--show-user`` values that are not user ids
 SHOW_AUTO, SHOW_NONE = "auto", "none"
 

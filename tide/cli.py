@@ -206,10 +206,11 @@ def eval_cmd(
     tune_users: int | None = typer.Option(None, min=1, help="validation users the grid search reads: the "
                                           "evaluated users plus a seeded sample of the others up to this many "
                                           "(their validation targets only; default: the evaluated users)"),
-    validation: str = typer.Option("plain", callback=check_validation,
-                                   help="where settings are chosen: 'plain' (the split's validation targets) or "
+    validation: str = typer.Option("auto", callback=check_validation,
+                                   help="where settings are chosen: 'plain' (the split's validation targets), "
                                         "'testlike' (the same targets, predicted by models fitted without each "
-                                        "user's last training item, as the test targets are; leave-one-out only)"),
+                                        "user's last training item, as the test targets are; leave-one-out only) "
+                                        "or 'auto' (testlike on leave-one-out when memory models run)"),
     threads: int | None = typer.Option(None, min=1, help="torch threads for training (default: all cores; "
                                        "1 when other heavy jobs share the machine)"),
     llm_model: str | None = typer.Option(None, help="the agent's engine serves this model folder (e.g. from "

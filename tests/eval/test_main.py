@@ -39,6 +39,14 @@ def test_none_shows_nobody(value) -> None:
     assert MainConfig().show_user == "auto"
 
 
+def test_auto_validation_is_testlike_on_leave_one_out_when_a_model_has_settings() -> None:
+    assert MainConfig(models=["pop", "memory"]).testlike and MainConfig(models=["agent"]).testlike
+    assert not MainConfig(models=["pop", "sasrec"]).testlike  # nothing to tune
+    assert not MainConfig(models=["memory"], split="temporal").testlike
+    assert not MainConfig(models=["memory"], validation="plain").testlike
+    assert MainConfig(models=["pop"], validation="testlike").testlike
+
+
 def test_testlike_validation_needs_leave_one_out(tmp_path) -> None:
     with pytest.raises(EvalError, match="leave-one-out"):
         run_main(MainConfig(models=["pop"], split="temporal", validation="testlike", users=5, out=tmp_path))

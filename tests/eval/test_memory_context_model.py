@@ -35,7 +35,7 @@ def test_query_context_comes_from_recorded_places(ml100k, habits):
 @pytest.mark.slow
 def test_on_ml100k_memory_context_ranks_exactly_as_memory(tmp_path, ml100k):
     cfg = MainConfig(models=["memory", "memory+context"], users=8, seed=1, out=tmp_path, n_bootstrap=10,
-                     show_user=None, retriever=None)
+                     show_user=None, retriever=None, validation="plain")
     result = run_main(cfg)
     rankings = result.evaluation.rankings
     assert len(rankings["memory"]) == 8
