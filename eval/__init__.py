@@ -56,8 +56,9 @@ from eval._results import (
     Trial,
     TuningResult,
 )
-from eval._runner import EvalConfig, run_evaluation, sample_users, tune_predictors, tuning_users
+from eval._runner import EvalConfig, run_evaluation, sample_users
 from eval._sasrec import SASRecConfig, SASRecPredictor
+from eval._search import tune_predictors, tuning_users
 from eval._seqmodels import (
     RETRIEVER_MIX,
     RETRIEVER_PREFERENCE,

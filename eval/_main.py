@@ -25,7 +25,8 @@ from eval._plots import plot_interest_timeline
 from eval._protocol import LLMTimed, Predictor
 from eval._report import format_paired, format_table
 from eval._results import EvalResult, TuningResult
-from eval._runner import run_evaluation, sample_users, tune_predictors, tuning_users
+from eval._runner import run_evaluation, sample_users
+from eval._search import tune_predictors, tuning_users
 from eval._split import Split, leave_one_out, temporal_split, without_last
 
 log = logging.getLogger(__name__)

@@ -1,22 +1,14 @@
 """The evaluation runner, in five steps: fit → tune → rank → report → compare (then write the files).
 
-Validation tuning: a predictor that satisfies ``Tunable`` (a ``tunable: dict[str, list]`` grid and
-``set_params(**params)``) is tried on every grid point (the Cartesian product) against the *validation*
-targets of the sampled users; the setting with the best NDCG@10 is kept (ties: the first in grid order)
-and only then are test targets ranked. Test targets never influence a choice. A predictor's
-``tune_reference`` setting (the agent's: no LLM weight) stays unless the best grid point beats it on the same
-validation users with paired bootstrap and Wilcoxon p < ``EvalConfig.tune_alpha``: a flat grid does not
-promote noise.
-
-Test-like validation (``tune_predictors`` on another split, then ``run_evaluation(..., preset=...)``): the
-grid search runs on predictors fitted on ``leave_one_out(without_last(dataset))`` and reads that split's
-*test* targets, which are the real validation items; the settings it picks are applied to fresh predictors
-fitted on the real split, which then rank the real test targets untuned. See ``eval.without_last``.
+Tuning: a predictor that satisfies ``Tunable`` (a ``tunable: dict[str, list]`` grid and ``set_params``) is
+grid-searched on the *validation* targets of the sampled users (and up to ``tune_users`` others) by
+``eval._search.grid_search``, and only then are test targets ranked. Test targets never influence a choice.
+Settings chosen elsewhere (``tune_predictors`` on a test-like validation split: ``eval.without_last``) come in
+as ``run_evaluation(..., preset=...)`` and are applied to the freshly fitted predictors, untuned.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,10 +28,10 @@ from eval._metrics import (
     sample_negatives,
     sampled_rank_from_list,
     sampled_rank_from_scores,
-    target_rank,
 )
 from eval._outputs import component_config, write_outputs, write_summary
 from eval._protocol import FullScorer, Predictor, Ranking, RankRequest, StageAware, Tunable
+from eval._ranking import check_unique_names, fit_timed, rank_batched, target_ranks
 from eval._results import (
     CandidateRecall,
     Comparison,
@@ -48,14 +40,14 @@ from eval._results import (
     Latency,
     ModelReport,
     SampledReport,
-    Trial,
     TuningResult,
     run_environment,
 )
+from eval._search import grid_search, tuning_users
 from eval._split import Split
 from eval._stats import BootstrapCI, bootstrap_ci, paired_test
 
-__all__ = ["EvalConfig", "EvalResult", "run_evaluation", "sample_users", "tune_predictors", "tuning_users"]
+__all__ = ["EvalConfig", "EvalResult", "run_evaluation", "sample_users"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +78,6 @@ def sample_users(split: Split, users: int | Literal["all"], seed: int) -> list[s
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(eligible), size=int(users), replace=False))
     return [eligible[i] for i in chosen]
-
-
-def tuning_users(split: Split, chosen: Sequence[str], n: int | None, seed: int) -> list[str]:
-    """The users whose validation targets the grid search reads: ``chosen`` (those with a validation target)
-    and, up to ``n`` in all, a seeded sample of the split's other users with one, in dataset order."""
-    own = [u for u in chosen if u in split.val]
-    if n is None or n <= len(own):
-        return own
-    taken = set(own)
-    others = [u for u in split.val if u not in taken]
-    rng = np.random.default_rng([seed, 1])  # its own stream: the test sample stays as it is
-    extra = {others[i] for i in rng.choice(len(others), size=min(n - len(own), len(others)), replace=False)}
-    return own + [u for u in others if u in extra]
 
 
 def run_evaluation(
@@ -136,9 +115,7 @@ def run_evaluation(
             returns the wrong number of rankings.
     """
     cfg = EvalConfig(users=users, seed=seed, tune=tune, **options)
-    names = [p.name for p in predictors]
-    if len(set(names)) != len(names):
-        raise EvalError(f"predictor names must be unique: {names}")
+    names = check_unique_names(predictors)
     pairs = _comparisons(names, cfg.baselines)  # fail on unknown baselines before any fitting
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -151,7 +128,7 @@ def run_evaluation(
     targets = _Targets(chosen, split.requests(chosen, "test"), [split.test[u].item_id for u in chosen])
     stages["prepare"] = time.perf_counter() - t0
 
-    fit_seconds = {p.name: _fit(p, split, cfg) for p in predictors}
+    fit_seconds = {p.name: fit_timed(p, split, cfg) for p in predictors}
     stages.update({f"fit:{name}": seconds for name, seconds in fit_seconds.items()})
     tuning: dict[str, TuningResult] = {}
     val_users = tuning_users(split, chosen, cfg.tune_users, cfg.seed)  # the same for every predictor
@@ -167,7 +144,7 @@ def run_evaluation(
             p.set_params(**tuned.best)
             tuning[p.name] = tuned
             continue
-        tuned = _tune(p, split, val_users, cfg)
+        tuned = grid_search(p, split, val_users, cfg)
         if tuned is not None:
             tuning[p.name] = tuned
             stages[f"tune:{p.name}"] = time.perf_counter() - t0
@@ -202,140 +179,19 @@ def run_evaluation(
     return result
 
 
-def tune_predictors(
-    predictors: Sequence[Predictor],
-    split: Split,
-    users: Sequence[str],
-    *,
-    stage: Literal["val", "test"] = "val",
-    on: str = "validation",
-    seed: int = 0,
-    **options: Any,
-) -> dict[str, TuningResult]:
-    """Fit ``predictors`` on ``split``'s training data and grid-search each ``Tunable`` one on ``users``'
-    ``stage`` targets (the same rule as :func:`run_evaluation`'s: best NDCG@10, a reference kept unless
-    beaten with p < ``tune_alpha``). Returns the results by predictor name (the best settings are left
-    applied), for ``run_evaluation(..., preset=...)``.
-
-    ``stage="test"`` reads the split's test targets: only for a split whose test targets are another
-    split's validation items, as in ``leave_one_out(without_last(ds))``; ``on`` names them in the report.
-
-    Raises:
-        EvalError: Duplicate names, or a user without a ``stage`` target.
-    """
-    cfg = EvalConfig(seed=seed, **options)
-    names = [p.name for p in predictors]
-    if len(set(names)) != len(names):
-        raise EvalError(f"predictor names must be unique: {names}")
-    targets = split.test if stage == "test" else split.val
-    missing = [u for u in users if u not in targets]
-    if missing:
-        raise EvalError(f"{len(missing)} users have no {stage} target in this split, e.g. {missing[:3]}")
-    out: dict[str, TuningResult] = {}
-    for p in predictors:
-        _fit(p, split, cfg)
-    for p in predictors:
-        tuned = _tune(p, split, list(users), cfg, stage=stage, on=on)
-        if tuned is not None:
-            out[p.name] = tuned
-    return out
-
-
-# -- fit --------------------------------------------------------------------------------------------------
-def _fit(predictor: Predictor, split: Split, cfg: EvalConfig) -> float:
-    """Fit on the split's training data (unless the run says predictors come fitted); return seconds."""
-    t0 = time.perf_counter()
-    if cfg.fit:
-        predictor.fit(split)
-    return time.perf_counter() - t0
-
-
-# -- tune -------------------------------------------------------------------------------------------------
-def _tune(predictor: Predictor, split: Split, users: list[str], cfg: EvalConfig, stage: Literal["val", "test"] = "val",
-          on: str = "validation") -> TuningResult | None:
-    """Grid search on ``users``' ``stage`` targets (validation); the best setting is left applied."""
-    if not cfg.tune or not isinstance(predictor, Tunable) or not predictor.tunable:
-        return None
-    val_users = list(users)
-    if not val_users:
-        return None
-    requests = split.requests(val_users, stage)
-    targets = [split.target(u, stage).item_id for u in val_users]
-    grid = predictor.tunable
-    names = list(grid)
-    if isinstance(predictor, StageAware):  # lets a predictor skip work that validation metrics don't read
-        predictor.set_stage("val", targets=dict(zip(val_users, targets, strict=True)))
-    reference = getattr(predictor, "tune_reference", None)
-    if reference is not None:
-        reference = dict(reference)
-        if set(reference) != set(names) or any(reference[n] not in grid[n] for n in names):
-            raise EvalError(f"{predictor.name}: tune_reference {reference} is not a point of its grid {grid}")
-    trials: list[Trial] = []
-    per_user: list[np.ndarray] = []
-    for values in itertools.product(*(grid[n] for n in names)):
-        params = dict(zip(names, values, strict=True))
-        predictor.set_params(**params)
-        rankings, _ = _rank_batched(predictor, requests, cfg, f"tune {predictor.name} {params}")
-        ndcg = metrics_from_ranks(_ranks(rankings, targets), ["ndcg@10"])["ndcg@10"]
-        trials.append(Trial(params, float(ndcg.mean())))
-        per_user.append(np.asarray(ndcg, dtype=np.float64))
-    top = max(range(len(trials)), key=lambda i: (trials[i].ndcg_at_10, -i))  # ties: the first in grid order
-    best, against = trials[top], None
-    if reference is not None:
-        ref = next(i for i, t in enumerate(trials) if t.params == reference)
-        test = paired_test(per_user[top], per_user[ref], n_resamples=cfg.n_bootstrap, confidence=cfg.confidence,
-                           seed=cfg.seed)
-        won = top != ref and test.mean_diff > 0 and max(test.p_bootstrap, test.p_wilcoxon) < cfg.tune_alpha
-        against = {"best_grid_point": trials[top].params, **test.to_dict(), "alpha": cfg.tune_alpha,
-                   "kept": "best grid point" if won else "reference"}
-        best = trials[top] if won else trials[ref]
-    predictor.set_params(**best.params)
-    return TuningResult(grid=grid, trials=trials, best=best.params, best_ndcg_at_10=best.ndcg_at_10,
-                        n_users=len(val_users), reference=reference, against_reference=against, on=on)
-
-
 # -- rank -------------------------------------------------------------------------------------------------
 def _rank_test(predictor: Predictor, targets: _Targets, cfg: EvalConfig) -> _Ranked:
     if isinstance(predictor, StageAware):
         predictor.set_stage("test")
-    rankings, seconds = _rank_batched(predictor, targets.requests, cfg, f"rank {predictor.name}")
+    rankings, seconds = rank_batched(predictor, targets.requests, cfg, f"rank {predictor.name}")
     return _Ranked(rankings, seconds)
 
 
-def _rank_batched(
-    predictor: Predictor, requests: list[RankRequest], cfg: EvalConfig, desc: str
-) -> tuple[list[Ranking], list[float]]:
-    """Rank in batches, checking each answer; return rankings and per-batch wall seconds."""
-    from tqdm.auto import tqdm
-
-    rankings: list[Ranking] = []
-    seconds: list[float] = []
-    size = cfg.batch_size
-    for start in tqdm(range(0, len(requests), size), desc=desc, disable=not cfg.progress, leave=False):
-        batch = requests[start : start + size]
-        t0 = time.perf_counter()
-        out = predictor.rank(batch, cfg.k)
-        seconds.append(time.perf_counter() - t0)
-        if len(out) != len(batch):
-            raise EvalError(f"{predictor.name}.rank returned {len(out)} rankings for {len(batch)} requests")
-        for request, ranking in zip(batch, out, strict=True):
-            leaked = request.exclude.intersection(ranking.item_ids)
-            if leaked:
-                raise EvalError(f"{predictor.name} ranked consumed items {sorted(leaked)[:3]} for {request.user_id}")
-        rankings.extend(out)
-    return rankings, seconds
-
-
-def _ranks(rankings: list[Ranking], targets: list[str]) -> np.ndarray:
-    return np.array([target_rank(r.item_ids, t) for r, t in zip(rankings, targets, strict=True)])
-
-
-# -- report -----------------------------------------------------------------------------------------------
 def _per_user_values(
     dataset: Dataset, ranked: list[Ranking], targets: _Targets, cfg: EvalConfig
 ) -> dict[str, np.ndarray]:
     """Metric -> one value per user: ranking metrics and interest precision/recall/F1."""
-    values = metrics_from_ranks(_ranks(ranked, targets.items), METRICS)
+    values = metrics_from_ranks(target_ranks(ranked, targets.items), METRICS)
     prf = np.array(
         [
             interest_prf(
