@@ -72,6 +72,7 @@ class LSTMPredictor(SeqPredictor):
 def _make_net(n_items: int, cfg: LSTMConfig, features: np.ndarray | None = None) -> torch.nn.Module:
     import torch
     from torch import nn
+    from torch.nn import functional
 
     class _Net(nn.Module):
         """Embedding -> LSTM -> dense; ``score`` is the dot product with the (tied) item embeddings.
@@ -108,8 +109,9 @@ def _make_net(n_items: int, cfg: LSTMConfig, features: np.ndarray | None = None)
             return self.embedding.weight + self.text_proj(self.text)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            # without text the lookup goes through nn.Embedding (its padding row gets no input gradient)
-            embedded = self.embedding(x) if self.text_proj is None else self.table()[x]
+            # without text the lookup goes through nn.Embedding (its padding row gets no input gradient); with
+            # text through functional.embedding, whose backward is deterministic (indexing's is not, eval._sasrec)
+            embedded = self.embedding(x) if self.text_proj is None else functional.embedding(x, self.table())
             hidden, _ = self.lstm(self.dropout(embedded))
             return self.dense(self.dropout(hidden))
 

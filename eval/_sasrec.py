@@ -121,7 +121,10 @@ def _make_net(n_items: int, cfg: SASRecConfig, features: np.ndarray | None) -> t
             length = x.shape[1]
             table = self.items.weight()
             pos = torch.arange(length, device=x.device)
-            h = table[x] * math.sqrt(cfg.dim) + self.positions(pos)[None]
+            # functional.embedding, not table[x]: indexing's backward (index_put_ with accumulate) sums the
+            # rows' gradients in a different order from run to run with two CPU threads, so seeded training
+            # did not repeat; the embedding backward is deterministic (tests/eval/test_seq_determinism.py)
+            h = functional.embedding(x, table) * math.sqrt(cfg.dim) + self.positions(pos)[None]
             h = self.dropout(h) * (x != PAD).unsqueeze(-1)
             # right padding + a causal mask: no real position can see padding, so no padding mask is needed
             # (and a row of padding alone, an empty history, still has a key to attend to)
