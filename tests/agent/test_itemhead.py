@@ -246,7 +246,7 @@ def test_a_standardised_head_scores_at_inference_as_it_trained(tmp_path, model_p
     st = load_file(str(folder / "item_head.safetensors"))
     assert {"emb", "bias", "scale", "center", "inv_spread"} <= set(st)
     assert (st["inv_spread"].float() > 0).all()
-    scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in ITEMS}, base=model_path)
+    scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in ITEMS}, base=model_path, dtype="float32")
     hist = SEQS["u1"][:6]
     s = scorer.scores([hist])[0]
     head = _head_module(torch.zeros(len(ITEMS), st["emb"].shape[1]), np.zeros(len(ITEMS)), standardize=True)
@@ -259,3 +259,21 @@ def test_a_standardised_head_scores_at_inference_as_it_trained(tmp_path, model_p
     plain.load_state_dict({k: v.float() for k, v in st.items() if k not in ("center", "inv_spread")})
     with torch.no_grad():
         assert not np.allclose(s, plain(h[None])[0].numpy(), atol=1e-3)
+
+
+def test_the_scorer_in_bfloat16_computes_in_bfloat16_scores_alike_and_says_so(tmp_path, model_path):
+    import torch
+
+    folder = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    titles = {it.item_id: it.title for it in ITEMS}
+    f32 = ItemHeadScorer(folder, titles, base=model_path, dtype="float32")
+    b16 = ItemHeadScorer(folder, titles, base=model_path)  # the default
+    assert (f32.info["dtype"], b16.info["dtype"]) == ("float32", "bfloat16")
+    assert {p.dtype for p in b16.backbone.model.parameters()} == {torch.bfloat16}
+    hist = SEQS["u1"][:6]
+    a, b = f32.scores([hist])[0], b16.scores([hist])[0]
+    assert b.dtype == np.float32 and np.isfinite(b).all()
+    assert not np.array_equal(a, b)  # really computed in another precision
+    assert np.corrcoef(a, b)[0, 1] > 0.99
+    with pytest.raises(ValueError, match="dtype"):
+        ItemHeadScorer(folder, titles, base=model_path, dtype="float16")
