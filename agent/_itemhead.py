@@ -37,6 +37,7 @@ from ._errors import ModelPreparationError
 from ._model import load_manifest, model_dir, verify_files
 from ._tune import ALL_LINEAR, _base_sha
 from ._tune_data import TuneDataError, check_forbidden
+from ._vllm import default_dtype
 
 __all__ = ["CatalogScores", "ItemHeadConfig", "ItemHeadScorer", "category_probs", "expected_f1_labels",
            "interests_from_next_items", "item_head_key", "training_windows"]
@@ -52,9 +53,11 @@ _HEAD = "item_head.safetensors"
 _ITEMS = "items.json"
 #: histories whose scores the scorer keeps (oldest dropped first; 1,682 floats each on ML-100k)
 _CACHE_SIZE = 1024
-# The decoder's dtype when scoring (float32 or bfloat16): bfloat16 is 2.2x faster per user on this CPU and ranks
-# validation targets as float32 does (NDCG@10 +0.0003 [-0.0028, +0.0038], 300 users; bench/itemhead_dtype.py)
-SCORER_DTYPE = "bfloat16"
+# The decoder's dtype when scoring: "auto" = bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX;
+# agent.default_dtype), else float32. On this project's CPU (AVX512-BF16) bfloat16 is 2.2x faster per user and
+# ranks validation targets as float32 does (NDCG@10 +0.0003 [-0.0028, +0.0038], 300 users;
+# bench/itemhead_dtype.py); without native support it is emulated, and slower.
+SCORER_DTYPE = "auto"
 
 
 class ItemHeadConfig(BaseModel):
@@ -209,7 +212,8 @@ class ItemHeadScorer:
         folder: the tuned folder (adapter, head, items, manifest); its files are verified.
         titles: item id -> the title written in the history (the catalogue the model was trained on).
         base: the base model folder (default: the manifest's base name under ``$TIDE_HOME/models``).
-        dtype: the decoder's dtype while scoring, ``float32`` or ``bfloat16`` (the head computes in float32).
+        dtype: the decoder's dtype while scoring: ``float32``, ``bfloat16``, or ``auto`` (bfloat16 where the
+            CPU has it natively, see :func:`agent.default_dtype`); the head computes in float32.
     """
 
     def __init__(self, folder: Path, titles: Mapping[str, str], base: Path | None = None, home: Path | None = None,
@@ -237,8 +241,10 @@ class ItemHeadScorer:
         self.torch = torch
         bb = _Backbone(base, [titles[i] for i in self.item_ids], 1, 1, lora=False)
         bb.model = PeftModel.from_pretrained(bb.model, str(self.folder)).float().merge_and_unload()
-        if dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"unknown dtype {dtype!r} (float32 or bfloat16)")
+        if dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"unknown dtype {dtype!r} (auto, float32 or bfloat16)")
+        if dtype == "auto":
+            dtype = default_dtype("cpu") if bb.device.type == "cpu" else "bfloat16"
         self.dtype = dtype
         if dtype == "bfloat16":  # the decoder only (merged adapter included); the head stays float32
             bb.model.to(torch.bfloat16)

@@ -62,9 +62,10 @@ class VLLMEngineConfig(BaseModel):
     in_process: bool = False
 
 
-def default_dtype() -> Literal["float32", "bfloat16"]:
-    """bfloat16 where the hardware computes it natively (CUDA; a CPU with AVX512-BF16 or AMX), else float32."""
-    if _cuda_available():
+def default_dtype(device: Literal["auto", "cpu"] = "auto") -> Literal["float32", "bfloat16"]:
+    """bfloat16 where the hardware computes it natively (CUDA; a CPU with AVX512-BF16 or AMX), else float32.
+    ``device="cpu"``: for work that runs on the CPU even where a GPU is present (CPU flags only)."""
+    if device == "auto" and _cuda_available():
         return "bfloat16"
     try:
         flags = Path("/proc/cpuinfo").read_text().split()

@@ -264,11 +264,15 @@ def test_a_standardised_head_scores_at_inference_as_it_trained(tmp_path, model_p
 def test_the_scorer_in_bfloat16_computes_in_bfloat16_scores_alike_and_says_so(tmp_path, model_path):
     import torch
 
+    from agent import default_dtype
+
     folder = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
     titles = {it.item_id: it.title for it in ITEMS}
     f32 = ItemHeadScorer(folder, titles, base=model_path, dtype="float32")
-    b16 = ItemHeadScorer(folder, titles, base=model_path)  # the default
+    b16 = ItemHeadScorer(folder, titles, base=model_path, dtype="bfloat16")
     assert (f32.info["dtype"], b16.info["dtype"]) == ("float32", "bfloat16")
+    # the default, "auto", is bfloat16 exactly where the CPU has it natively
+    assert ItemHeadScorer(folder, titles, base=model_path).info["dtype"] == default_dtype("cpu")
     assert {p.dtype for p in b16.backbone.model.parameters()} == {torch.bfloat16}
     hist = SEQS["u1"][:6]
     a, b = f32.scores([hist])[0], b16.scores([hist])[0]
