@@ -218,6 +218,8 @@ class ItemHeadScorer:
 
     def __init__(self, folder: Path, titles: Mapping[str, str], base: Path | None = None, home: Path | None = None,
                  *, dtype: str = SCORER_DTYPE):
+        if dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"unknown dtype {dtype!r} (auto, float32 or bfloat16)")
         import torch
         from peft import PeftModel
         from safetensors.torch import load_file
@@ -241,8 +243,6 @@ class ItemHeadScorer:
         self.torch = torch
         bb = _Backbone(base, [titles[i] for i in self.item_ids], 1, 1, lora=False)
         bb.model = PeftModel.from_pretrained(bb.model, str(self.folder)).float().merge_and_unload()
-        if dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"unknown dtype {dtype!r} (auto, float32 or bfloat16)")
         if dtype == "auto":
             dtype = default_dtype("cpu") if bb.device.type == "cpu" else "bfloat16"
         self.dtype = dtype
