@@ -22,7 +22,8 @@ from eval._errors import DataFormatError, EvalError, NotFittedError, SplitError
 from eval._interests import InterestShares, interest_prf, interest_shares, predicted_interests
 from eval._itemfeatures import ItemFeatures, cached_vectors, catalogue_fingerprint, item_texts
 from eval._lstm import LSTMConfig, LSTMPredictor
-from eval._main import MODELS, MainConfig, MainResult, ShownUser, format_main, run_main
+from eval._main import run_main
+from eval._mainconfig import MODELS, MainConfig, MainResult, ShownUser
 from eval._metrics import (
     METRICS,
     metrics_from_ranks,
@@ -67,6 +68,7 @@ from eval._seqmodels import (
     pick_retriever,
     pick_retrievers,
 )
+from eval._show import format_main
 from eval._split import Split, Target, leave_one_out, temporal_split, without_last
 from eval._stats import BootstrapCI, PairedTest, bootstrap_ci, paired_test
 from eval._synthetic import SyntheticConfig, SyntheticTruth, UserTruth, make_synthetic

@@ -7,7 +7,7 @@ import pytest
 
 from agent import AgentConfig, InterestAgent
 from eval import MODELS, MainConfig, catalog_from_dataset, leave_one_out, make_synthetic, run_main
-from eval._main import has_query_context
+from eval._assemble import has_query_context
 from eval._tide import MemoryPredictor, MemorySync
 from memory import ContextWeights, MemoryStore, SentenceTransformerEmbedder
 

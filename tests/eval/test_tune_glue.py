@@ -87,7 +87,7 @@ def test_item_head_windows_keep_the_splits_held_out_items_out(split):
 
 def test_main_job_item_head_choice(split, tmp_path):
     from eval import EvalError, MainConfig
-    from eval._main import _item_head
+    from eval._assemble import item_head_folder as _item_head
 
     stages: dict[str, float] = {}
     # no model was tuned on this (synthetic) split: 'auto' falls back to the letter choice, training nothing
@@ -101,7 +101,7 @@ def test_main_job_item_head_choice(split, tmp_path):
 
 def test_main_job_auto_item_head_tolerates_a_split_too_short_to_train_on(tmp_path):
     from eval import MainConfig
-    from eval._main import _item_head
+    from eval._assemble import item_head_folder as _item_head
 
     dataset, _ = make_synthetic(n_users=6, n_items=30, seed=1, min_events=4, max_events=4)
     short = leave_one_out(dataset)  # two training items per user: no window of min_history + 2
