@@ -58,6 +58,10 @@ _CACHE_SIZE = 1024
 # ranks validation targets as float32 does (NDCG@10 +0.0003 [-0.0028, +0.0038], 300 users;
 # bench/itemhead_dtype.py); without native support it is emulated, and slower.
 SCORER_DTYPE = "auto"
+# Shorter reads of the same history whose logits the scorer averages with the full window's (test-time
+# augmentation over history lengths; the head was trained on every position of its windows). () reads the full
+# window only. See docs/RESULTS.md (2026-12-03, late morning) and scripts/item_head_views.py.
+SCORER_SHORT_VIEWS: tuple[int, ...] = ()
 
 
 class ItemHeadConfig(BaseModel):
@@ -92,6 +96,10 @@ class ItemHeadConfig(BaseModel):
     #: one direction (outlier dimensions: mean cosine 0.94 between two films' states on Gemma 270M, 0.93 on
     #: Qwen 0.5B; centred, 0.00), so an unstandardised cosine head starts with every film alike.
     standardize: bool = True
+    #: the dtype the training step computes in: ``float32``, or ``bfloat16`` under ``torch.autocast`` (weights,
+    #: LoRA and optimiser state stay float32; the head's cosine and the loss run in float32). bfloat16 pays on
+    #: CPUs with native bf16 (AVX512-BF16/AMX) and on CUDA; measured in bench/itemhead_train_dtype.py
+    train_dtype: Literal["float32", "bfloat16"] = "float32"
 
 
 def training_windows(sequences: Mapping[str, Sequence[str]], index: Mapping[str, int], config: ItemHeadConfig,
@@ -144,6 +152,8 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
         del cfg["lr_decay"]
     if not cfg["standardize"]:  # likewise
         del cfg["standardize"]
+    if cfg["train_dtype"] == "float32":  # likewise
+        del cfg["train_dtype"]
     blob = json.dumps({"base": base_sha, "data": fingerprint, "config": cfg, "kind": KIND}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -214,12 +224,18 @@ class ItemHeadScorer:
         base: the base model folder (default: the manifest's base name under ``$TIDE_HOME/models``).
         dtype: the decoder's dtype while scoring: ``float32``, ``bfloat16``, or ``auto`` (bfloat16 where the
             CPU has it natively, see :func:`agent.default_dtype`); the head computes in float32.
+        short_views: the history is also read as its last ``k`` items for each ``k`` here, and the logits of
+            all the reads (the full window's first) are averaged: a product of the reads' distributions. ``()``
+            reads the full window only.
     """
 
     def __init__(self, folder: Path, titles: Mapping[str, str], base: Path | None = None, home: Path | None = None,
-                 *, dtype: str = SCORER_DTYPE):
+                 *, dtype: str = SCORER_DTYPE, short_views: Sequence[int] = SCORER_SHORT_VIEWS):
         if dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"unknown dtype {dtype!r} (auto, float32 or bfloat16)")
+        if any(int(k) < 1 for k in short_views):
+            raise ValueError(f"short_views must be positive item counts, got {tuple(short_views)}")
+        self.short_views = tuple(int(k) for k in short_views)
         import torch
         from peft import PeftModel
         from safetensors.torch import load_file
@@ -265,7 +281,7 @@ class ItemHeadScorer:
         m = self.manifest
         return {"name": m["model"], "key": m["key"], "kind": KIND, "base": m["base"]["name"],
                 "data_fingerprint": m["data"]["fingerprint"], "train_windows": m["train"]["windows"],
-                "metrics": m.get("metrics", {}), "dtype": self.dtype}
+                "metrics": m.get("metrics", {}), "dtype": self.dtype, "short_views": list(self.short_views)}
 
     def scores(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
         """``(len(histories), n_items)`` logits (model item order) after each history's last ``window``
@@ -280,11 +296,16 @@ class ItemHeadScorer:
                 if seq not in self._cache:  # the choice and the interests of one prediction read the same
                     if len(self._cache) >= _CACHE_SIZE:
                         self._cache.pop(next(iter(self._cache)))
-                    h = _standardized(self.backbone.states(seq)[-1].float(), self.center, self.inv_spread)
-                    h = self.torch.nn.functional.normalize(h, dim=-1)
-                    self._cache[seq] = (self.scale * (self.emb @ h) + self.bias).numpy()
+                    reads = [seq] + [seq[-k:] for k in self.short_views]
+                    self._cache[seq] = np.mean([self._logits(x) for x in reads], axis=0, dtype=np.float32)
                 out[r] = self._cache[seq]
         return out
+
+    def _logits(self, seq: tuple[int, ...]) -> np.ndarray:
+        """The head's logits after the item indices ``seq`` (one read of the decoder)."""
+        h = _standardized(self.backbone.states(seq)[-1].float(), self.center, self.inv_spread)
+        h = self.torch.nn.functional.normalize(h, dim=-1)
+        return (self.scale * (self.emb @ h) + self.bias).numpy()
 
     def next_item_probs(self, history: Sequence[str], exclude: Iterable[str] = ()) -> np.ndarray:
         """The model's distribution over its items (model order) for the next one; ``exclude`` (e.g. the

@@ -199,7 +199,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                 for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                     g["lr"] = lr * (1.0 - step / len(windows))
             _, seq = windows[step]
-            logits = head(bb.states(seq[:-1])[mh - 1:])
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.train_dtype == "bfloat16"):
+                states = bb.states(seq[:-1])[mh - 1:]
+            logits = head(states.float())
             tgt = torch.tensor(seq[mh:], device=dev)
             mask = torch.zeros_like(logits, dtype=torch.bool)
             for r in range(len(tgt)):

@@ -63,7 +63,10 @@ def test_key_changes_with_base_data_and_config():
 
     # likewise the standardised head: off keys as before the field existed, on is another model
     assert item_head_key("b", "d", TINY.model_copy(update={"standardize": True})) != k
-    legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items() if k_ not in ("lr_decay", "standardize")}
+    # and the training dtype: float32 keys as before, bfloat16 is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"train_dtype": "bfloat16"})) != k
+    legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items()
+              if k_ not in ("lr_decay", "standardize", "train_dtype")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -281,3 +284,35 @@ def test_the_scorer_in_bfloat16_computes_in_bfloat16_scores_alike_and_says_so(tm
     assert np.corrcoef(a, b)[0, 1] > 0.99
     with pytest.raises(ValueError, match="dtype"):
         ItemHeadScorer(folder, titles, base=model_path, dtype="float16")
+
+
+def test_the_scorer_averages_the_logits_of_its_short_views(tmp_path, model_path):
+    """``short_views=(k,)`` scores a history as the mean of the full window's logits and those after its last
+    ``k`` items; the default reads are the same scorer's; a view longer than the history reads it whole."""
+    folder = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    titles = {it.item_id: it.title for it in ITEMS}
+    one = ItemHeadScorer(folder, titles, base=model_path, dtype="float32", short_views=())
+    two = ItemHeadScorer(folder, titles, base=model_path, dtype="float32", short_views=(2,))
+    assert (one.info["short_views"], two.info["short_views"]) == ([], [2])
+    hist = SEQS["u1"][:6]
+    full, last2 = one.scores([hist])[0], one.scores([hist[-2:]])[0]
+    assert not np.allclose(full, last2, atol=1e-3)  # the two reads really differ
+    np.testing.assert_allclose(two.scores([hist])[0], (full + last2) / 2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(two.scores([hist[:2]])[0], one.scores([hist[:2]])[0])  # 2 items: one read
+    with pytest.raises(ValueError, match="short_views"):
+        ItemHeadScorer(folder, titles, base=model_path, short_views=(0,))
+
+
+def test_training_in_bfloat16_is_another_model_that_learns(tmp_path, model_path):
+    """``train_dtype="bfloat16"`` trains under autocast: its own key and folder, the dtype in the manifest's
+    config, a finite loss, and an adapter that differs from the float32 run's on the same windows."""
+    from safetensors.torch import load_file
+
+    f32 = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    b16 = tune_item_head(SEQS, ITEMS, [], TINY.model_copy(update={"train_dtype": "bfloat16"}), base=model_path,
+                         home=tmp_path, progress=False)
+    assert b16 != f32
+    manifest = json.loads((b16 / "manifest.json").read_text())
+    assert manifest["config"]["train_dtype"] == "bfloat16" and np.isfinite(manifest["train"]["loss_last50"])
+    a, b = (load_file(str(f / "adapter_model.safetensors")) for f in (f32, b16))
+    assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)
