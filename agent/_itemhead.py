@@ -60,7 +60,9 @@ _CACHE_SIZE = 1024
 SCORER_DTYPE = "auto"
 # Shorter reads of the same history whose logits the scorer averages with the full window's (test-time
 # augmentation over history lengths; the head was trained on every position of its windows). () reads the full
-# window only. See docs/RESULTS.md (2026-12-03, late morning) and scripts/item_head_views.py.
+# window only. (5,) was better on two validation samples of the test-like split (NDCG@10 of the LLM alone
+# +0.012 and +0.008, 200 and 543 users) but reached p < 0.05 on neither, so it is off (docs/RESULTS.md,
+# 2026-12-03, late morning; scripts/item_head_views.py).
 SCORER_SHORT_VIEWS: tuple[int, ...] = ()
 
 

@@ -108,6 +108,9 @@ def model_tune(
     model: str = typer.Option("gemma-3-270m", "--model", callback=check_llm,
                               help="item-head: the prepared base model to tune ('tide model prepare --model "
                                    "NAME' first); letters: only the default"),
+    train_dtype: str = typer.Option("float32", help="item-head: float32, or bfloat16 (autocast; 1.9x faster per "
+                                    "window on a CPU with AVX512-BF16, bench/itemhead_train_dtype.py; another "
+                                    "key, so not the committed model)"),
     as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
 ) -> None:
     """Fine-tune the embedded LLM on the split's training sequences only (LoRA; seeded; cached by key).
@@ -133,13 +136,18 @@ def model_tune(
             raise typer.BadParameter("--kind is item-head or letters")
         if kind == "letters" and model != EMBEDDED_MODEL_NAME:
             raise typer.BadParameter("--kind letters tunes the default model only; --model is for item-head")
+        if train_dtype not in ("float32", "bfloat16"):
+            raise typer.BadParameter("--train-dtype is float32 or bfloat16")
+        if kind == "letters" and train_dtype != "float32":
+            raise typer.BadParameter("--train-dtype is for item-head")
         if threads is not None:
             torch.set_num_threads(threads)
         split = leave_one_out(load_ml100k() if dataset == "ml-100k" else load_ml100k(Path(dataset)))
         budget = None if budget_minutes is None else 60 * budget_minutes
         if kind == "item-head":
             base = None if model == EMBEDDED_MODEL_NAME else model_dir(name=model)
-            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps), time_budget_s=budget,
+            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps, train_dtype=train_dtype),
+                                        time_budget_s=budget,
                                         base=base, device=device)
         else:
             folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps), time_budget_s=budget)

@@ -17,7 +17,7 @@ def _flat(output: str) -> str:
 def test_model_tune_is_listed_with_its_options():
     assert "tune" in runner.invoke(app, ["model", "--help"]).output
     out = runner.invoke(app, ["model", "tune", "--help"]).output
-    for opt in ("--kind", "--max-steps", "--budget-minutes", "--threads", "--model", "--json"):
+    for opt in ("--kind", "--max-steps", "--budget-minutes", "--threads", "--model", "--train-dtype", "--json"):
         assert opt in out
     assert "--item-head" in runner.invoke(app, ["eval", "--help"]).output
 
@@ -53,3 +53,12 @@ def test_eval_refuses_a_missing_llm_model(tmp_path):
                                  "--out", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
     assert "not a model folder" in " ".join(result.output.split())
+
+
+def test_model_tune_train_dtype_is_checked_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIDE_HOME", str(tmp_path))
+    result = runner.invoke(app, ["model", "tune", "--train-dtype", "float16"])
+    assert result.exit_code == 2 and "float32 or bfloat16" in _flat(result.output)
+    result = runner.invoke(app, ["model", "tune", "--kind", "letters", "--train-dtype", "bfloat16"])
+    assert result.exit_code == 2 and "--train-dtype is for item-head" in _flat(result.output)
+    assert not list(tmp_path.iterdir())
