@@ -299,7 +299,8 @@ class ItemHeadScorer:
                     if len(self._cache) >= _CACHE_SIZE:
                         self._cache.pop(next(iter(self._cache)))
                     reads = [seq] + [seq[-k:] for k in self.short_views]
-                    self._cache[seq] = np.mean([self._logits(x) for x in reads], axis=0, dtype=np.float32)
+                    once = {x: self._logits(x) for x in dict.fromkeys(reads)}  # a short history: one read
+                    self._cache[seq] = np.mean([once[x] for x in reads], axis=0, dtype=np.float32)
                 out[r] = self._cache[seq]
         return out
 

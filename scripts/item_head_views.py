@@ -1,6 +1,7 @@
 """Validation only: does the item head rank better when it reads the history at several lengths?
 
     python scripts/item_head_views.py [--users 400] [--seed 0] [--model DIR] [--out FILE]
+    python scripts/item_head_views.py --rest-of 400 --confirm 50+5   # the users outside that sample
 
 The test-like split (``eval.without_last``: each user's last training item held out as the target, which is
 their real VALIDATION item; no test target is read) and the item head tuned on it (the committed
@@ -52,12 +53,6 @@ def _ndcg10(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(rank <= 10, 1.0 / np.log2(rank + 1), 0.0)
 
 
-def _jsonable(x: object) -> object:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(x) if is_dataclass(x) else x
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=400)
@@ -107,8 +102,8 @@ def main() -> None:
            "seconds_per_user": {str(k): seconds[k] / len(users) for k in views}}
     if args.confirm:
         out["ndcg10"] = {"+".join(map(str, v)): float(per_set[v].mean()) for v in sets}
-        out[f"{args.confirm}_vs_full_view"] = _jsonable(
-            paired_test(per_set[sets[0]], per_set[(50,)], n_resamples=10000, seed=args.seed))
+        out[f"{args.confirm}_vs_full_view"] = paired_test(
+            per_set[sets[0]], per_set[(50,)], n_resamples=10000, seed=args.seed).to_dict()
         default_name = "item-head-views-confirm.json"
     else:
         idx = np.arange(len(users))
@@ -117,8 +112,8 @@ def main() -> None:
         out["ndcg10"] = {"+".join(map(str, v)): {"all": float(per_set[v].mean()), "even": float(per_set[v][even].mean()),
                                                 "odd": float(per_set[v][odd].mean())} for v in SETS}
         out["chosen_on_even"] = "+".join(map(str, best))
-        out["odd_half_vs_full_view"] = _jsonable(
-            paired_test(per_set[best][odd], per_set[(50,)][odd], n_resamples=10000, seed=args.seed))
+        out["odd_half_vs_full_view"] = paired_test(
+            per_set[best][odd], per_set[(50,)][odd], n_resamples=10000, seed=args.seed).to_dict()
         default_name = "item-head-views.json"
     args.out = args.out or ROOT / "docs" / "results" / default_name
     args.out.parent.mkdir(parents=True, exist_ok=True)
