@@ -18,13 +18,17 @@ from memory import MemoryStore, SentenceTransformerEmbedder
 
 
 def validation_setup(n_users: int | str, seed: int, retrieval: dict[str, Any] | None = None, *,
-                     engine: bool = True) -> SimpleNamespace:
+                     engine: bool = True, rest: bool = False) -> SimpleNamespace:
     """``ds, split, users, catalog, engine, base`` (the agent), ``nows`` and ``kw`` (histories, excludes) of
-    the sampled validation requests, in ``users`` order. The caller closes ``engine`` (None with
-    ``engine=False``)."""
+    the sampled validation requests, in ``users`` order. With ``rest``, the users are those OUTSIDE the seeded
+    sample of ``n_users`` (a confirmation on users a decision has not seen). The caller closes ``engine``
+    (None with ``engine=False``)."""
     ds = load_ml100k()
     split = leave_one_out(ds)
     users = [u for u in sample_users(split, n_users, seed) if u in split.val]
+    if rest:
+        seen = set(users)
+        users = [u for u in sorted(split.val) if u not in seen]
     emb = SentenceTransformerEmbedder.from_package()
     store = MemoryStore.open(Path(tempfile.mkdtemp()) / "memory", embedder=emb)
     store.reconfigure(short_half_life_days=1 / 144)

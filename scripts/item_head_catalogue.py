@@ -2,13 +2,15 @@
 candidate stage (``RetrievalConfig.w_llm``), against the memory candidate stage alone.
 
     python scripts/item_head_catalogue.py [--users 200] [--models DIR ...]
+    python scripts/item_head_catalogue.py --rest-of 400 --ensemble --models A B   # users outside that sample
 
 Each sampled user's memory holds their training sequence; the target is their VALIDATION item (no test
 target is read). Reports NDCG@10 and recall@N (N = 15, 20, 30, 50: what a re-ranker of the top N could reach)
 over the whole catalogue (consumed items excluded) for: the memory candidate stage (w_co 1, 10-minute
 short half-life: the memory model's validation choice in the main job), each model alone, and the stage
 with each model at several weights; paired against memory (bootstrap and Wilcoxon) and, with two models,
-model against model. Default models: the committed ones under models/ (every config).
+model against model. With ``--ensemble``, the mean of the models' logits is scored as one more model and
+paired against each of them. Default models: the committed ones under models/ (every config).
 """
 
 from __future__ import annotations
@@ -52,9 +54,17 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", nargs="*", type=Path,
                    default=sorted(d for d in (ROOT / "models").glob("*-item-head-*") if d.is_dir()))
+    p.add_argument("--rest-of", type=int, default=None, metavar="N",
+                   help="score the validation users OUTSIDE the seeded sample of N instead of --users")
+    p.add_argument("--ensemble", action="store_true", help="also score the mean of the models' logits")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "item-head-catalogue.json")
     args = p.parse_args()
-    v = validation_setup(args.users if args.users == "all" else int(args.users), args.seed, engine=False)
+    if args.ensemble and len(args.models) < 2:
+        p.error("--ensemble needs two or more --models")
+    if args.rest_of is not None:
+        v = validation_setup(args.rest_of, args.seed, engine=False, rest=True)
+    else:
+        v = validation_setup(args.users if args.users == "all" else int(args.users), args.seed, engine=False)
     scored = v.base.score_candidates(v.users, v.nows, **v.kw)
     memory = np.stack([s.retrieval for s in scored])
     finite = np.isfinite(memory)
@@ -65,30 +75,42 @@ def main() -> None:
         return np.where(finite, (x - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
 
     base_ndcg, base = _summary(_ranks(memory, targets))
-    report = {"users": len(v.users), "seed": args.seed, "command": " ".join(sys.argv), "memory": base, "models": {}}
-    per_model = {}
-    for folder in args.models:
-        scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in v.catalog.items})
-        cols = np.array([scorer.index[it.item_id] for it in v.catalog.items])
+    sample = f"outside the seeded {args.rest_of}" if args.rest_of is not None else f"seeded {args.users}"
+    report = {"users": len(v.users), "sample": sample, "seed": args.seed, "command": " ".join(sys.argv),
+              "memory": base, "models": {}}
+    per_model, all_logits = {}, []
+    for folder in [*args.models, *(["ensemble"] if args.ensemble else [])]:
         t0 = time.perf_counter()
-        logits = np.zeros_like(memory)
-        for i, hist in enumerate(v.kw["histories"]):
-            logits[i] = scorer.scores([hist])[0][cols]
-            if i % 50 == 0:
-                print(f"{folder.name}: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        if folder == "ensemble":  # every model read, its logits averaged
+            name, logits = "ensemble", np.mean(all_logits, axis=0)
+            entry: dict = {"members": [f.name for f in args.models]}
+        else:
+            scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in v.catalog.items})
+            cols = np.array([scorer.index[it.item_id] for it in v.catalog.items])
+            logits = np.zeros_like(memory)
+            for i, hist in enumerate(v.kw["histories"]):
+                logits[i] = scorer.scores([hist])[0][cols]
+                if i % 50 == 0:
+                    print(f"{folder.name}: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s",
+                          file=sys.stderr, flush=True)
+            name = folder.name
+            all_logits.append(logits)
+            entry = {"config": scorer.manifest["config"], "windows": scorer.manifest["train"]["windows"],
+                     "seconds_per_user": round((time.perf_counter() - t0) / len(v.users), 3)}
         alone_ndcg, alone = _summary(_ranks(np.where(finite, logits, -np.inf), targets))
-        per_model[folder.name] = alone_ndcg
-        entry = {"config": scorer.manifest["config"], "windows": scorer.manifest["train"]["windows"],
-                 "seconds_per_user": round((time.perf_counter() - t0) / len(v.users), 3),
-                 "alone": {**alone, "vs_memory": paired_test(alone_ndcg, base_ndcg, seed=args.seed).to_dict()},
-                 "memory+llm": {}}
+        entry.update({"alone": {**alone, "vs_memory": paired_test(alone_ndcg, base_ndcg, seed=args.seed).to_dict()},
+                      "memory+llm": {}})
+        if name == "ensemble":
+            entry["vs_members"] = {m: paired_test(alone_ndcg, per_model[m], seed=args.seed).to_dict()
+                                   for m in per_model}
+        per_model[name] = alone_ndcg
         for w in WEIGHTS:
             nd, s = _summary(_ranks(mm(memory) + w * mm(logits), targets))
             entry["memory+llm"][str(w)] = {**s, "vs_memory": paired_test(nd, base_ndcg, seed=args.seed).to_dict()}
-        report["models"][folder.name] = entry
-        print(json.dumps({folder.name: {"alone": alone, **{w: e["ndcg@10"] for w, e in entry["memory+llm"].items()}}}),
+        report["models"][name] = entry
+        print(json.dumps({name: {"alone": alone, **{w: e["ndcg@10"] for w, e in entry["memory+llm"].items()}}}),
               flush=True)
-    names = list(per_model)
+    names = [f.name for f in args.models]
     if len(names) == 2:
         report["model_vs_model"] = {f"{names[1]} - {names[0]}": paired_test(
             per_model[names[1]], per_model[names[0]], seed=args.seed).to_dict()}
