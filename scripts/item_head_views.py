@@ -5,7 +5,8 @@
 
 The test-like split (``eval.without_last``: each user's last training item held out as the target, which is
 their real VALIDATION item; no test target is read) and the item head tuned on it (the committed
-``models/gemma-3-270m-item-head-bd69abe48352``, the one the main job's test-like validation uses). For each
+``models/gemma-3-270m-item-head-f0afd07af37c``, the one the main job's test-like validation uses; the runs in
+docs/RESULTS.md of 2026-12-03 read its float32 predecessor ``bd69abe48352``, in git history). For each
 sampled user the head scores the whole catalogue (consumed items excluded) after the last ``k`` items of the
 history, for each ``k`` in ``VIEWS``; a *view set* averages the log-softmax of its views (test-time
 augmentation over history lengths: the head was trained on every position of 50-item windows, so it has
@@ -38,7 +39,7 @@ from eval._tune import tune_items  # noqa: E402  (scripts may use the harness's 
 
 VIEWS = (50, 20, 10, 5)
 SETS = ((50,), (50, 20), (50, 10), (50, 5), (50, 20, 10), (50, 20, 10, 5))
-DEFAULT_MODEL = ROOT / "models" / "gemma-3-270m-item-head-bd69abe48352"
+DEFAULT_MODEL = ROOT / "models" / "gemma-3-270m-item-head-f0afd07af37c"
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

@@ -108,9 +108,10 @@ def model_tune(
     model: str = typer.Option("gemma-3-270m", "--model", callback=check_llm,
                               help="item-head: the prepared base model to tune ('tide model prepare --model "
                                    "NAME' first); letters: only the default"),
-    train_dtype: str = typer.Option("float32", help="item-head: float32, or bfloat16 (autocast; 1.9x faster per "
-                                    "window on a CPU with AVX512-BF16, bench/itemhead_train_dtype.py; another "
-                                    "key, so not the committed model)"),
+    train_dtype: str | None = typer.Option(None, help="item-head: bfloat16 (autocast; the default: 1.9x faster "
+                                           "per window on a CPU with AVX512-BF16, bench/itemhead_train_dtype.py) "
+                                           "or float32 (faster on a CPU without native bf16; another key, so not "
+                                           "the committed model)"),
     as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
 ) -> None:
     """Fine-tune the embedded LLM on the split's training sequences only (LoRA; seeded; cached by key).
@@ -136,9 +137,9 @@ def model_tune(
             raise typer.BadParameter("--kind is item-head or letters")
         if kind == "letters" and model != EMBEDDED_MODEL_NAME:
             raise typer.BadParameter("--kind letters tunes the default model only; --model is for item-head")
-        if train_dtype not in ("float32", "bfloat16"):
+        if train_dtype not in (None, "float32", "bfloat16"):
             raise typer.BadParameter("--train-dtype is float32 or bfloat16")
-        if kind == "letters" and train_dtype != "float32":
+        if kind == "letters" and train_dtype is not None:
             raise typer.BadParameter("--train-dtype is for item-head")
         if threads is not None:
             torch.set_num_threads(threads)
@@ -146,7 +147,8 @@ def model_tune(
         budget = None if budget_minutes is None else 60 * budget_minutes
         if kind == "item-head":
             base = None if model == EMBEDDED_MODEL_NAME else model_dir(name=model)
-            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps, train_dtype=train_dtype),
+            dtype = {} if train_dtype is None else {"train_dtype": train_dtype}
+            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps, **dtype),
                                         time_budget_s=budget,
                                         base=base, device=device)
         else:

@@ -28,7 +28,7 @@ INDEX = {it.item_id: j for j, it in enumerate(ITEMS)}
 SEQS = {f"u{u}": [f"m{(u + 3 * k) % 24}" for k in range(9)] for u in range(4)}
 TINY = ItemHeadConfig(rank=2, top_layers=1, window=6, min_history=2, windows_per_user=2, max_windows=3,
                       learning_rate=1e-2, head_learning_rate=1e-2, checkpoint_every=1, lr_decay="none",
-                      standardize=False)
+                      standardize=False, train_dtype="float32")
 
 
 def test_windows_are_newest_first_seeded_and_refuse_held_out_items():
