@@ -42,7 +42,8 @@ from ._interests import (
     interests_from_profile,
     render_interest_prompt,
 )
-from ._itemhead import CatalogScores, ItemHeadScorer, interests_from_next_items
+from ._itemhead import CatalogScores, ItemHeadScorer
+from ._itemhead_interests import interests_from_next_items
 from ._predict import predict_batch
 from ._rerank import ChoiceProbs, Reranker
 from ._retrieval import Retriever, ScoredUser, fuse

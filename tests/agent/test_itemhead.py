@@ -95,7 +95,7 @@ class _Catalog:
     ({"m1": 0.4, "m2": 0.35, "m3": 0.25}, ["Comedy", "Drama"]),  # the third category does not pay its way
 ])
 def test_expected_f1_picks_how_many_categories_to_state(probs, expected):
-    from agent._itemhead import expected_f1_labels
+    from agent._itemhead_interests import expected_f1_labels
 
     got = expected_f1_labels(_Catalog(), _Dist(probs), [], [], 3)
     assert sorted(got) == sorted(expected)
@@ -115,7 +115,7 @@ def test_expected_f1_picks_how_many_categories_to_state(probs, expected):
 
 
 def test_expected_f1_temperature_and_the_recent_items_share():
-    from agent._itemhead import expected_f1_labels
+    from agent._itemhead_interests import expected_f1_labels
 
     probs = {"m1": 0.45, "m2": 0.3, "m3": 0.25}  # Comedy, Drama, Horror
     assert sorted(expected_f1_labels(_Catalog(), _Dist(probs), [], [], 3)) == ["Comedy", "Drama"]
