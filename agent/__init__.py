@@ -91,6 +91,7 @@ from ._feedback import SIGNALS, FeedbackConfig, feedback_adjustment  # noqa: E40
 from ._free_tags import FreeTag, FreeTagConfig, ground_free_tags, propose_free_tags  # noqa: E402
 from ._interests import ground_interests, render_interest_prompt  # noqa: E402
 from ._itemhead import CatalogScores, ItemHeadConfig, ItemHeadScorer, item_head_key, training_windows  # noqa: E402
+from ._itemhead_interests import best_f1_set  # noqa: E402
 from ._itemhead_tune import find_item_head, tune_item_head  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
 from ._retrieval import ScoredUser, minmax_rows  # noqa: E402
@@ -134,6 +135,7 @@ __all__ += [
     "SummaryFacts",
     "TransitionIndex",
     "UserContext",
+    "best_f1_set",
     "choice_orders",
     "content_free_prompt",
     "feedback_adjustment",

@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ._itemhead import ItemHeadScorer
 
-__all__ = ["category_probs", "expected_f1_labels", "interests_from_next_items"]
+__all__ = ["best_f1_set", "category_probs", "expected_f1_labels", "interests_from_next_items"]
 
 
 def category_probs(catalog: Any, scorer: ItemHeadScorer, history: Sequence[str], exclude: Iterable[str]
@@ -42,8 +42,6 @@ def expected_f1_labels(catalog: Any, scorer: ItemHeadScorer, history: Sequence[s
     renormalised); ``recent_mix`` gives that share of the mass to the user's last ``recent_items`` items
     (equal parts): the next film's categories often repeat a recent film's.
     """
-    from itertools import combinations
-
     if temperature <= 0 or not 0.0 <= recent_mix <= 1.0:
         raise ValueError("temperature must be > 0 and recent_mix in [0, 1]")
     p = scorer.next_item_probs(history, exclude)
@@ -67,14 +65,29 @@ def expected_f1_labels(catalog: Any, scorer: ItemHeadScorer, history: Sequence[s
     if recent:
         rows += recent
         weights += [recent_mix / len(recent)] * len(recent)
+    return best_f1_set(rows, weights, max_labels, top_categories)[0]
+
+
+def best_f1_set(rows: Sequence[frozenset[str]], weights: Sequence[float], max_labels: int,
+                top_categories: int = 8) -> tuple[list[str], float]:
+    """The set of 1..``max_labels`` of the ``top_categories`` heaviest labels with the highest expected F1
+    against a distribution over label sets (``rows``, each with its weight; normalised here), and that
+    expected F1. F1 of ``S`` against ``G`` is ``2|S ∩ G| / (|S| + |G|)``. Empty rows count as misses; no
+    rows or no weight: ``([], 0.0)``."""
+    from itertools import combinations
+
+    if len(rows) != len(weights):
+        raise ValueError(f"{len(rows)} rows but {len(weights)} weights")
     if not rows or sum(weights) <= 0:
-        return []
-    w = np.asarray(weights) / sum(weights)
+        return [], 0.0
+    w = np.asarray(weights, dtype=np.float64) / sum(weights)
     marginal: dict[str, float] = {}
     for cats, wi in zip(rows, w, strict=True):
         for c in cats:
             marginal[c] = marginal.get(c, 0.0) + float(wi)
     pool = sorted(marginal, key=lambda c: (-marginal[c], c))[:top_categories]
+    if not pool:
+        return [], 0.0
     sizes = np.array([len(c) for c in rows])
     member = {c: np.array([c in cats for cats in rows], dtype=np.float64) for c in pool}
     best, best_f1 = [pool[0]], -1.0
@@ -84,7 +97,7 @@ def expected_f1_labels(catalog: Any, scorer: ItemHeadScorer, history: Sequence[s
             f1 = float(np.sum(w * 2 * hits / (k + sizes)))
             if f1 > best_f1 + 1e-12:
                 best, best_f1 = list(subset), f1
-    return best
+    return best, best_f1
 
 
 def interests_from_next_items(catalog: Any, scorer: ItemHeadScorer, ctx: Any, k: int, rule: str = "top-k",

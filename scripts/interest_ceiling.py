@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,29 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from agent import best_f1_set  # noqa: E402
 from eval import bootstrap_ci, interest_prf, leave_one_out, load_ml100k, paired_test  # noqa: E402
-
-
-def best_set(rows: list[frozenset[str]], max_labels: int = 3, pool: int = 8) -> tuple[list[str], float]:
-    """The set of at most ``max_labels`` of the ``pool`` most frequent labels with the highest mean F1 over
-    ``rows`` (each row: one film's genres), and that mean."""
-    rows = [r for r in rows if r]
-    if not rows:
-        return [], 0.0
-    counts: dict[str, int] = {}
-    for r in rows:
-        for c in r:
-            counts[c] = counts.get(c, 0) + 1
-    cands = sorted(counts, key=lambda c: (-counts[c], c))[:pool]
-    sizes = np.array([len(r) for r in rows])
-    member = {c: np.array([c in r for r in rows], dtype=np.float64) for c in cands}
-    best, best_f1 = [cands[0]], -1.0
-    for k in range(1, max_labels + 1):
-        for subset in combinations(cands, k):
-            f1 = float(np.mean(2 * sum(member[c] for c in subset) / (k + sizes)))
-            if f1 > best_f1 + 1e-12:
-                best, best_f1 = list(subset), f1
-    return best, best_f1
 
 
 def main() -> None:
@@ -62,7 +40,8 @@ def main() -> None:
         scores = []
         for u in users:
             history = split.train[u][-n:] if n else split.train[u]
-            labels, in_sample = best_set([frozenset(ds.items[i].genres) for i in history])
+            rows = [g for g in (frozenset(ds.items[i].genres) for i in history) if g]
+            labels, in_sample = best_f1_set(rows, [1.0] * len(rows), 3)
             if n is None:
                 hindsight.append(in_sample)
             scores.append(interest_prf(labels, genres[u])[2])

@@ -316,3 +316,24 @@ def test_training_in_bfloat16_is_another_model_that_learns(tmp_path, model_path)
     assert manifest["config"]["train_dtype"] == "bfloat16" and np.isfinite(manifest["train"]["loss_last50"])
     a, b = (load_file(str(f / "adapter_model.safetensors")) for f in (f32, b16))
     assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)
+
+
+def test_best_f1_set_weighs_set_size_against_hits():
+    from agent import best_f1_set
+
+    # one-genre films, all Drama: stating Drama alone scores F1 1 (a second label halves precision)
+    labels, f1 = best_f1_set([frozenset({"Drama"})] * 3, [1.0, 1.0, 1.0], 3)
+    assert (labels, f1) == (["Drama"], pytest.approx(1.0))
+    # half Drama, half Comedy: {Drama, Comedy} scores 2/3 on each, one label only 1/2 on average
+    labels, f1 = best_f1_set([frozenset({"Drama"}), frozenset({"Comedy"})], [1.0, 1.0], 3)
+    assert sorted(labels) == ["Comedy", "Drama"] and f1 == pytest.approx(2 / 3)
+    # weights count: a heavy Drama row makes Drama alone the best (0.9 vs 2/3)
+    labels, f1 = best_f1_set([frozenset({"Drama"}), frozenset({"Comedy"})], [9.0, 1.0], 3)
+    assert labels == ["Drama"] and f1 == pytest.approx(0.9)
+    # at most max_labels, drawn from the top_categories heaviest
+    rows = [frozenset({c}) for c in "ABCDE"]
+    labels, _ = best_f1_set(rows, [5.0, 4.0, 3.0, 2.0, 1.0], 2, top_categories=3)
+    assert len(labels) <= 2 and set(labels) <= {"A", "B", "C"}
+    assert best_f1_set([], [], 3) == ([], 0.0)
+    with pytest.raises(ValueError, match="weights"):
+        best_f1_set([frozenset({"A"})], [], 3)
