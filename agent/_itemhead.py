@@ -104,6 +104,12 @@ class ItemHeadConfig(BaseModel):
     #: catalogue: NDCG@10 0.123 vs 0.112, p 0.009 / Wilcoxon 0.024; docs/results/item-head-catalogue-bf16-
     #: pooled.json). On a CPU without native bf16, ``float32`` trains faster (another key, another model).
     train_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    #: residual training: the name of a fixed scorer whose logits the caller supplies for every training
+    #: position (``tune_item_head(offsets=...)``) and that are added to the head's before the loss, so the head
+    #: learns what that scorer lacks (e.g. ``"sasrec-crossfit2"``: SASRec, each user scored by a model fitted
+    #: without them). Training only: the scorer reads the head's logits alone, for a stage that holds the
+    #: offset's scorer already. None: plain training.
+    residual: str | None = None
 
 
 def training_windows(sequences: Mapping[str, Sequence[str]], index: Mapping[str, int], config: ItemHeadConfig,
@@ -158,6 +164,8 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
         del cfg["standardize"]
     if cfg["train_dtype"] == "float32":  # likewise
         del cfg["train_dtype"]
+    if cfg["residual"] is None:  # likewise
+        del cfg["residual"]
     blob = json.dumps({"base": base_sha, "data": fingerprint, "config": cfg, "kind": KIND}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

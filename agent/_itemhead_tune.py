@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                    base: Path | None = None, home: Path | None = None, progress: bool = True,
                    log_file: Path | None = None, time_budget_s: float | None = None,
                    extra: dict[str, Any] | None = None, seeds: Sequence[Path] = (),
-                   device: str | None = None) -> Path:
+                   device: str | None = None,
+                   offsets: Callable[[str, Sequence[int]], np.ndarray] | None = None) -> Path:
     """Train (or reuse) the item-head model for these training sequences; returns its cached folder.
 
     Args:
@@ -139,6 +140,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         device: where torch trains (``"cpu"``, ``"cuda"``, ``"cuda:1"``…; None: CUDA when torch sees it, else
             the CPU). Not part of the key (the same data and config on another device is the same model, up to
             rounding); recorded in the manifest's ``train.device``. A checkpoint resumes on any device.
+        offsets: with ``config.residual`` (and only then): ``offsets(user, seq)`` gives the fixed scorer's
+            logits after each prefix of ``seq`` (item indices in ``items`` order), ``(len(seq), len(items))``;
+            row ``j`` follows ``seq[:j + 1]``. They are added to the head's logits before the loss.
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
@@ -150,6 +154,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
 
+    if (offsets is None) != (config.residual is None):
+        raise ValueError("residual training needs both config.residual (its name, part of the key) and offsets")
     items = list(items)
     forbidden = list(forbidden)
     index = {it.item_id: j for j, it in enumerate(items)}
@@ -198,10 +204,15 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             if config.lr_decay == "linear":  # a function of the step: a resumed run continues the same schedule
                 for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                     g["lr"] = lr * (1.0 - step / len(windows))
-            _, seq = windows[step]
+            user, seq = windows[step]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.train_dtype == "bfloat16"):
                 states = bb.states(seq[:-1])[mh - 1:]
             logits = head(states.float())
+            if offsets is not None:
+                off = np.asarray(offsets(user, seq[:-1]), dtype=np.float32)
+                if off.shape != (len(seq) - 1, len(items)):
+                    raise ValueError(f"offsets gave shape {off.shape}, expected {(len(seq) - 1, len(items))}")
+                logits = logits + torch.from_numpy(off[mh - 1:]).to(dev)
             tgt = torch.tensor(seq[mh:], device=dev)
             mask = torch.zeros_like(logits, dtype=torch.bool)
             for r in range(len(tgt)):

@@ -1,0 +1,194 @@
+"""Residual item head (issue #9): train the LLM's item head on what SASRec lacks, then measure it on validation.
+
+    python scripts/item_head_residual.py train [--budget-minutes M] [--epochs 1]
+    python scripts/item_head_residual.py validate [--seed 0] [--choose-on 400]
+
+Both read the test-like split only for fitting (``leave_one_out(without_last(ds))``: each user's last training
+item removed; its targets are forbidden pairs) and the real validation targets only for measuring; no test
+target is read.
+
+``train``: two SASRec models are fitted on the users of one half each (users sorted, alternating); during the
+item head's training the SASRec logits of the model fitted WITHOUT the window's user are added to the head's
+logits at every position (``ItemHeadConfig.residual = "sasrec-crossfit2"``), so the head learns what SASRec does
+not already predict. The head is cached under ``$TIDE_HOME/models`` like any item head (key = base + data +
+config).
+
+``validate``: every validation user, after their whole real training sequence: the memory candidate stage
+(w_co 1, 10-minute short half-life; as scripts/item_head_catalogue.py), SASRec fitted on the test-like split
+(the harness's ``--validation auto``), and two heads trained on the test-like split: the standard one
+(committed, ``f0afd07af37c``) and the residual one. Choices are made on the seeded ``--choose-on`` users
+(``w_seq`` for the stage, then each head's weight), and the comparison is read on the OTHER users with those
+choices fixed (paired bootstrap and Wilcoxon). Writes ``docs/results/item-head-residual.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import numpy as np  # noqa: E402
+
+from agent import ItemHeadConfig, ItemHeadScorer, tune_item_head  # noqa: E402
+from eval import (  # noqa: E402
+    build_sequential,
+    forbidden_pairs,
+    leave_one_out,
+    load_ml100k,
+    paired_test,
+    sample_users,
+    without_last,
+)
+from eval._tune import tune_items  # noqa: E402  (scripts may use the harness's parts)
+
+WORK = ROOT / "runs" / "residual"
+RESIDUAL = "sasrec-crossfit2"
+STANDARD = ROOT / "models" / "gemma-3-270m-item-head-f0afd07af37c"
+WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def _sasrec(split, users: set[str] | None, name: str):  # noqa: ANN001, ANN202
+    """SASRec fitted on ``split`` restricted to ``users`` (None: all), saved under runs/residual/ and reused."""
+    from eval._sasrec import SASRecPredictor  # scripts may use the harness's parts
+
+    folder = WORK / name
+    if (folder / "config.json").exists():
+        return SASRecPredictor.load(folder, device="cpu")
+    sub = split if users is None else dataclasses.replace(
+        split, train={u: s for u, s in split.train.items() if u in users},
+        train_timestamps={u: s for u, s in split.train_timestamps.items() if u in users},
+        val={u: t for u, t in split.val.items() if u in users}, test={u: t for u, t in split.test.items() if u in users})
+    t0 = time.perf_counter()
+    model = build_sequential("sasrec", split.dataset, seed=0)
+    model.fit(sub)
+    model.save(folder)
+    print(f"{name}: fitted on {len(sub.train)} users in {time.perf_counter() - t0:.0f} s "
+          f"(best epoch {model.best_epoch})", file=sys.stderr, flush=True)
+    return model
+
+
+def _history_scores(model, histories: list[list[str]], cols: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    reqs = [SimpleNamespace(history=h) for h in histories]
+    return model.score_all(reqs)[:, cols]
+
+
+def train(args: argparse.Namespace) -> None:
+    ds_tl = without_last(load_ml100k())
+    split = leave_one_out(ds_tl)
+    items = tune_items(split.dataset)
+    users = sorted(split.train)
+    fold = {u: i % 2 for i, u in enumerate(users)}
+    # model k was fitted without fold k's users: it scores them
+    models = [_sasrec(split, {u for u in users if fold[u] != k}, f"sasrec-without-fold{k}") for k in (0, 1)]
+    cols = np.array([models[0]._index[it.item_id] for it in items])
+    ids = [it.item_id for it in items]
+
+    def offsets(user: str, seq: list[int]) -> np.ndarray:
+        return _history_scores(models[fold[user]], [[ids[j] for j in seq[:k + 1]] for k in range(len(seq))], cols)
+
+    config = ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL)
+    WORK.mkdir(parents=True, exist_ok=True)
+    folder = tune_item_head(split.train, items, forbidden_pairs(split), config, offsets=offsets,
+                            log_file=WORK / "train.log",
+                            time_budget_s=None if args.budget_minutes is None else 60 * args.budget_minutes,
+                            extra={"dataset": split.dataset.name,
+                                   "split": "loo of without_last (training sequences only)",
+                                   "residual": {"scorer": "sasrec (eval default config, seed 0)", "folds": 2,
+                                                "fold": "users sorted by id, alternating"}})
+    print(folder)
+
+
+def validate(args: argparse.Namespace) -> None:
+    from _validation import validation_setup
+
+    from agent import find_item_head
+
+    ds_tl = without_last(load_ml100k())
+    split_tl = leave_one_out(ds_tl)
+    items = tune_items(split_tl.dataset)
+    residual = find_item_head(split_tl.train, items, forbidden_pairs(split_tl),
+                              ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL))
+    if residual is None:
+        sys.exit("no residual head for this config: run `train` first")
+    stage_sasrec = _sasrec(split_tl, None, "sasrec-all")
+    v = validation_setup("all", args.seed, engine=False)
+    chosen = set(sample_users(v.split, args.choose_on, args.seed))
+    pick = np.array([u in chosen for u in v.users])
+    scored = v.base.score_candidates(v.users, v.nows, **v.kw)
+    memory = np.stack([s.retrieval for s in scored])
+    finite = np.isfinite(memory)
+    targets = np.array([v.catalog.index[v.split.val[u].item_id] for u in v.users])
+
+    def mm(x: np.ndarray) -> np.ndarray:  # min-max over each user's unconsumed items (the stage's normalisation)
+        lo = np.where(finite, x, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(finite, x, -np.inf).max(axis=1, keepdims=True)
+        return np.where(finite, (x - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
+
+    def ndcg(scores: np.ndarray) -> np.ndarray:
+        t = scores[np.arange(len(targets)), targets][:, None]
+        ranks = 1 + (scores > t).sum(axis=1)
+        return np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
+
+    cat_ids = [it.item_id for it in v.catalog.items]
+    seq = mm(_history_scores(stage_sasrec, v.kw["histories"], np.array([stage_sasrec._index[i] for i in cat_ids])))
+    base = mm(memory)
+    report: dict = {"command": " ".join(sys.argv), "users": len(v.users), "choose_on": int(pick.sum()),
+                    "read_on": int((~pick).sum()), "residual_head": residual.name, "standard_head": STANDARD.name}
+    grid = {w: ndcg(base + w * seq) for w in WEIGHTS}
+    w_seq = max(WEIGHTS, key=lambda w: grid[w][pick].mean())
+    stage = base + w_seq * seq
+    stage_nd = grid[w_seq]
+    report["stage"] = {"w_seq_grid_choose": {str(w): round(float(grid[w][pick].mean()), 4) for w in WEIGHTS},
+                       "w_seq": w_seq, "memory_alone": {"choose": round(float(ndcg(base)[pick].mean()), 4),
+                                                         "read": round(float(ndcg(base)[~pick].mean()), 4)},
+                       "choose": round(float(stage_nd[pick].mean()), 4), "read": round(float(stage_nd[~pick].mean()), 4)}
+    best = {}
+    for name, folder in (("standard", STANDARD), ("residual", residual)):
+        t0 = time.perf_counter()
+        scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in v.catalog.items})
+        c = np.array([scorer.index[i] for i in cat_ids])
+        logits = np.zeros_like(memory)
+        for i, hist in enumerate(v.kw["histories"]):
+            logits[i] = scorer.scores([hist])[0][c]
+            if i % 100 == 0:
+                print(f"{name}: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        alone = ndcg(np.where(finite, logits, -np.inf))
+        g = {w: ndcg(stage + w * mm(logits)) for w in WEIGHTS}
+        w = max(WEIGHTS, key=lambda x: g[x][pick].mean())
+        best[name] = g[w]
+        report[name] = {"alone": {"choose": round(float(alone[pick].mean()), 4), "read": round(float(alone[~pick].mean()), 4)},
+                        "weight_grid_choose": {str(x): round(float(g[x][pick].mean()), 4) for x in WEIGHTS},
+                        "weight": w, "choose": round(float(g[w][pick].mean()), 4), "read": round(float(g[w][~pick].mean()), 4),
+                        "read_vs_stage": paired_test(g[w][~pick], stage_nd[~pick], seed=args.seed).to_dict(),
+                        "seconds_per_user": round((time.perf_counter() - t0) / len(v.users), 3)}
+        print(json.dumps({name: {k: report[name][k] for k in ("alone", "weight", "choose", "read")}}), flush=True)
+    report["read_residual_vs_standard"] = paired_test(best["residual"][~pick], best["standard"][~pick],
+                                                      seed=args.seed).to_dict()
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps({k: report[k] for k in ("stage", "read_residual_vs_standard")}, indent=1, default=str))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cmd", choices=["train", "validate"])
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--budget-minutes", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--choose-on", type=int, default=400)
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "item-head-residual.json")
+    args = p.parse_args()
+    (train if args.cmd == "train" else validate)(args)
+
+
+if __name__ == "__main__":
+    main()
