@@ -65,8 +65,10 @@ def test_key_changes_with_base_data_and_config():
     assert item_head_key("b", "d", TINY.model_copy(update={"standardize": True})) != k
     # and the training dtype: float32 keys as before, bfloat16 is another model
     assert item_head_key("b", "d", TINY.model_copy(update={"train_dtype": "bfloat16"})) != k
+    # and residual training: none keys as before, a named offset is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"residual": "sasrec"})) != k
     legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items()
-              if k_ not in ("lr_decay", "standardize", "train_dtype")}
+              if k_ not in ("lr_decay", "standardize", "train_dtype", "residual")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -337,3 +339,39 @@ def test_best_f1_set_weighs_set_size_against_hits():
     assert best_f1_set([], [], 3) == ([], 0.0)
     with pytest.raises(ValueError, match="weights"):
         best_f1_set([frozenset({"A"})], [], 3)
+
+
+def test_residual_training_adds_the_callers_offsets_before_the_loss(tmp_path, model_path):
+    """``config.residual`` with ``offsets``: the callable is asked for every window's prefixes (the user's own
+    training items, no held-out item), its logits are added to the head's before the loss (an oracle offset
+    on each true next item leaves nothing to learn: loss ~0), and the run is another model than a plain one.
+    Either half without the other is refused."""
+    residual = TINY.model_copy(update={"residual": "oracle"})
+    with pytest.raises(ValueError, match="residual"):
+        tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False,
+                       offsets=lambda u, s: np.zeros((len(s), len(ITEMS))))
+    with pytest.raises(ValueError, match="residual"):
+        tune_item_head(SEQS, ITEMS, [], residual, base=model_path, home=tmp_path, progress=False)
+    calls = []
+
+    def oracle(user, seq):
+        calls.append((user, list(seq)))
+        own = [INDEX[i] for i in SEQS[user]]
+        start = next(s for s in range(len(own)) if own[s:s + len(seq)] == list(seq))
+        out = np.zeros((len(seq), len(ITEMS)))
+        out[np.arange(len(seq)), own[start + 1:start + len(seq) + 1]] = 50.0
+        return out
+
+    plain = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    folder = tune_item_head(SEQS, ITEMS, [], residual, base=model_path, home=tmp_path,
+                            progress=False, offsets=oracle)
+    assert folder != plain and len(calls) == TINY.max_windows
+    assert all(len(s) == TINY.window - 1 for _, s in calls)
+    loss = {f: json.loads((f / "manifest.json").read_text())["train"]["loss_last50"] for f in (plain, folder)}
+    assert loss[folder] < 0.01 < 1.0 < loss[plain]
+    assert json.loads((folder / "manifest.json").read_text())["config"]["residual"] == "oracle"
+    # found again by its key without the offsets (scoring never needs them)
+    assert find_item_head(SEQS, ITEMS, [], residual, base=model_path, home=tmp_path) == folder
+    with pytest.raises(ValueError, match="shape"):
+        tune_item_head(SEQS, ITEMS, [], residual.model_copy(update={"seed": 1}), base=model_path, home=tmp_path,
+                       progress=False, offsets=lambda u, s: np.zeros((len(s), 3)))
