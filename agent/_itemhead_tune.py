@@ -4,6 +4,7 @@ of the same name under a *seed* folder (a model committed with the code) is used
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -86,6 +87,14 @@ def _located(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem
     fingerprint = _fingerprint(windows, items)
     key = item_head_key(base_sha, fingerprint, config)
     return windows, base, base_sha, fingerprint, (home or tide_home()) / "models" / f"{base.name}-{KIND}-{key}"
+
+
+def _shared_init(models: Path, base_sha: str, items: Sequence[CatalogItem], device_type: str) -> Path:
+    """Where the head's starting vectors (each title read alone by the base model: minutes on a CPU) are kept
+    for every config that shares the base, the catalogue's titles and the device type."""
+    blob = json.dumps({"base": base_sha, "titles": [it.title for it in items], "header": HEADER,
+                       "device": device_type})
+    return models / ".item-head-init" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.pt"
 
 
 def _usable(folder: Path) -> bool:
@@ -172,7 +181,14 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     torch.manual_seed(config.seed)
     bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers, device=str(dev))
     if not (work / _INIT).exists():
-        torch.save(bb.init_head(progress), work / (_INIT + ".tmp"))
+        shared = _shared_init(target.parent, base_sha, items, dev.type)
+        if shared.exists():  # another config on the same base, catalogue and device computed it
+            shutil.copyfile(shared, work / (_INIT + ".tmp"))
+        else:
+            torch.save(bb.init_head(progress), work / (_INIT + ".tmp"))
+            shared.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(work / (_INIT + ".tmp"), shared.with_suffix(f".tmp-{os.getpid()}"))
+            os.replace(shared.with_suffix(f".tmp-{os.getpid()}"), shared)
         os.replace(work / (_INIT + ".tmp"), work / _INIT)
     log_pop = _log_popularity(sequences, index)
     head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize).to(dev)

@@ -375,3 +375,26 @@ def test_residual_training_adds_the_callers_offsets_before_the_loss(tmp_path, mo
     with pytest.raises(ValueError, match="shape"):
         tune_item_head(SEQS, ITEMS, [], residual.model_copy(update={"seed": 1}), base=model_path, home=tmp_path,
                        progress=False, offsets=lambda u, s: np.zeros((len(s), 3)))
+
+
+def test_the_heads_starting_vectors_are_computed_once_per_base_and_catalogue(tmp_path, model_path, monkeypatch):
+    """Each title read alone by the base model starts the head; another config on the same base and catalogue
+    reuses those vectors (kept under the models folder) instead of reading the catalogue again."""
+    import torch
+
+    from agent import _itemhead
+
+    first = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    kept = list((tmp_path / "models" / ".item-head-init").glob("*.pt"))
+    assert len(kept) == 1 and torch.load(kept[0]).shape[0] == len(ITEMS)
+
+    def refuse(self, progress=False):
+        raise AssertionError("the catalogue was read again")
+
+    monkeypatch.setattr(_itemhead._Backbone, "init_head", refuse)
+    second = tune_item_head(SEQS, ITEMS, [], TINY.model_copy(update={"seed": 1}), base=model_path, home=tmp_path,
+                            progress=False)
+    assert second != first and (second / "manifest.json").exists()
+    renamed = [it.model_copy(update={"title": it.title + " II"}) for it in ITEMS]
+    with pytest.raises(AssertionError, match="read again"):  # other titles: other vectors
+        tune_item_head(SEQS, renamed, [], TINY, base=model_path, home=tmp_path, progress=False)
