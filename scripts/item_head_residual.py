@@ -1,7 +1,7 @@
 """Residual item head (issue #9): train the LLM's item head on what SASRec lacks, then measure it on validation.
 
     python scripts/item_head_residual.py train [--budget-minutes M] [--epochs 1]
-    python scripts/item_head_residual.py validate [--seed 0] [--choose-on 400]
+    python scripts/item_head_residual.py validate [--seed 0] [--choose-on 400] [--logit-sum]
 
 Both read the test-like split only for fitting (``leave_one_out(without_last(ds))``: each user's last training
 item removed; its targets are forbidden pairs) and the real validation targets only for measuring; no test
@@ -18,7 +18,10 @@ config).
 (the harness's ``--validation auto``), and two heads trained on the test-like split: the standard one
 (committed, ``f0afd07af37c``) and the residual one. Choices are made on the seeded ``--choose-on`` users
 (``w_seq`` for the stage, then each head's weight), and the comparison is read on the OTHER users with those
-choices fixed (paired bootstrap and Wilcoxon). Writes ``docs/results/item-head-residual.json``.
+choices fixed (paired bootstrap and Wilcoxon). Writes ``docs/results/item-head-residual.json``. With
+``--logit-sum``, also the combination the residual head was trained for: the stage's sequential source is
+min-max(SASRec's logits + the head's), its weight chosen on the same users
+(``docs/results/item-head-residual-logit-sum.json``).
 """
 
 from __future__ import annotations
@@ -172,6 +175,19 @@ def validate(args: argparse.Namespace) -> None:
                         "read_vs_stage": paired_test(g[w][~pick], stage_nd[~pick], seed=args.seed).to_dict(),
                         "seconds_per_user": round((time.perf_counter() - t0) / len(v.users), 3)}
         print(json.dumps({name: {k: report[name][k] for k in ("alone", "weight", "choose", "read")}}), flush=True)
+        if name == "residual" and args.logit_sum:  # the correction as trained: SASRec's logits + the head's
+            raw = _history_scores(stage_sasrec, v.kw["histories"], np.array([stage_sasrec._index[i] for i in cat_ids]))
+            summed = mm(raw + logits)
+            g = {x: ndcg(base + x * summed) for x in WEIGHTS}
+            w = max(WEIGHTS, key=lambda x: g[x][pick].mean())
+            best["logit_sum"] = g[w]
+            report["logit_sum"] = {
+                "weight_grid_choose": {str(x): round(float(g[x][pick].mean()), 4) for x in WEIGHTS}, "w_seq": w,
+                "choose": round(float(g[w][pick].mean()), 4), "read": round(float(g[w][~pick].mean()), 4),
+                "read_vs_stage": paired_test(g[w][~pick], stage_nd[~pick], seed=args.seed).to_dict(),
+                "read_vs_standard": paired_test(g[w][~pick], best["standard"][~pick], seed=args.seed).to_dict()}
+            print(json.dumps({"logit_sum": {k: report["logit_sum"][k] for k in ("w_seq", "choose", "read")}}),
+                  flush=True)
     report["read_residual_vs_standard"] = paired_test(best["residual"][~pick], best["standard"][~pick],
                                                       seed=args.seed).to_dict()
     args.out.write_text(json.dumps(report, indent=2, default=str))
@@ -185,8 +201,11 @@ def main() -> None:
     p.add_argument("--budget-minutes", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--choose-on", type=int, default=400)
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "item-head-residual.json")
+    p.add_argument("--logit-sum", action="store_true", help="validate: also read SASRec's logits + the residual "
+                   "head's as the stage's sequential source (the combination it was trained for)")
+    p.add_argument("--out", type=Path, default=None, help="default: docs/results/item-head-residual[-logit-sum].json")
     args = p.parse_args()
+    args.out = args.out or ROOT / "docs" / "results" / f"item-head-residual{'-logit-sum' if args.logit_sum else ''}.json"
     (train if args.cmd == "train" else validate)(args)
 
 
