@@ -56,3 +56,22 @@ def cached_arrays(path: Path, compute: Any) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return arrays
+
+
+def memory_stage(v: SimpleNamespace) -> SimpleNamespace:
+    """The memory candidate stage's scores for ``validation_setup``'s users (``memory``: users x catalogue,
+    consumed items ``-inf``), its ``finite`` mask, the validation ``targets`` (catalogue indices) and ``mm``:
+    min-max over each user's unconsumed items, the stage's normalisation, for fusing other scores with it."""
+    import numpy as np
+
+    scored = v.base.score_candidates(v.users, v.nows, **v.kw)
+    memory = np.stack([s.retrieval for s in scored])
+    finite = np.isfinite(memory)
+    targets = np.array([v.catalog.index[v.split.val[u].item_id] for u in v.users])
+
+    def mm(x: np.ndarray) -> np.ndarray:
+        lo = np.where(finite, x, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(finite, x, -np.inf).max(axis=1, keepdims=True)
+        return np.where(finite, (x - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
+
+    return SimpleNamespace(memory=memory, finite=finite, targets=targets, mm=mm)

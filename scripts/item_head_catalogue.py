@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
-from _validation import validation_setup  # noqa: E402
+from _validation import memory_stage, validation_setup  # noqa: E402
 
 from agent import ItemHeadScorer  # noqa: E402
 from eval import paired_test  # noqa: E402
@@ -65,14 +65,8 @@ def main() -> None:
         v = validation_setup(args.rest_of, args.seed, engine=False, rest=True)
     else:
         v = validation_setup(args.users if args.users == "all" else int(args.users), args.seed, engine=False)
-    scored = v.base.score_candidates(v.users, v.nows, **v.kw)
-    memory = np.stack([s.retrieval for s in scored])
-    finite = np.isfinite(memory)
-    targets = np.array([v.catalog.index[v.split.val[u].item_id] for u in v.users])
-    def mm(x: np.ndarray) -> np.ndarray:  # min-max over each user's unconsumed items (the stage's normalisation)
-        lo = np.where(finite, x, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(finite, x, -np.inf).max(axis=1, keepdims=True)
-        return np.where(finite, (x - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
+    st = memory_stage(v)
+    memory, finite, targets, mm = st.memory, st.finite, st.targets, st.mm
 
     base_ndcg, base = _summary(_ranks(memory, targets))
     sample = f"outside the seeded {args.rest_of}" if args.rest_of is not None else f"seeded {args.users}"

@@ -112,7 +112,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def validate(args: argparse.Namespace) -> None:
-    from _validation import validation_setup
+    from _validation import memory_stage, validation_setup
 
     from agent import find_item_head
 
@@ -127,15 +127,8 @@ def validate(args: argparse.Namespace) -> None:
     v = validation_setup("all", args.seed, engine=False)
     chosen = set(sample_users(v.split, args.choose_on, args.seed))
     pick = np.array([u in chosen for u in v.users])
-    scored = v.base.score_candidates(v.users, v.nows, **v.kw)
-    memory = np.stack([s.retrieval for s in scored])
-    finite = np.isfinite(memory)
-    targets = np.array([v.catalog.index[v.split.val[u].item_id] for u in v.users])
-
-    def mm(x: np.ndarray) -> np.ndarray:  # min-max over each user's unconsumed items (the stage's normalisation)
-        lo = np.where(finite, x, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(finite, x, -np.inf).max(axis=1, keepdims=True)
-        return np.where(finite, (x - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
+    st = memory_stage(v)
+    memory, finite, targets, mm = st.memory, st.finite, st.targets, st.mm
 
     def ndcg(scores: np.ndarray) -> np.ndarray:
         t = scores[np.arange(len(targets)), targets][:, None]
