@@ -136,7 +136,8 @@ def validate(args: argparse.Namespace) -> None:
         return np.where(ranks <= 10, 1 / np.log2(ranks + 1), 0.0)
 
     cat_ids = [it.item_id for it in v.catalog.items]
-    seq = mm(_history_scores(stage_sasrec, v.kw["histories"], np.array([stage_sasrec._index[i] for i in cat_ids])))
+    raw = _history_scores(stage_sasrec, v.kw["histories"], np.array([stage_sasrec._index[i] for i in cat_ids]))
+    seq = mm(raw)
     base = mm(memory)
     report: dict = {"command": " ".join(sys.argv), "users": len(v.users), "choose_on": int(pick.sum()),
                     "read_on": int((~pick).sum()), "residual_head": residual.name, "standard_head": STANDARD.name}
@@ -169,7 +170,6 @@ def validate(args: argparse.Namespace) -> None:
                         "seconds_per_user": round((time.perf_counter() - t0) / len(v.users), 3)}
         print(json.dumps({name: {k: report[name][k] for k in ("alone", "weight", "choose", "read")}}), flush=True)
         if name == "residual" and args.logit_sum:  # the correction as trained: SASRec's logits + the head's
-            raw = _history_scores(stage_sasrec, v.kw["histories"], np.array([stage_sasrec._index[i] for i in cat_ids]))
             summed = mm(raw + logits)
             g = {x: ndcg(base + x * summed) for x in WEIGHTS}
             w = max(WEIGHTS, key=lambda x: g[x][pick].mean())
