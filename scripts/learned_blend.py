@@ -149,8 +149,9 @@ def blend_ndcg(x: np.ndarray, pos: np.ndarray, b: np.ndarray) -> np.ndarray:
     """NDCG@10 when the lists are reordered by ``x @ b`` (targets outside the list: 0)."""
     s = x @ b
     n = len(pos)
-    t = s[np.arange(n), np.maximum(pos, 0)][:, None]
-    r = 1 + (s > t).sum(axis=1)
+    p = np.maximum(pos, 0)[:, None]
+    t = s[np.arange(n), p[:, 0]][:, None]
+    r = 1 + (s > t).sum(axis=1) + ((s == t) & (np.arange(s.shape[1]) < p)).sum(axis=1)  # ties keep list order
     return np.where(pos >= 0, ndcg_of_ranks(r), 0.0)
 
 
