@@ -1,7 +1,8 @@
 """Residual item head (issue #9): train the LLM's item head on what SASRec lacks, then measure it on validation.
 
-    python scripts/item_head_residual.py train [--budget-minutes M] [--epochs 1]
+    python scripts/item_head_residual.py train [--budget-minutes M] [--epochs 1] [--scorer sasrec|mix]
     python scripts/item_head_residual.py validate [--seed 0] [--choose-on 400] [--logit-sum]
+    python scripts/item_head_residual.py validate --scorer mix [--seed 0] [--choose-on 400]
 
 Both read the test-like split only for fitting (``leave_one_out(without_last(ds))``: each user's last training
 item removed; its targets are forbidden pairs) and the real validation targets only for measuring; no test
@@ -12,6 +13,14 @@ item head's training the SASRec logits of the model fitted WITHOUT the window's 
 logits at every position (``ItemHeadConfig.residual = "sasrec-crossfit2"``), so the head learns what SASRec does
 not already predict. The head is cached under ``$TIDE_HOME/models`` like any item head (key = base + data +
 config).
+
+``--scorer mix`` (rule of 2026-12-04 in docs/RESULTS.md): the fixed scorer is the harness's whole sequential
+mix instead, ``(6 · lstm+text + 3 · sasrec) / 9`` in logit space (each model cross-fitted as above;
+``ItemHeadConfig.residual = "mix-crossfit2"``). Its ``validate`` reads the arrays ``scripts/learned_blend.py``
+caches (memory stage, both sequential models and the standard head, test-like) and scores only the residual
+head: the stage is ``fixed`` there (memory + w_seq · the min-max mix), each head's weight is chosen on the
+seeded users and read on the others, and so is the logit-sum reading (the stage's sequential source =
+min-max(the pooled logits + the residual head's)). Writes ``docs/results/item-head-residual-mix.json``.
 
 ``validate``: every validation user, after their whole real training sequence: the memory candidate stage
 (w_co 1, 10-minute short half-life; as scripts/item_head_catalogue.py), SASRec fitted on the test-like split
@@ -55,24 +64,28 @@ from eval import (  # noqa: E402
 from eval._tune import tune_items  # noqa: E402  (scripts may use the harness's parts)
 
 WORK = ROOT / "runs" / "residual"
-RESIDUAL = "sasrec-crossfit2"
+RESIDUAL = {"sasrec": "sasrec-crossfit2", "mix": "mix-crossfit2"}
+MIX = (("lstm+text", 6.0), ("sasrec", 3.0))  # eval.RETRIEVER_MIX
 STANDARD = ROOT / "models" / "gemma-3-270m-item-head-f0afd07af37c"
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def _sasrec(split, users: set[str] | None, name: str):  # noqa: ANN001, ANN202
-    """SASRec fitted on ``split`` restricted to ``users`` (None: all), saved under runs/residual/ and reused."""
-    from eval._sasrec import SASRecPredictor  # scripts may use the harness's parts
+def _sasrec(split, users: set[str] | None, name: str, model_name: str = "sasrec"):  # noqa: ANN001, ANN202
+    """A sequential model (SASRec by default) fitted on ``split`` restricted to ``users`` (None: all), saved
+    under runs/residual/ and reused."""
+    from eval._lstm import LSTMPredictor  # scripts may use the harness's parts
+    from eval._sasrec import SASRecPredictor
 
     folder = WORK / name
     if (folder / "config.json").exists():
-        return SASRecPredictor.load(folder, device="cpu")
+        cls = SASRecPredictor if model_name.startswith("sasrec") else LSTMPredictor
+        return cls.load(folder, device="cpu")
     sub = split if users is None else dataclasses.replace(
         split, train={u: s for u, s in split.train.items() if u in users},
         train_timestamps={u: s for u, s in split.train_timestamps.items() if u in users},
         val={u: t for u, t in split.val.items() if u in users}, test={u: t for u, t in split.test.items() if u in users})
     t0 = time.perf_counter()
-    model = build_sequential("sasrec", split.dataset, seed=0)
+    model = build_sequential(model_name, split.dataset, seed=0)
     model.fit(sub)
     model.save(folder)
     print(f"{name}: fitted on {len(sub.train)} users in {time.perf_counter() - t0:.0f} s "
@@ -92,21 +105,26 @@ def train(args: argparse.Namespace) -> None:
     users = sorted(split.train)
     fold = {u: i % 2 for i, u in enumerate(users)}
     # model k was fitted without fold k's users: it scores them
-    models = [_sasrec(split, {u for u in users if fold[u] != k}, f"sasrec-without-fold{k}") for k in (0, 1)]
-    cols = np.array([models[0]._index[it.item_id] for it in items])
+    parts = MIX if args.scorer == "mix" else (("sasrec", 1.0),)
+    total = sum(w for _, w in parts)
+    models = {name: [_sasrec(split, {u for u in users if fold[u] != k}, f"{name.replace('+', '-')}-without-fold{k}",
+                             name) for k in (0, 1)] for name, _ in parts}
     ids = [it.item_id for it in items]
+    cols = {name: np.array([m[0]._index[i] for i in ids]) for name, m in models.items()}  # one index per dataset
 
     def offsets(user: str, seq: list[int]) -> np.ndarray:
-        return _history_scores(models[fold[user]], [[ids[j] for j in seq[:k + 1]] for k in range(len(seq))], cols)
+        prefixes = [[ids[j] for j in seq[:k + 1]] for k in range(len(seq))]
+        return sum((w / total) * _history_scores(models[name][fold[user]], prefixes, cols[name]) for name, w in parts)
 
-    config = ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL)
+    config = ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL[args.scorer])
     WORK.mkdir(parents=True, exist_ok=True)
     folder = tune_item_head(split.train, items, forbidden_pairs(split), config, offsets=offsets,
                             log_file=WORK / "train.log",
                             time_budget_s=None if args.budget_minutes is None else 60 * args.budget_minutes,
                             extra={"dataset": split.dataset.name,
                                    "split": "loo of without_last (training sequences only)",
-                                   "residual": {"scorer": "sasrec (eval default config, seed 0)", "folds": 2,
+                                   "residual": {"scorer": ("(6 lstm+text + 3 sasrec) / 9, logits" if args.scorer == "mix"
+                                                     else "sasrec") + " (eval default configs, seed 0)", "folds": 2,
                                                 "fold": "users sorted by id, alternating"}})
     print(folder)
 
@@ -120,7 +138,7 @@ def validate(args: argparse.Namespace) -> None:
     split_tl = leave_one_out(ds_tl)
     items = tune_items(split_tl.dataset)
     residual = find_item_head(split_tl.train, items, forbidden_pairs(split_tl),
-                              ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL))
+                              ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL["sasrec"]))
     if residual is None:
         sys.exit("no residual head for this config: run `train` first")
     stage_sasrec = _sasrec(split_tl, None, "sasrec-all")
@@ -187,10 +205,87 @@ def validate(args: argparse.Namespace) -> None:
     print(json.dumps({k: report[k] for k in ("stage", "read_residual_vs_standard")}, indent=1, default=str))
 
 
+def validate_mix(args: argparse.Namespace) -> None:
+    """The residual head trained against the whole sequential mix, read over the harness-like stage (the
+    arrays of scripts/learned_blend.py; see the module docstring)."""
+    from _validation import cached_arrays
+    from learned_blend import mm, ndcg_of_ranks, ranks_of
+
+    from agent import find_item_head
+
+    blend = ROOT / "runs" / "blend" / "val.npz"
+    if not blend.exists():
+        sys.exit(f"{blend} missing: run scripts/learned_blend.py first")
+    d = dict(np.load(blend))
+    ds = load_ml100k()
+    split = leave_one_out(ds)
+    split_tl = leave_one_out(without_last(ds))
+    items = tune_items(split_tl.dataset)
+    residual = find_item_head(split_tl.train, items, forbidden_pairs(split_tl),
+                              ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL["mix"]))
+    if residual is None:
+        sys.exit("no residual head for this config: run `train --scorer mix` first")
+    users = [str(u) for u in d["users"]]
+    pick = np.array([u in set(sample_users(split, args.choose_on, args.seed)) for u in users])
+    cat_ids = list(split.item_ids)
+
+    def head_logits() -> dict[str, np.ndarray]:
+        scorer = ItemHeadScorer(residual, {it.item_id: it.title for it in items})  # titles with year, as tuned
+        c = np.array([scorer.index[i] for i in cat_ids])
+        out = np.zeros(d["memory"].shape, dtype=np.float32)
+        t0 = time.perf_counter()
+        for k, u in enumerate(users):
+            out[k] = scorer.scores([split.train[u]])[0][c]
+            if k % 100 == 0:
+                print(f"residual head: {k}/{len(users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+                      flush=True)
+        return {"residual": out, "users": np.array(users)}
+
+    r = cached_arrays(WORK / f"mix-val-{residual.name}.npz", head_logits)
+    assert [str(u) for u in r["users"]] == users
+    targets, finite = d["targets"], np.isfinite(d["memory"])
+    n = {k: mm(d[k], finite) for k in ("memory", "lstm+text", "sasrec", "llm")}
+    total = sum(w for _, w in MIX)
+    mix = mm(sum(w * n[k] for k, w in MIX) / total, finite)
+
+    def chosen(options: dict[float, np.ndarray]) -> tuple[float, np.ndarray, dict[str, float]]:
+        nd = {w: ndcg_of_ranks(ranks_of(x, targets)) for w, x in options.items()}
+        w = max(nd, key=lambda x: nd[x][pick].mean())
+        return w, nd[w], {str(x): round(float(v[pick].mean()), 4) for x, v in nd.items()}
+
+    w_seq, stage_nd, grid = chosen({w: n["memory"] + w * mix for w in WEIGHTS})
+    stage = n["memory"] + w_seq * mix
+    report: dict = {"command": " ".join(sys.argv), "users": len(users), "choose_on": int(pick.sum()),
+                    "read_on": int((~pick).sum()), "residual_head": residual.name, "standard_head": STANDARD.name,
+                    "stage": {"w_seq_grid_choose": grid, "w_seq": w_seq, "read": round(float(stage_nd[~pick].mean()), 4)}}
+    pooled = sum(w * d[k].astype(np.float64) for k, w in MIX) / total + r["residual"]
+    readings = {"standard": {w: stage + w * n["llm"] for w in WEIGHTS},
+                "residual": {w: stage + w * mm(r["residual"], finite) for w in WEIGHTS},
+                "logit_sum": {w: n["memory"] + w * mm(pooled, finite) for w in WEIGHTS}}
+    best = {}
+    for name, options in readings.items():
+        w, nd, grid = chosen(options)
+        best[name] = nd
+        alone = ndcg_of_ranks(ranks_of(np.where(finite, r["residual"] if name == "residual" else d["llm"], -np.inf),
+                                       targets))
+        report[name] = {"weight_grid_choose": grid, "weight": w, "read": round(float(nd[~pick].mean()), 4),
+                        "read_vs_stage": paired_test(nd[~pick], stage_nd[~pick], seed=args.seed).to_dict()}
+        if name != "logit_sum":
+            report[name]["alone_read"] = round(float(alone[~pick].mean()), 4)
+    for name in ("residual", "logit_sum"):
+        t = paired_test(best[name][~pick], best["standard"][~pick], seed=args.seed).to_dict()
+        report[f"{name}_vs_standard"] = t
+        report[f"{name}_wins"] = bool(t["mean_diff"] > 0 and max(t["p_bootstrap"], t["p_wilcoxon"]) < 0.025)
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps(report, indent=1, default=str))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cmd", choices=["train", "validate"])
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--scorer", choices=["sasrec", "mix"], default="sasrec",
+                   help="the fixed scorer the head is trained against: SASRec, or the harness's lstm+text/sasrec mix")
     p.add_argument("--budget-minutes", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--choose-on", type=int, default=400)
@@ -198,8 +293,14 @@ def main() -> None:
                    "head's as the stage's sequential source (the combination it was trained for)")
     p.add_argument("--out", type=Path, default=None, help="default: docs/results/item-head-residual[-logit-sum].json")
     args = p.parse_args()
-    args.out = args.out or ROOT / "docs" / "results" / f"item-head-residual{'-logit-sum' if args.logit_sum else ''}.json"
-    (train if args.cmd == "train" else validate)(args)
+    suffix = "-mix" if args.scorer == "mix" else "-logit-sum" if args.logit_sum else ""
+    args.out = args.out or ROOT / "docs" / "results" / f"item-head-residual{suffix}.json"
+    if args.cmd == "train":
+        train(args)
+    elif args.scorer == "mix":
+        validate_mix(args)
+    else:
+        validate(args)
 
 
 if __name__ == "__main__":
