@@ -1,6 +1,7 @@
-"""The set-up the prompt scripts share (scripts/prompt_check.py, scripts/prompt_budget.py): sampled ML-100k
-users with memory filled up to their VALIDATION item, the memory candidate stage (w_co 1, 10-minute short
-half-life: the memory model's validation choice in the main job), and the embedded engine."""
+"""The set-up the validation scripts share (scripts/prompt_check.py, item_head_*.py, retriever_mix.py,
+learned_blend.py, ...): sampled ML-100k users with memory filled up to their VALIDATION item, the memory
+candidate stage (w_co 1, 10-minute short half-life: the memory model's validation choice in the main job), the
+embedded engine, an item head's logits over the catalogue, and the sequential models fitted test-like."""
 
 from __future__ import annotations
 
@@ -75,3 +76,47 @@ def memory_stage(v: SimpleNamespace) -> SimpleNamespace:
         return np.where(finite, (x - lo) / np.where(hi > lo, hi - lo, 1.0), -np.inf)
 
     return SimpleNamespace(memory=memory, finite=finite, targets=targets, mm=mm)
+
+
+def catalogue_logits(folder: Path, titles: dict[str, str], histories: list[list[str]], item_ids: list[str], *,
+                     label: str = "item head", every: int = 100, dtype: Any = None) -> tuple[Any, Any]:
+    """The item head at ``folder`` (``agent.ItemHeadScorer`` over ``titles``) and its logits after each history,
+    in ``item_ids``' order (histories x items, ``dtype``: float32 by default), with a progress line every
+    ``every`` histories."""
+    import numpy as np
+
+    from agent import ItemHeadScorer
+
+    scorer = ItemHeadScorer(folder, titles)
+    cols = np.array([scorer.index[i] for i in item_ids])
+    logits = np.zeros((len(histories), len(item_ids)), dtype=dtype or np.float32)
+    t0 = time.perf_counter()
+    for i, hist in enumerate(histories):
+        logits[i] = scorer.scores([hist])[0][cols]
+        if i % every == 0:
+            print(f"{label}: {i}/{len(histories)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return scorer, logits
+
+
+def testlike_scores(ds: Any, users: list[str], seed: int, models: tuple[str, ...] = ("lstm+text", "sasrec")
+                    ) -> dict[str, Any]:
+    """Each sequential model in ``models`` fitted on ``leave_one_out(without_last(ds))`` (each user's last
+    training item removed, as the harness's ``--validation auto``) and its scores (users x catalogue, float32)
+    for the real validation target after the whole training sequence."""
+    import numpy as np
+
+    from eval import build_sequential, leave_one_out, without_last
+
+    ds2 = without_last(ds)
+    split2, split = leave_one_out(ds2), leave_one_out(ds)
+    requests = [split2.request(str(u), "test") for u in users]  # split2's test target = the real validation item
+    for r in requests:
+        assert r.history == split.train[r.user_id] and split2.test[r.user_id] == split.val[r.user_id]
+    out: dict[str, Any] = {}
+    for name in models:
+        t0 = time.perf_counter()
+        model = build_sequential(name, ds2, seed=seed)
+        model.fit(split2)
+        out[name] = np.asarray(model.score_all(requests), dtype=np.float32)
+        print(f"{name} (test-like): fitted and scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return out

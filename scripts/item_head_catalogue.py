@@ -28,9 +28,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
-from _validation import memory_stage, validation_setup  # noqa: E402
+from _validation import catalogue_logits, memory_stage, validation_setup  # noqa: E402
 
-from agent import ItemHeadScorer  # noqa: E402
 from eval import paired_test  # noqa: E402
 
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -79,14 +78,9 @@ def main() -> None:
             name, logits = "ensemble", np.mean(all_logits, axis=0)
             entry: dict = {"members": [f.name for f in args.models]}
         else:
-            scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in v.catalog.items})
-            cols = np.array([scorer.index[it.item_id] for it in v.catalog.items])
-            logits = np.zeros_like(memory)
-            for i, hist in enumerate(v.kw["histories"]):
-                logits[i] = scorer.scores([hist])[0][cols]
-                if i % 50 == 0:
-                    print(f"{folder.name}: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s",
-                          file=sys.stderr, flush=True)
+            scorer, logits = catalogue_logits(folder, {it.item_id: it.title for it in v.catalog.items},
+                                              v.kw["histories"], [it.item_id for it in v.catalog.items],
+                                              label=folder.name, every=50, dtype=memory.dtype)
             name = folder.name
             all_logits.append(logits)
             entry = {"config": scorer.manifest["config"], "windows": scorer.manifest["train"]["windows"],

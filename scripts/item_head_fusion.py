@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,22 +38,15 @@ FORMS = ("minmax", "prob", "rrf", "zscore")
 
 
 def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    from _validation import validation_setup
+    from _validation import catalogue_logits, validation_setup
 
-    from agent import ItemHeadScorer
 
     v = validation_setup(args.users if args.users == "all" else int(args.users), args.seed, engine=False)
     scored = v.base.score_candidates(v.users, v.nows, **v.kw)
     memory = np.stack([s.retrieval for s in scored])
     targets = np.array([v.catalog.index[v.split.val[u].item_id] for u in v.users])
-    scorer = ItemHeadScorer(args.model, {it.item_id: it.title for it in v.catalog.items})
-    cols = np.array([scorer.index[it.item_id] for it in v.catalog.items])
-    logits = np.zeros_like(memory, dtype=np.float32)
-    t0 = time.perf_counter()
-    for i, hist in enumerate(v.kw["histories"]):
-        logits[i] = scorer.scores([hist])[0][cols]
-        if i % 50 == 0:
-            print(f"item head: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    logits = catalogue_logits(args.model, {it.item_id: it.title for it in v.catalog.items}, v.kw["histories"],
+                              [it.item_id for it in v.catalog.items], every=50)[1]
     return {"memory": memory, "logits": logits, "targets": targets, "users": np.array(v.users)}
 
 

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from agent import ItemHeadConfig, ItemHeadScorer, tune_item_head  # noqa: E402
+from agent import ItemHeadConfig, tune_item_head  # noqa: E402
 from eval import (  # noqa: E402
     build_sequential,
     forbidden_pairs,
@@ -130,7 +130,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def validate(args: argparse.Namespace) -> None:
-    from _validation import memory_stage, validation_setup
+    from _validation import catalogue_logits, memory_stage, validation_setup
 
     from agent import find_item_head
 
@@ -170,13 +170,8 @@ def validate(args: argparse.Namespace) -> None:
     best = {}
     for name, folder in (("standard", STANDARD), ("residual", residual)):
         t0 = time.perf_counter()
-        scorer = ItemHeadScorer(folder, {it.item_id: it.title for it in v.catalog.items})
-        c = np.array([scorer.index[i] for i in cat_ids])
-        logits = np.zeros_like(memory)
-        for i, hist in enumerate(v.kw["histories"]):
-            logits[i] = scorer.scores([hist])[0][c]
-            if i % 100 == 0:
-                print(f"{name}: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        logits = catalogue_logits(folder, {it.item_id: it.title for it in v.catalog.items}, v.kw["histories"],
+                                  cat_ids, label=name, dtype=memory.dtype)[1]
         alone = ndcg(np.where(finite, logits, -np.inf))
         g = {w: ndcg(stage + w * mm(logits)) for w in WEIGHTS}
         w = max(WEIGHTS, key=lambda x: g[x][pick].mean())
@@ -208,7 +203,7 @@ def validate(args: argparse.Namespace) -> None:
 def validate_mix(args: argparse.Namespace) -> None:
     """The residual head trained against the whole sequential mix, read over the harness-like stage (the
     arrays of scripts/learned_blend.py; see the module docstring)."""
-    from _validation import cached_arrays
+    from _validation import cached_arrays, catalogue_logits
     from learned_blend import mm, ndcg_of_ranks, ranks_of
 
     from agent import find_item_head
@@ -230,15 +225,8 @@ def validate_mix(args: argparse.Namespace) -> None:
     cat_ids = list(split.item_ids)
 
     def head_logits() -> dict[str, np.ndarray]:
-        scorer = ItemHeadScorer(residual, {it.item_id: it.title for it in items})  # titles with year, as tuned
-        c = np.array([scorer.index[i] for i in cat_ids])
-        out = np.zeros(d["memory"].shape, dtype=np.float32)
-        t0 = time.perf_counter()
-        for k, u in enumerate(users):
-            out[k] = scorer.scores([split.train[u]])[0][c]
-            if k % 100 == 0:
-                print(f"residual head: {k}/{len(users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
-                      flush=True)
+        titles = {it.item_id: it.title for it in items}  # with year, as tuned
+        out = catalogue_logits(residual, titles, [split.train[u] for u in users], cat_ids, label="residual head")[1]
         return {"residual": out, "users": np.array(users)}
 
     r = cached_arrays(WORK / f"mix-val-{residual.name}.npz", head_logits)

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,20 +53,12 @@ SOURCES = ("memory", "lstm+text", "sasrec", "llm")
 
 
 def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    from _validation import memory_stage, validation_setup
-
-    from agent import ItemHeadScorer
-    from eval import build_sequential, leave_one_out, without_last
+    from _validation import catalogue_logits, memory_stage, testlike_scores, validation_setup
 
     v = validation_setup("all", args.seed, engine=False)
     st = memory_stage(v)
     cat_ids = [it.item_id for it in v.catalog.items]
     assert list(v.split.item_ids) == cat_ids, "catalogue order differs"
-    ds2 = without_last(v.ds)
-    split2 = leave_one_out(ds2)
-    requests = [split2.request(u, "test") for u in v.users]  # split2's test target = the real validation item
-    for r in requests:
-        assert r.history == v.split.train[r.user_id] and split2.test[r.user_id] == v.split.val[r.user_id]
     out = {"memory": st.memory.astype(np.float32), "targets": st.targets, "users": np.array(v.users),
            "hist_len": np.array([len(h) for h in v.kw["histories"]])}
     pop = np.zeros(len(cat_ids))
@@ -75,21 +66,9 @@ def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
         for i in seq:
             pop[v.catalog.index[i]] += 1
     out["popularity"] = pop
-    for name in ("lstm+text", "sasrec"):
-        t0 = time.perf_counter()
-        model = build_sequential(name, ds2, seed=args.seed)
-        model.fit(split2)
-        out[name] = np.asarray(model.score_all(requests), dtype=np.float32)
-        print(f"{name} (test-like): fitted and scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    scorer = ItemHeadScorer(HEAD, {it.item_id: it.title for it in v.catalog.items})
-    cols = np.array([scorer.index[i] for i in cat_ids])
-    logits = np.zeros_like(out["memory"])
-    t0 = time.perf_counter()
-    for i, hist in enumerate(v.kw["histories"]):
-        logits[i] = scorer.scores([hist])[0][cols]
-        if i % 100 == 0:
-            print(f"item head: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    out["llm"] = logits
+    out.update(testlike_scores(v.ds, v.users, args.seed))
+    out["llm"] = catalogue_logits(HEAD, {it.item_id: it.title for it in v.catalog.items}, v.kw["histories"],
+                                  cat_ids)[1]
     return out
 
 

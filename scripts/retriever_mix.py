@@ -59,9 +59,8 @@ TESTLIKE = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 
 def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    from _validation import validation_setup
+    from _validation import catalogue_logits, validation_setup
 
-    from agent import ItemHeadScorer
     from eval import build_sequential
 
     v = validation_setup(args.users if args.users == "all" else int(args.users), args.seed, engine=False)
@@ -77,37 +76,19 @@ def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
         model.fit(v.split)
         out[name] = np.asarray(model.score_all(requests), dtype=np.float32)
         print(f"{name}: fitted and scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    scorer = ItemHeadScorer(args.model, {it.item_id: it.title for it in v.catalog.items})
-    cols = np.array([scorer.index[it.item_id] for it in v.catalog.items])
-    logits = np.zeros_like(out["memory"], dtype=np.float32)
-    t0 = time.perf_counter()
-    for i, hist in enumerate(v.kw["histories"]):
-        logits[i] = scorer.scores([hist])[0][cols]
-        if i % 100 == 0:
-            print(f"item head: {i}/{len(v.users)} users, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    out["llm"] = logits
+    out["llm"] = catalogue_logits(args.model, {it.item_id: it.title for it in v.catalog.items}, v.kw["histories"],
+                                  [it.item_id for it in v.catalog.items])[1]
     return out
 
 
 def compute_testlike(args: argparse.Namespace, users: np.ndarray) -> dict[str, np.ndarray]:
     """The two sequential models refitted without each user's last training item, scored on the validation
     target after the whole training sequence (the third rule)."""
-    from eval import build_sequential, leave_one_out, load_ml100k, without_last
+    from _validation import testlike_scores
 
-    ds = load_ml100k()
-    ds2 = without_last(ds)
-    split2, split = leave_one_out(ds2), leave_one_out(ds)
-    requests = [split2.request(str(u), "test") for u in users]  # split2's test target = the real validation item
-    for r in requests:
-        assert r.history == split.train[r.user_id] and split2.test[r.user_id] == split.val[r.user_id]
-    out: dict[str, np.ndarray] = {}
-    for name in ("lstm+text", "sasrec"):
-        t0 = time.perf_counter()
-        model = build_sequential(name, ds2, seed=args.seed)
-        model.fit(split2)
-        out[name] = np.asarray(model.score_all(requests), dtype=np.float32)
-        print(f"{name} (test-like): fitted and scored in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return out
+    from eval import load_ml100k
+
+    return testlike_scores(load_ml100k(), [str(u) for u in users], args.seed)
 
 
 def _mm(x: np.ndarray) -> np.ndarray:
