@@ -70,7 +70,7 @@ STANDARD = ROOT / "models" / "gemma-3-270m-item-head-f0afd07af37c"
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def _sasrec(split, users: set[str] | None, name: str, model_name: str = "sasrec"):  # noqa: ANN001, ANN202
+def _fitted(split, users: set[str] | None, name: str, model_name: str = "sasrec"):  # noqa: ANN001, ANN202
     """A sequential model (SASRec by default) fitted on ``split`` restricted to ``users`` (None: all), saved
     under runs/residual/ and reused."""
     from eval._lstm import LSTMPredictor  # scripts may use the harness's parts
@@ -107,7 +107,7 @@ def train(args: argparse.Namespace) -> None:
     # model k was fitted without fold k's users: it scores them
     parts = MIX if args.scorer == "mix" else (("sasrec", 1.0),)
     total = sum(w for _, w in parts)
-    models = {name: [_sasrec(split, {u for u in users if fold[u] != k}, f"{name.replace('+', '-')}-without-fold{k}",
+    models = {name: [_fitted(split, {u for u in users if fold[u] != k}, f"{name.replace('+', '-')}-without-fold{k}",
                              name) for k in (0, 1)] for name, _ in parts}
     ids = [it.item_id for it in items]
     cols = {name: np.array([m[0]._index[i] for i in ids]) for name, m in models.items()}  # one index per dataset
@@ -141,7 +141,7 @@ def validate(args: argparse.Namespace) -> None:
                               ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL["sasrec"]))
     if residual is None:
         sys.exit("no residual head for this config: run `train` first")
-    stage_sasrec = _sasrec(split_tl, None, "sasrec-all")
+    stage_sasrec = _fitted(split_tl, None, "sasrec-all")
     v = validation_setup("all", args.seed, engine=False)
     chosen = set(sample_users(v.split, args.choose_on, args.seed))
     pick = np.array([u in chosen for u in v.users])
@@ -221,7 +221,8 @@ def validate_mix(args: argparse.Namespace) -> None:
     if residual is None:
         sys.exit("no residual head for this config: run `train --scorer mix` first")
     users = [str(u) for u in d["users"]]
-    pick = np.array([u in set(sample_users(split, args.choose_on, args.seed)) for u in users])
+    seeded = set(sample_users(split, args.choose_on, args.seed))
+    pick = np.array([u in seeded for u in users])
     cat_ids = list(split.item_ids)
 
     def head_logits() -> dict[str, np.ndarray]:
