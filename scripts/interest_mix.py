@@ -22,7 +22,6 @@ mixture beats that with bootstrap and Wilcoxon p < 0.05. Writes ``docs/results/i
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -32,11 +31,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
+from learned_blend import blend_reader  # noqa: E402
 
 from agent import best_f1_set  # noqa: E402
-from eval import leave_one_out, load_ml100k, paired_test, sample_users  # noqa: E402
+from eval import leave_one_out, load_ml100k, paired_test  # noqa: E402
 
 ALPHA = (0.0, 0.25, 0.5, 0.75, 1.0)
 T_SEQ = (0.5, 1.0, 2.0)
@@ -59,20 +60,9 @@ def f1(labels: list[str], truth: frozenset[str]) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--choose-on", type=int, default=400)
-    p.add_argument("--cache", type=Path, default=ROOT / "runs" / "blend" / "val.npz")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "interest-mix.json")
-    args = p.parse_args()
-    if not args.cache.exists():
-        sys.exit(f"{args.cache} missing: run scripts/learned_blend.py first")
-    d = dict(np.load(args.cache))
+    args, d, users, pick = blend_reader(__doc__, "interest-mix.json")
     ds = load_ml100k()
     split = leave_one_out(ds)
-    users = [str(u) for u in d["users"]]
-    chosen = set(sample_users(split, args.choose_on, args.seed))
-    pick = np.array([u in chosen for u in users])
     ids = list(split.item_ids)
     genres = [frozenset(ds.items[i].genres) for i in ids]
     index = {i: k for k, i in enumerate(ids)}

@@ -204,14 +204,11 @@ def validate_mix(args: argparse.Namespace) -> None:
     """The residual head trained against the whole sequential mix, read over the harness-like stage (the
     arrays of scripts/learned_blend.py; see the module docstring)."""
     from _validation import cached_arrays, catalogue_logits
-    from learned_blend import mm, ndcg_of_ranks, ranks_of
+    from learned_blend import blend_arrays, mm, ndcg_of_ranks, ranks_of
 
     from agent import find_item_head
 
-    blend = ROOT / "runs" / "blend" / "val.npz"
-    if not blend.exists():
-        sys.exit(f"{blend} missing: run scripts/learned_blend.py first")
-    d = dict(np.load(blend))
+    d, users, pick = blend_arrays(ROOT / "runs" / "blend" / "val.npz", args.choose_on, args.seed)
     ds = load_ml100k()
     split = leave_one_out(ds)
     split_tl = leave_one_out(without_last(ds))
@@ -220,9 +217,6 @@ def validate_mix(args: argparse.Namespace) -> None:
                               ItemHeadConfig(epochs=args.epochs, residual=RESIDUAL["mix"]))
     if residual is None:
         sys.exit("no residual head for this config: run `train --scorer mix` first")
-    users = [str(u) for u in d["users"]]
-    seeded = set(sample_users(split, args.choose_on, args.seed))
-    pick = np.array([u in seeded for u in users])
     cat_ids = list(split.item_ids)
 
     def head_logits() -> dict[str, np.ndarray]:

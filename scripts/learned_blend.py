@@ -72,6 +72,31 @@ def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return out
 
 
+def blend_arrays(cache: Path, choose_on: int, seed: int) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
+    """The arrays this script caches (the scripts reading them after it: interest_mix.py, logit_pool.py,
+    item_head_residual.py), their users, and the mask of the seeded ``choose_on`` users among them."""
+    from eval import leave_one_out, load_ml100k, sample_users
+
+    if not cache.exists():
+        sys.exit(f"{cache} missing: run scripts/learned_blend.py first")
+    d = dict(np.load(cache))
+    users = [str(u) for u in d["users"]]
+    seeded = set(sample_users(leave_one_out(load_ml100k()), choose_on, seed))
+    return d, users, np.array([u in seeded for u in users])
+
+
+def blend_reader(doc: str, out: str) -> tuple[argparse.Namespace, dict[str, np.ndarray], list[str], np.ndarray]:
+    """A script reading this one's arrays: its arguments (``--seed``, ``--choose-on``, ``--cache``, ``--out``,
+    default ``docs/results/<out>``) and :func:`blend_arrays`' answer for them."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--choose-on", type=int, default=400)
+    p.add_argument("--cache", type=Path, default=ROOT / "runs" / "blend" / "val.npz")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / out)
+    args = p.parse_args()
+    return (args, *blend_arrays(args.cache, args.choose_on, args.seed))
+
+
 def mm(x: np.ndarray, finite: np.ndarray) -> np.ndarray:
     """Min-max over each user's unconsumed items (consumed: -inf)."""
     lo = np.where(finite, x, np.inf).min(axis=1, keepdims=True)

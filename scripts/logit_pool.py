@@ -17,7 +17,6 @@ p < 0.05. Writes ``docs/results/logit-pool.json``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -28,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
-from learned_blend import mm, ndcg_of_ranks, ranks_of  # noqa: E402
+from learned_blend import blend_reader, mm, ndcg_of_ranks, ranks_of  # noqa: E402
 
-from eval import leave_one_out, load_ml100k, paired_test, sample_users  # noqa: E402
+from eval import paired_test  # noqa: E402
 
 GAMMA = (0.25, 0.5, 1.0, 2.0)
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -39,18 +38,7 @@ MIX = (("lstm+text", 6.0), ("sasrec", 3.0))  # eval.RETRIEVER_MIX
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--choose-on", type=int, default=400)
-    p.add_argument("--cache", type=Path, default=ROOT / "runs" / "blend" / "val.npz")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "logit-pool.json")
-    args = p.parse_args()
-    if not args.cache.exists():
-        sys.exit(f"{args.cache} missing: run scripts/learned_blend.py first")
-    d = dict(np.load(args.cache))
-    users = [str(u) for u in d["users"]]
-    seeded = set(sample_users(leave_one_out(load_ml100k()), args.choose_on, args.seed))
-    pick = np.array([u in seeded for u in users])
+    args, d, users, pick = blend_reader(__doc__, "logit-pool.json")
     targets, finite = d["targets"], np.isfinite(d["memory"])
     n = {k: mm(d[k], finite) for k in ("memory", "lstm+text", "sasrec", "llm")}
     total = sum(w for _, w in MIX)
