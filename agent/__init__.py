@@ -90,7 +90,14 @@ from ._context import UserContext, query_context  # noqa: E402
 from ._feedback import SIGNALS, FeedbackConfig, feedback_adjustment  # noqa: E402
 from ._free_tags import FreeTag, FreeTagConfig, ground_free_tags, propose_free_tags  # noqa: E402
 from ._interests import ground_interests, render_interest_prompt  # noqa: E402
-from ._itemhead import CatalogScores, ItemHeadConfig, ItemHeadScorer, item_head_key, training_windows  # noqa: E402
+from ._itemhead import (  # noqa: E402
+    CatalogScores,
+    ItemHeadConfig,
+    ItemHeadScorer,
+    item_head_key,
+    rating_level,
+    training_windows,
+)
 from ._itemhead_interests import best_f1_set  # noqa: E402
 from ._itemhead_tune import find_item_head, tune_item_head  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
@@ -171,6 +178,7 @@ __all__ += [
     "data_fingerprint",
     "find_item_head",
     "item_head_key",
+    "rating_level",
     "training_windows",
     "tune_item_head",
     "rank_short_prompt",

@@ -39,7 +39,7 @@ from ._tune import ALL_LINEAR, _base_sha
 from ._tune_data import TuneDataError, check_forbidden
 from ._vllm import default_dtype
 
-__all__ = ["CatalogScores", "ItemHeadConfig", "ItemHeadScorer", "item_head_key", "training_windows"]
+__all__ = ["CatalogScores", "ItemHeadConfig", "ItemHeadScorer", "item_head_key", "rating_level", "training_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -110,30 +110,65 @@ class ItemHeadConfig(BaseModel):
     #: without them). Training only: the scorer reads the head's logits alone, for a stage that holds the
     #: offset's scorer already. None: plain training.
     residual: str | None = None
+    #: each history line carries the person's rating of the item, ``Title (year) ★4`` (``RATED_LINE``): what
+    #: the ID-based sequential models never see. Training needs every window's ratings
+    #: (``tune_item_head(ratings=...)``), scoring every history's (``ItemHeadScorer.scores(ratings=...)``).
+    ratings: bool = False
+
+
+#: a history line with the rating (``ItemHeadConfig.ratings``): the title, then the rating on a 1-5 scale as a
+#: star and a digit (two tokens more on Gemma's tokenizer; " 4/5" is four)
+RATED_LINE = "{title} ★{rating}\n"
+
+
+def rating_level(value: float) -> int:
+    """A rating as the whole number 1-5 a rated history line shows (rounded, clipped)."""
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"a rating must be a finite number, got {value!r}")
+    return int(min(5, max(1, round(v))))
 
 
 def training_windows(sequences: Mapping[str, Sequence[str]], index: Mapping[str, int], config: ItemHeadConfig,
-                     forbidden: Iterable[str | tuple[str, str]] = ()) -> list[tuple[str, list[int]]]:
-    """``(user, item indices)`` windows in training order (seeded shuffle, repeated per epoch).
+                     forbidden: Iterable[str | tuple[str, str]] = (),
+                     ratings: Mapping[str, Sequence[float]] | None = None) -> list[tuple]:
+    """``(user, item indices)`` windows in training order (seeded shuffle, repeated per epoch); for a rated
+    head (``config.ratings``) ``(user, item indices, rating levels 1-5)``.
 
     Each user gives up to ``windows_per_user`` windows of ``window`` items, newest first; a window shorter
     than ``min_history + 2`` items is dropped.
 
+    Args:
+        ratings: per user, one rating per item of their sequence; required by a rated head, refused otherwise.
+
     Raises:
-        TuneDataError: a sequence holds a forbidden item or pair, or an item outside ``index``.
+        TuneDataError: a sequence holds a forbidden item or pair, or an item outside ``index``; a rated head's
+            ratings are missing or not one per item.
     """
+    if (ratings is None) == config.ratings:
+        raise TuneDataError("a rated item head needs every sequence's ratings" if config.ratings
+                            else "ratings given for an item head trained without them (ItemHeadConfig.ratings)")
     check_forbidden(sequences, list(forbidden))
-    out = []
+    out: list[tuple] = []
     for u, seq in sequences.items():
         missing = [i for i in seq if i not in index]
         if missing:
             raise TuneDataError(f"user {u!r}: items {missing[:5]} are not in the catalogue")
         idx = [index[i] for i in seq]
+        rates = None
+        if ratings is not None:
+            if u not in ratings or len(ratings[u]) != len(seq):
+                raise TuneDataError(f"user {u!r}: {len(ratings.get(u, ()))} ratings for {len(seq)} items")
+            try:
+                rates = [rating_level(x) for x in ratings[u]]
+            except (TypeError, ValueError) as e:
+                raise TuneDataError(f"user {u!r}: {e}") from e
         for k in range(config.windows_per_user):
             end = len(idx) - k * config.window
             if end < config.min_history + 2:
                 break
-            out.append((u, idx[max(0, end - config.window):end]))
+            start = max(0, end - config.window)
+            out.append((u, idx[start:end]) if rates is None else (u, idx[start:end], rates[start:end]))
     if not out:
         raise TuneDataError("no training window: every sequence is shorter than min_history + 2")
     rng = np.random.default_rng(config.seed)
@@ -146,12 +181,15 @@ def _standardized(h: Any, center: Any, inv_spread: Any) -> Any:
     return h if center is None else (h - center) * inv_spread
 
 
-def _fingerprint(windows: Sequence[tuple[str, list[int]]], items: Sequence[CatalogItem]) -> str:
+def _fingerprint(windows: Sequence[tuple], items: Sequence[CatalogItem]) -> str:
+    """The training data's checksum: header, catalogue, windows (a rated head's carry their ratings)."""
     h = hashlib.sha256(HEADER.encode())
     for it in items:
         h.update(json.dumps([it.item_id, it.title]).encode())
-    for u, w in windows:
-        h.update(json.dumps([u, w]).encode())
+    if windows and len(windows[0]) == 3:
+        h.update(RATED_LINE.encode())
+    for win in windows:
+        h.update(json.dumps(list(win)).encode())
     return h.hexdigest()
 
 
@@ -166,6 +204,8 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
         del cfg["train_dtype"]
     if cfg["residual"] is None:  # likewise
         del cfg["residual"]
+    if not cfg["ratings"]:  # likewise
+        del cfg["ratings"]
     blob = json.dumps({"base": base_sha, "data": fingerprint, "config": cfg, "kind": KIND}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -174,7 +214,7 @@ class _Backbone:
     """The base LLM with LoRA on the top layers; encodes histories as text (HEADER + one title per line)."""
 
     def __init__(self, base: Path, titles: Sequence[str], rank: int, top_layers: int, *, lora: bool = True,
-                 device: str = "cpu"):
+                 device: str = "cpu", rated: bool = False):
         import torch
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -193,16 +233,24 @@ class _Backbone:
         bos = self.tok.bos_token_id if self.tok.bos_token_id is not None else lm.config.bos_token_id
         self.prefix = ([bos] if bos is not None else []) + self.tok.encode(HEADER, add_special_tokens=False)
         self.lines = [self.tok.encode(t + "\n", add_special_tokens=False) for t in titles]
+        # rated[r - 1][j]: item j's line with rating r (ItemHeadConfig.ratings)
+        self.rated = [[self.tok.encode(RATED_LINE.format(title=t, rating=r), add_special_tokens=False)
+                       for t in titles] for r in range(1, 6)] if rated else None
 
     def decoder(self) -> Any:
         m = self.model
         return m.base_model.model.model if hasattr(m, "base_model") and hasattr(m, "peft_config") else m.model
 
-    def states(self, seq: Sequence[int]) -> Any:
-        """Final hidden state after each item's line, ``(len(seq), hidden)``."""
+    def states(self, seq: Sequence[int], rates: Sequence[int] | None = None) -> Any:
+        """Final hidden state after each item's line, ``(len(seq), hidden)``; with ``rates`` (levels 1-5, one
+        per item) the lines carry the ratings."""
+        if (rates is None) != (self.rated is None):
+            raise ValueError("a rated item head reads every history with its ratings, an unrated one without")
+        if rates is not None and len(rates) != len(seq):
+            raise ValueError(f"{len(rates)} ratings for {len(seq)} items")
         ids, ends = list(self.prefix), []
-        for j in seq:
-            ids += self.lines[j]
+        for k, j in enumerate(seq):
+            ids += self.lines[j] if rates is None else self.rated[rates[k] - 1][j]
             ends.append(len(ids) - 1)
         h = self.decoder()(input_ids=self.torch.tensor([ids], device=self.device)).last_hidden_state[0]
         return h[ends]
@@ -269,7 +317,7 @@ class ItemHeadScorer:
         if _base_sha(base) != manifest["base"]["files_sha256"]:
             raise ModelPreparationError(f"{base} is not the base this model was tuned on", reason="manifest")
         self.torch = torch
-        bb = _Backbone(base, [titles[i] for i in self.item_ids], 1, 1, lora=False)
+        bb = _Backbone(base, [titles[i] for i in self.item_ids], 1, 1, lora=False, rated=self.config.ratings)
         bb.model = PeftModel.from_pretrained(bb.model, str(self.folder)).float().merge_and_unload()
         if dtype == "auto":
             dtype = default_dtype("cpu") if bb.device.type == "cpu" else "bfloat16"
@@ -285,7 +333,7 @@ class ItemHeadScorer:
         # a standardised head (ItemHeadConfig.standardize) stores its fixed centre and per-dimension scale
         self.center = st["center"].float() if "center" in st else None
         self.inv_spread = st["inv_spread"].float() if "inv_spread" in st else None
-        self._cache: dict[tuple[int, ...], np.ndarray] = {}
+        self._cache: dict[tuple[tuple[int, ...], tuple[int, ...] | None], np.ndarray] = {}
 
     @property
     def info(self) -> dict[str, Any]:
@@ -295,28 +343,49 @@ class ItemHeadScorer:
                 "data_fingerprint": m["data"]["fingerprint"], "train_windows": m["train"]["windows"],
                 "metrics": m.get("metrics", {}), "dtype": self.dtype, "short_views": list(self.short_views)}
 
-    def scores(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
+    def scores(self, histories: Sequence[Sequence[str]],
+               ratings: Sequence[Sequence[float]] | None = None) -> np.ndarray:
         """``(len(histories), n_items)`` logits (model item order) after each history's last ``window``
-        known items; an empty history gets the popularity bias alone."""
+        known items; an empty history gets the popularity bias alone.
+
+        Args:
+            histories: item ids, oldest first.
+            ratings: one rating per history item (1-5 scale), required by a rated head
+                (``ItemHeadConfig.ratings``) and refused by an unrated one.
+
+        Raises:
+            ValueError: ratings missing for a rated head, given to an unrated one, or not one per item.
+        """
+        if (ratings is None) == self.config.ratings:
+            raise ValueError("this item head reads ratings: pass one per history item" if self.config.ratings
+                             else "this item head was trained without ratings: pass none")
+        if ratings is not None and len(ratings) != len(histories):
+            raise ValueError(f"{len(ratings)} rating lists for {len(histories)} histories")
         out = np.zeros((len(histories), len(self.item_ids)), dtype=np.float32)
         with self.torch.no_grad():
             for r, hist in enumerate(histories):
-                seq = tuple(self.index[i] for i in hist if i in self.index)[-self.config.window:]
+                if ratings is not None and len(ratings[r]) != len(hist):
+                    raise ValueError(f"history {r}: {len(ratings[r])} ratings for {len(hist)} items")
+                known = [k for k, i in enumerate(hist) if i in self.index][-self.config.window:]
+                seq = tuple(self.index[hist[k]] for k in known)
+                rates = None if ratings is None else tuple(rating_level(ratings[r][k]) for k in known)
                 if not seq:
                     out[r] = self.bias.numpy()
                     continue
-                if seq not in self._cache:  # the choice and the interests of one prediction read the same
+                key = (seq, rates)
+                if key not in self._cache:  # the choice and the interests of one prediction read the same
                     if len(self._cache) >= _CACHE_SIZE:
                         self._cache.pop(next(iter(self._cache)))
-                    reads = [seq] + [seq[-k:] for k in self.short_views]
-                    once = {x: self._logits(x) for x in dict.fromkeys(reads)}  # a short history: one read
-                    self._cache[seq] = np.mean([once[x] for x in reads], axis=0, dtype=np.float32)
-                out[r] = self._cache[seq]
+                    reads = [0] + [max(0, len(seq) - k) for k in self.short_views]  # where each read starts
+                    once = {a: self._logits(seq[a:], None if rates is None else rates[a:])
+                            for a in dict.fromkeys(reads)}  # a short history: one read
+                    self._cache[key] = np.mean([once[a] for a in reads], axis=0, dtype=np.float32)
+                out[r] = self._cache[key]
         return out
 
-    def _logits(self, seq: tuple[int, ...]) -> np.ndarray:
+    def _logits(self, seq: tuple[int, ...], rates: tuple[int, ...] | None = None) -> np.ndarray:
         """The head's logits after the item indices ``seq`` (one read of the decoder)."""
-        h = _standardized(self.backbone.states(seq)[-1].float(), self.center, self.inv_spread)
+        h = _standardized(self.backbone.states(seq, rates)[-1].float(), self.center, self.inv_spread)
         h = self.torch.nn.functional.normalize(h, dim=-1)
         return (self.scale * (self.emb @ h) + self.bias).numpy()
 
@@ -352,6 +421,8 @@ class CatalogScores:
 
     def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],
                         nows: Sequence[Any]) -> np.ndarray:
+        if self.scorer.config.ratings:
+            raise ValueError("a rated item head is not yet a candidate source (it needs each history's ratings)")
         if self._columns is None:
             self._columns = np.array([self.scorer.index.get(i, -1) for i in self.item_ids], dtype=np.int64)
         cols = self._columns

@@ -77,9 +77,10 @@ def _log_popularity(sequences: Mapping[str, Sequence[str]], index: Mapping[str, 
 
 def _located(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
              forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, base: Path | None,
-             home: Path | None) -> tuple[list[tuple[str, list[int]]], Path, str, str, Path]:
+             home: Path | None, ratings: Mapping[str, Sequence[float]] | None = None
+             ) -> tuple[list[tuple], Path, str, str, Path]:
     index = {it.item_id: j for j, it in enumerate(items)}
-    windows = training_windows(sequences, index, config, forbidden)
+    windows = training_windows(sequences, index, config, forbidden, ratings)
     if config.max_windows is not None:
         windows = windows[:config.max_windows]
     base = base or model_dir(home)
@@ -107,11 +108,12 @@ def _usable(folder: Path) -> bool:
 
 def find_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
                    forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, *,
-                   base: Path | None = None, home: Path | None = None, seeds: Sequence[Path] = ()) -> Path | None:
+                   base: Path | None = None, home: Path | None = None, seeds: Sequence[Path] = (),
+                   ratings: Mapping[str, Sequence[float]] | None = None) -> Path | None:
     """The cached folder :func:`tune_item_head` would return for these inputs, without training: from
     ``$TIDE_HOME/models``, or copied there from a folder of the same name under one of ``seeds`` (e.g. a
     model committed with the code, checksums verified); None when neither has it."""
-    target = _located(sequences, items, forbidden, config, base, home)[-1]
+    target = _located(sequences, items, forbidden, config, base, home, ratings)[-1]
     if target.exists() and _usable(target):
         return target
     for seed in seeds:
@@ -134,7 +136,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                    log_file: Path | None = None, time_budget_s: float | None = None,
                    extra: dict[str, Any] | None = None, seeds: Sequence[Path] = (),
                    device: str | None = None,
-                   offsets: Callable[[str, Sequence[int]], np.ndarray] | None = None) -> Path:
+                   offsets: Callable[[str, Sequence[int]], np.ndarray] | None = None,
+                   ratings: Mapping[str, Sequence[float]] | None = None) -> Path:
     """Train (or reuse) the item-head model for these training sequences; returns its cached folder.
 
     Args:
@@ -152,6 +155,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         offsets: with ``config.residual`` (and only then): ``offsets(user, seq)`` gives the fixed scorer's
             logits after each prefix of ``seq`` (item indices in ``items`` order), ``(len(seq), len(items))``;
             row ``j`` follows ``seq[:j + 1]``. They are added to the head's logits before the loss.
+        ratings: with ``config.ratings`` (and only then): per user, one rating (1-5) per item of their
+            sequence, written into the history lines (``agent._itemhead.RATED_LINE``); part of the fingerprint.
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
@@ -168,10 +173,11 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     items = list(items)
     forbidden = list(forbidden)
     index = {it.item_id: j for j, it in enumerate(items)}
-    found = find_item_head(sequences, items, forbidden, config, base=base, home=home, seeds=seeds)
+    found = find_item_head(sequences, items, forbidden, config, base=base, home=home, seeds=seeds, ratings=ratings)
     if found is not None:
         return found
-    windows, base, base_sha, fingerprint, target = _located(sequences, items, forbidden, config, base, home)
+    windows, base, base_sha, fingerprint, target = _located(sequences, items, forbidden, config, base, home,
+                                                            ratings)
     key = target.name.rsplit("-", 1)[1]
     shutil.rmtree(target, ignore_errors=True)  # a damaged folder (find_item_head refused it)
     work = target.parent / f".{target.name}.work"
@@ -179,7 +185,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     t0 = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(config.seed)
-    bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers, device=str(dev))
+    bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers, device=str(dev),
+                   rated=config.ratings)
     if not (work / _INIT).exists():
         shared = _shared_init(target.parent, base_sha, items, dev.type)
         if shared.exists():  # another config on the same base, catalogue and device computed it
@@ -220,9 +227,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             if config.lr_decay == "linear":  # a function of the step: a resumed run continues the same schedule
                 for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                     g["lr"] = lr * (1.0 - step / len(windows))
-            user, seq = windows[step]
+            user, seq, *rated = windows[step]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.train_dtype == "bfloat16"):
-                states = bb.states(seq[:-1])[mh - 1:]
+                states = bb.states(seq[:-1], rated[0][:-1] if rated else None)[mh - 1:]
             logits = head(states.float())
             if offsets is not None:
                 off = np.asarray(offsets(user, seq[:-1]), dtype=np.float32)
@@ -294,7 +301,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         manifest = {"model": target.name, "key": key, "kind": KIND, "header": HEADER,
                     "base": {"name": base.name, "path": str(base), "files_sha256": base_sha},
                     "data": {"fingerprint": fingerprint, "windows": len(windows[:step]),
-                             "users": len({u for u, _ in windows[:step]}), "items": len(items)},
+                             "users": len({w[0] for w in windows[:step]}), "items": len(items)},
                     "config": config.model_dump(mode="json"), "train": facts,
                     "seconds_total": round(time.perf_counter() - t0, 1), "created": datetime.now(UTC).isoformat(),
                     "metrics": {}, **(extra or {}), "files": files}

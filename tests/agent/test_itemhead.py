@@ -67,8 +67,10 @@ def test_key_changes_with_base_data_and_config():
     assert item_head_key("b", "d", TINY.model_copy(update={"train_dtype": "bfloat16"})) != k
     # and residual training: none keys as before, a named offset is another model
     assert item_head_key("b", "d", TINY.model_copy(update={"residual": "sasrec"})) != k
+    # and rated history lines: off keys as before, on is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"ratings": True})) != k
     legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items()
-              if k_ not in ("lr_decay", "standardize", "train_dtype", "residual")}
+              if k_ not in ("lr_decay", "standardize", "train_dtype", "residual", "ratings")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -398,3 +400,69 @@ def test_the_heads_starting_vectors_are_computed_once_per_base_and_catalogue(tmp
     renamed = [it.model_copy(update={"title": it.title + " II"}) for it in ITEMS]
     with pytest.raises(AssertionError, match="read again"):  # other titles: other vectors
         tune_item_head(SEQS, renamed, [], TINY, base=model_path, home=tmp_path, progress=False)
+
+
+RATES = {u: [1 + (k * (int(u[1:]) + 2)) % 5 for k in range(len(seq))] for u, seq in SEQS.items()}
+
+
+def test_rated_windows_carry_each_items_rating_and_refuse_a_mismatch():
+    cfg = ItemHeadConfig(window=4, min_history=1, windows_per_user=2, epochs=1, ratings=True)
+    wins = training_windows(SEQS, INDEX, cfg, ratings=RATES)
+    plain = training_windows(SEQS, INDEX, cfg.model_copy(update={"ratings": False}))
+    assert [(u, w) for u, w, _ in wins] == plain  # the same windows, in the same seeded order
+    for u, w, r in wins:
+        pos = [SEQS[u].index(ITEMS[j].item_id) for j in w]  # each user's items are distinct here
+        assert r == [RATES[u][k] for k in pos]
+    with pytest.raises(TuneDataError, match="needs every sequence's ratings"):
+        training_windows(SEQS, INDEX, cfg)
+    with pytest.raises(TuneDataError, match="without them"):
+        training_windows(SEQS, INDEX, cfg.model_copy(update={"ratings": False}), ratings=RATES)
+    with pytest.raises(TuneDataError, match="ratings for"):
+        training_windows(SEQS, INDEX, cfg, ratings={**RATES, "u1": RATES["u1"][:-1]})
+    with pytest.raises(TuneDataError, match="finite"):
+        training_windows(SEQS, INDEX, cfg, ratings={**RATES, "u1": [float("nan")] * len(SEQS["u1"])})
+    # held-out items are refused as for a plain head
+    with pytest.raises(TuneDataError, match="forbidden"):
+        training_windows(SEQS, INDEX, cfg, forbidden=[("u1", SEQS["u1"][-1])], ratings=RATES)
+
+
+def test_rating_levels_round_and_clip_to_the_five_shown():
+    from agent import rating_level
+
+    assert [rating_level(x) for x in (0, 1, 2.4, 2.6, 5, 9)] == [1, 1, 2, 3, 5, 5]
+
+
+def test_a_rated_head_reads_the_ratings_it_trained_on(tmp_path, model_path):
+    """A tiny real run with ratings in the history lines: another model than the plain one (key and data
+    fingerprint), whose scores move when only a rating changes; the scorer refuses a history without its
+    ratings, and an unrated head refuses ratings."""
+    rated = TINY.model_copy(update={"ratings": True})
+    with pytest.raises(TuneDataError, match="ratings"):
+        tune_item_head(SEQS, ITEMS, [], rated, base=model_path, home=tmp_path, progress=False)
+    folder = tune_item_head(SEQS, ITEMS, [], rated, base=model_path, home=tmp_path, progress=False, ratings=RATES)
+    plain = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    assert folder != plain
+    m, mp = (json.loads((f / "manifest.json").read_text()) for f in (folder, plain))
+    assert m["config"]["ratings"] is True and m["data"]["fingerprint"] != mp["data"]["fingerprint"]
+    other = {u: [6 - r for r in rs] for u, rs in RATES.items()}  # same windows, other ratings: other data
+    assert find_item_head(SEQS, ITEMS, [], rated, base=model_path, home=tmp_path, ratings=other) is None
+    assert find_item_head(SEQS, ITEMS, [], rated, base=model_path, home=tmp_path, ratings=RATES) == folder
+
+    titles = {it.item_id: it.title for it in ITEMS}
+    scorer = ItemHeadScorer(folder, titles, base=model_path, dtype="float32")
+    hist = SEQS["u0"][:5]
+    a = scorer.scores([hist], ratings=[[5, 5, 5, 5, 5]])
+    b = scorer.scores([hist], ratings=[[5, 5, 5, 5, 1]])
+    assert a.shape == (1, len(ITEMS)) and np.isfinite(a).all() and not np.allclose(a, b)
+    np.testing.assert_allclose(a, scorer.scores([hist], ratings=[[4.8, 5, 5, 5, 5]]))  # shown as 5/5
+    # unknown items are dropped with their ratings
+    np.testing.assert_allclose(b, scorer.scores([[*hist[:2], "zzz", *hist[2:]]], ratings=[[5, 5, 3, 5, 5, 1]]))
+    with pytest.raises(ValueError, match="reads ratings"):
+        scorer.scores([hist])
+    with pytest.raises(ValueError, match="4 ratings for 5 items"):
+        scorer.scores([hist], ratings=[[5, 5, 5, 5]])
+    with pytest.raises(ValueError, match="not yet a candidate source"):
+        CatalogScores(scorer, [it.item_id for it in ITEMS]).score_histories(["u0"], [hist], [None])
+    unrated = ItemHeadScorer(plain, titles, base=model_path, dtype="float32")
+    with pytest.raises(ValueError, match="without ratings"):
+        unrated.scores([hist], ratings=[[5] * 5])
