@@ -241,10 +241,11 @@ class _Backbone:
         m = self.model
         return m.base_model.model.model if hasattr(m, "base_model") and hasattr(m, "peft_config") else m.model
 
-    def states(self, seq: Sequence[int], rates: Sequence[int] | None = None) -> Any:
+    def states(self, seq: Sequence[int], rates: Sequence[int] | None = None, *, plain: bool = False) -> Any:
         """Final hidden state after each item's line, ``(len(seq), hidden)``; with ``rates`` (levels 1-5, one
-        per item) the lines carry the ratings."""
-        if (rates is None) != (self.rated is None):
+        per item) the lines carry the ratings. ``plain``: titles alone, even on a rated backbone (the head's
+        starting vectors)."""
+        if not plain and (rates is None) != (self.rated is None):
             raise ValueError("a rated item head reads every history with its ratings, an unrated one without")
         if rates is not None and len(rates) != len(seq):
             raise ValueError(f"{len(rates)} ratings for {len(seq)} items")
@@ -263,7 +264,7 @@ class _Backbone:
         ctx = self.model.disable_adapter() if hasattr(self.model, "disable_adapter") else _Null()
         with self.torch.no_grad(), ctx:
             for j in tqdm(range(len(self.lines)), desc="item head init", disable=not progress):
-                out[j] = self.states([j])[-1].cpu()
+                out[j] = self.states([j], plain=True)[-1].cpu()
         return out
 
 

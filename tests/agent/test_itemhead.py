@@ -410,9 +410,10 @@ def test_rated_windows_carry_each_items_rating_and_refuse_a_mismatch():
     wins = training_windows(SEQS, INDEX, cfg, ratings=RATES)
     plain = training_windows(SEQS, INDEX, cfg.model_copy(update={"ratings": False}))
     assert [(u, w) for u, w, _ in wins] == plain  # the same windows, in the same seeded order
-    for u, w, r in wins:
-        pos = [SEQS[u].index(ITEMS[j].item_id) for j in w]  # each user's items are distinct here
-        assert r == [RATES[u][k] for k in pos]
+    for u, seq in SEQS.items():  # each window's ratings are its own items' (newest first, back to back)
+        idx = [INDEX[i] for i in seq]
+        assert sorted((tuple(w), tuple(r)) for uu, w, r in wins if uu == u) == sorted(
+            [(tuple(idx[-4:]), tuple(RATES[u][-4:])), (tuple(idx[-8:-4]), tuple(RATES[u][-8:-4]))])
     with pytest.raises(TuneDataError, match="needs every sequence's ratings"):
         training_windows(SEQS, INDEX, cfg)
     with pytest.raises(TuneDataError, match="without them"):
