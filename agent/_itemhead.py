@@ -422,7 +422,7 @@ class CatalogScores:
 
     def score_histories(self, user_ids: Sequence[str], histories: Sequence[Sequence[str]],
                         nows: Sequence[Any]) -> np.ndarray:
-        if self.scorer.config.ratings:
+        if getattr(getattr(self.scorer, "config", None), "ratings", False):  # any scorer with index and scores
             raise ValueError("a rated item head is not yet a candidate source (it needs each history's ratings)")
         if self._columns is None:
             self._columns = np.array([self.scorer.index.get(i, -1) for i in self.item_ids], dtype=np.int64)
