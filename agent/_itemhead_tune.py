@@ -35,10 +35,22 @@ from ._itemhead import (
 )
 from ._model import MANIFEST, _sha256, model_dir, tide_home, verify_files
 from ._tune import _base_sha
+from ._vllm import default_dtype
 
 __all__ = ["find_item_head", "tune_item_head"]
 
 log = logging.getLogger(__name__)
+
+
+def emulated_bf16_warning(device_type: str, train_dtype: str, cpu_dtype: str) -> str | None:
+    """The warning for bfloat16 training on a CPU that only emulates it (``cpu_dtype``: what
+    :func:`agent.default_dtype` picks for the CPU), else None. Measured on an AVX2-only CPU: 32 s per window
+    in bfloat16 against 1.5 s in float32 (docs/RESULTS.md, 2026-12-04)."""
+    if device_type != "cpu" or train_dtype != "bfloat16" or cpu_dtype == "bfloat16":
+        return None
+    return ("this CPU has no native bfloat16 (AVX512-BF16 or AMX): bfloat16 training is emulated here, about "
+            "20x slower per window than float32 (measured 32 s vs 1.5 s on an AVX2 CPU); `tide model tune "
+            "--train-dtype float32` trains faster (another key, so another model than the committed one)")
 
 
 def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool) -> Any:
@@ -184,6 +196,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    slow = emulated_bf16_warning(dev.type, config.train_dtype, default_dtype("cpu"))
+    if slow:
+        log.warning(slow)
     torch.manual_seed(config.seed)
     bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers, device=str(dev),
                    rated=config.ratings)

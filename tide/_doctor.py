@@ -40,6 +40,12 @@ def _packages() -> list[Check]:
                           True))
     except Exception as exc:  # reported, not raised: doctor diagnoses broken installs
         rows.append(Check("gpu", f"torch error: {exc}", False))
+    from agent import default_dtype
+
+    cpu = default_dtype("cpu")
+    rows.append(Check("cpu bfloat16", "native (AVX512-BF16/AMX)" if cpu == "bfloat16" else
+                      "emulated: the LLM runs in float32 here; train with `tide model tune --train-dtype float32`",
+                      True))
     try:
         import faiss
 

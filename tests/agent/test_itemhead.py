@@ -307,14 +307,24 @@ def test_the_scorer_averages_the_logits_of_its_short_views(tmp_path, model_path)
         ItemHeadScorer(folder, titles, base=model_path, short_views=(0,))
 
 
-def test_training_in_bfloat16_is_another_model_that_learns(tmp_path, model_path):
+def test_training_in_bfloat16_is_another_model_that_learns(tmp_path, model_path, monkeypatch, caplog):
     """``train_dtype="bfloat16"`` trains under autocast: its own key and folder, the dtype in the manifest's
-    config, a finite loss, and an adapter that differs from the float32 run's on the same windows."""
+    config, a finite loss, and an adapter that differs from the float32 run's on the same windows. On a CPU
+    that only emulates bfloat16 (here: made to look like one) the bfloat16 run warns that float32 is faster;
+    the float32 run does not."""
+    import logging
+
     from safetensors.torch import load_file
 
-    f32 = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
-    b16 = tune_item_head(SEQS, ITEMS, [], TINY.model_copy(update={"train_dtype": "bfloat16"}), base=model_path,
-                         home=tmp_path, progress=False)
+    import agent._itemhead_tune as tune_mod
+
+    monkeypatch.setattr(tune_mod, "default_dtype", lambda device="auto": "float32")
+    with caplog.at_level(logging.WARNING, logger="agent._itemhead_tune"):
+        f32 = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False, device="cpu")
+        assert "no native bfloat16" not in caplog.text
+        b16 = tune_item_head(SEQS, ITEMS, [], TINY.model_copy(update={"train_dtype": "bfloat16"}),
+                             base=model_path, home=tmp_path, progress=False, device="cpu")
+    assert "no native bfloat16" in caplog.text and "--train-dtype float32" in caplog.text
     assert b16 != f32
     manifest = json.loads((b16 / "manifest.json").read_text())
     assert manifest["config"]["train_dtype"] == "bfloat16" and np.isfinite(manifest["train"]["loss_last50"])
@@ -467,3 +477,12 @@ def test_a_rated_head_reads_the_ratings_it_trained_on(tmp_path, model_path):
     unrated = ItemHeadScorer(plain, titles, base=model_path, dtype="float32")
     with pytest.raises(ValueError, match="without ratings"):
         unrated.scores([hist], ratings=[[5] * 5])
+
+
+def test_the_emulated_bfloat16_warning_is_for_cpu_bfloat16_training_without_native_support():
+    from agent._itemhead_tune import emulated_bf16_warning
+
+    assert emulated_bf16_warning("cpu", "bfloat16", "float32")
+    assert emulated_bf16_warning("cpu", "bfloat16", "bfloat16") is None  # AVX512-BF16 / AMX
+    assert emulated_bf16_warning("cpu", "float32", "float32") is None
+    assert emulated_bf16_warning("cuda", "bfloat16", "float32") is None

@@ -39,3 +39,15 @@ def test_ingest_reports_rejected_rows_and_keeps_good_ones(tmp_path):
 
 def test_ingest_needs_exactly_one_source(tmp_path):
     assert runner.invoke(app, ["ingest", "--store", str(tmp_path / "s")]).exit_code == 2
+
+
+def test_doctor_without_engine_reports_packages_faiss_and_the_cpus_bfloat16():
+    from agent import default_dtype
+
+    result = runner.invoke(app, ["doctor", "--no-engine", "--json"])
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert result.exit_code == (0 if all(r["ok"] for r in rows.values()) else 1)
+    assert {"python", "torch", "faiss flavour", "gpu", "cpu bfloat16", "model", "vllm import"} <= rows.keys()
+    assert rows["faiss flavour"]["ok"] and "engine" not in rows
+    native = default_dtype("cpu") == "bfloat16"
+    assert rows["cpu bfloat16"]["value"].startswith("native" if native else "emulated")
