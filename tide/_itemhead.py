@@ -30,9 +30,17 @@ def item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
         return ItemHeadScorer(folder, {it.item_id: it.title for it in cat.items})
 
 
-def item_head_config() -> Any:
-    """The agent's settings beside an item-head model: fusion 0.25 with the default w_llm 0.5, the main
-    job's validation choice with this model."""
-    from agent import AgentConfig
+#: the LLM's ranking weights beside the committed item-head model: what the main job's validation chooses with
+#: it (`make main`, 500 test-like validation users; docs/results/main-job-bf16-summary.json, models.agent.tuning:
+#: no grid point beats w_llm 0, fusion 0 at paired p < 0.05). The model still scores the candidates (each item's
+#: ``llm_prob``) and states the interests, where it beat the memory profile on validation.
+RANKING_WEIGHTS = {"w_llm": 0.0, "fusion_weight": 0.0}
 
-    return AgentConfig(fusion_weight=0.25)
+
+def item_head_config() -> Any:
+    """The agent's settings beside an item-head model: the LLM's ranking weights the main job's validation
+    chooses with it (``RANKING_WEIGHTS``)."""
+    from agent import AgentConfig, RetrievalConfig
+
+    return AgentConfig(fusion_weight=RANKING_WEIGHTS["fusion_weight"],
+                       retrieval=RetrievalConfig(w_llm=RANKING_WEIGHTS["w_llm"]))

@@ -40,7 +40,9 @@ def test_predict_with_an_item_head_ranks_and_states_interests_without_an_engine(
     assert pred["provenance"]["engine"] == {} and pred["provenance"]["model"] is None
     categories = {g for _, gs in MOVIES.values() for g in gs}
     assert pred["interests"] and {i["label"] for i in pred["interests"]} <= categories
-    assert pred["provenance"]["retrieval"]["fusion_weight"] == 0.25
+    # the ranking weights are the main job's validation choice with the committed model (tide._itemhead)
+    assert pred["provenance"]["retrieval"]["fusion_weight"] == 0.0
+    assert pred["provenance"]["retrieval"]["w_llm"] == 0.0
 
 
 def test_predict_refuses_a_folder_that_is_not_an_item_head_model(tmp_path, items_file, tide_env):
