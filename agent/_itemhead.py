@@ -53,9 +53,9 @@ _ITEMS = "items.json"
 #: histories whose scores the scorer keeps (oldest dropped first; 1,682 floats each on ML-100k)
 _CACHE_SIZE = 1024
 # The decoder's dtype when scoring: "auto" = bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX;
-# agent.default_dtype), else float32. On this project's CPU (AVX512-BF16) bfloat16 is 2.2x faster per user and
-# ranks validation targets as float32 does (NDCG@10 +0.0003 [-0.0028, +0.0038], 300 users;
-# bench/itemhead_dtype.py); without native support it is emulated, and slower.
+# agent.default_dtype), else float32. On a CPU with AVX512-BF16 bfloat16 was 2.2x faster per user and ranked
+# validation targets as float32 does (NDCG@10 +0.0003 [-0.0028, +0.0038], 300 users; bench/itemhead_dtype.py);
+# without native support it is emulated, and slower (an AVX2-only CPU reads a 551-token history in ~1 s in float32).
 SCORER_DTYPE = "auto"
 # Shorter reads of the same history whose logits the scorer averages with the full window's (test-time
 # augmentation over history lengths; the head was trained on every position of its windows). () reads the full
