@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,68 @@ def emulated_bf16_warning(device_type: str, train_dtype: str, cpu_dtype: str) ->
     return ("this CPU has no native bfloat16 (AVX512-BF16 or AMX): bfloat16 training is emulated here, about "
             "20x slower per window than float32 (measured 32 s vs 1.5 s on an AVX2 CPU); `tide model tune "
             "--train-dtype float32` trains faster (another key, so another model than the committed one)")
+
+
+class _TrunkCache:
+    """The trunk's output (the decoder layers below the adapter, which have no trainable weight) for each
+    training window that comes again — every epoch after the first repeats the windows — kept in CPU memory up
+    to a byte budget and read instead of recomputed: only the tuned layers then run forward. The layers above
+    compute the same from it; that is checked bit for bit on the first window kept, and on any difference the
+    cache turns itself off (a warning), so a run with it is the run without it. A window is dropped after its
+    last use."""
+
+    def __init__(self, bb: _Backbone, windows: Sequence[tuple], budget_bytes: int):
+        self.bb, self.budget = bb, budget_bytes
+        self.on = budget_bytes > 0 and bb.first_tuned > 0
+        self.left = Counter(self._key(w) for w in windows) if self.on else Counter()
+        self.kept: dict[tuple, tuple[Any, list[int], int]] = {}
+        self.bytes = self.peak = self.hits = 0
+        self.checked = False
+
+    @staticmethod
+    def _key(window: tuple) -> tuple:
+        _, seq, *rated = window
+        return tuple(seq[:-1]), (tuple(rated[0][:-1]) if rated else None)
+
+    def states(self, window: tuple) -> Any:
+        """The backbone's states after each line of ``window``'s history (all but its last item)."""
+        import torch
+
+        _, seq, *rated = window
+        seq, rates = seq[:-1], (rated[0][:-1] if rated else None)
+        if not self.on:
+            return self.bb.states(seq, rates)
+        key = self._key(window)
+        self.left[key] -= 1
+        if key in self.kept:
+            trunk, ends, size = self.kept[key]
+            if self.left[key] <= 0:
+                del self.kept[key]
+                self.bytes -= size
+            self.hits += 1
+            return self.bb.states_from_trunk(trunk, ends)
+        if self.left[key] <= 0:  # not read again
+            return self.bb.states(seq, rates)
+        h, trunk, ends = self.bb.states_and_trunk(seq, rates)
+        size = trunk.numel() * trunk.element_size()
+        if self.bytes + size > self.budget:
+            return h
+        if not self.checked:
+            self.checked = True
+            with torch.no_grad():
+                again = self.bb.states_from_trunk(trunk, ends)
+            if not torch.equal(again, h.detach()):
+                log.warning("the trunk cache is off: the tuned layers read from the cached trunk differ from the "
+                            "whole forward pass (max |diff| %.3g)", float((again - h.detach()).abs().max()))
+                self.on = False
+                return h
+        self.kept[key] = (trunk, ends, size)
+        self.bytes += size
+        self.peak = max(self.peak, self.bytes)
+        return h
+
+    def facts(self) -> dict[str, Any] | None:
+        return {"hits": self.hits, "peak_gib": round(self.peak / 2**30, 3)} if self.on else None
 
 
 def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool) -> Any:
@@ -149,7 +212,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                    extra: dict[str, Any] | None = None, seeds: Sequence[Path] = (),
                    device: str | None = None,
                    offsets: Callable[[str, Sequence[int]], np.ndarray] | None = None,
-                   ratings: Mapping[str, Sequence[float]] | None = None) -> Path:
+                   ratings: Mapping[str, Sequence[float]] | None = None, trunk_cache_gib: float = 4.0) -> Path:
     """Train (or reuse) the item-head model for these training sequences; returns its cached folder.
 
     Args:
@@ -169,6 +232,10 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             row ``j`` follows ``seq[:j + 1]``. They are added to the head's logits before the loss.
         ratings: with ``config.ratings`` (and only then): per user, one rating (1-5) per item of their
             sequence, written into the history lines (``agent._itemhead.RATED_LINE``); part of the fingerprint.
+        trunk_cache_gib: CPU memory for the frozen lower layers' output of windows that come again (the
+            second epoch on), so that those windows run only the tuned layers forward; 0 turns it off. Not part
+            of the key: the model is the same bit for bit (checked as it runs). The default config's windows
+            need ~3 GiB to keep them all (docs/RESULTS.md, 2026-12-04 evening).
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
@@ -182,6 +249,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
 
     if (offsets is None) != (config.residual is None):
         raise ValueError("residual training needs both config.residual (its name, part of the key) and offsets")
+    if not trunk_cache_gib >= 0:
+        raise ValueError(f"trunk_cache_gib must be 0 (off) or more, got {trunk_cache_gib!r}")
     items = list(items)
     forbidden = list(forbidden)
     index = {it.item_id: j for j, it in enumerate(items)}
@@ -232,6 +301,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         os.replace(work / (_CKPT + ".tmp"), work / _CKPT)
 
     bb.model.train()
+    trunks = _TrunkCache(bb, windows[step:], int(trunk_cache_gib * 2**30))
     started, done_here = time.perf_counter(), 0
     bar = tqdm(total=len(windows), initial=step, desc="item head", unit="window", disable=not progress)
     logf = log_file.open("a") if log_file else None
@@ -242,9 +312,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             if config.lr_decay == "linear":  # a function of the step: a resumed run continues the same schedule
                 for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                     g["lr"] = lr * (1.0 - step / len(windows))
-            user, seq, *rated = windows[step]
+            user, seq, *_ = windows[step]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.train_dtype == "bfloat16"):
-                states = bb.states(seq[:-1], rated[0][:-1] if rated else None)[mh - 1:]
+                states = trunks.states(windows[step])[mh - 1:]
             logits = head(states.float())
             if offsets is not None:
                 off = np.asarray(offsets(user, seq[:-1]), dtype=np.float32)
@@ -310,6 +380,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                  "loss_last50": round(float(h[-50:].mean()), 4) if len(h) else None,
                  "uniform_loss": round(float(np.log(len(items))), 4),
                  "trainable_params": sum(p.numel() for p in lora) + sum(p.numel() for p in head.parameters()),
+                 "trunk_cache_this_run": trunks.facts(),
                  "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})"}
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                  for p in sorted(staging.iterdir()) if p.is_file()}

@@ -151,12 +151,12 @@ def validation_report(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def item_head_on_split(split: Split, config: Any = None, *, train: bool = True, home: Any = None,
                        progress: bool = True, log_file: Any = None, time_budget_s: float | None = None,
-                       base: Any = None, device: str | None = None) -> Any:
+                       base: Any = None, device: str | None = None, trunk_cache_gib: float = 4.0) -> Any:
     """The item-head model tuned on ``split``'s training sequences only (validation and test targets are
     forbidden pairs): from the cache or :data:`COMMITTED_MODELS` when the key matches, else trained here
     (``train=False``: None instead of training). ``base``: a prepared model folder (default: the embedded
     model), e.g. ``agent.model_dir(name="qwen2.5-coder-0.5b-instruct")``. ``device``: where training runs
-    (None: CUDA when torch sees it, else the CPU)."""
+    (None: CUDA when torch sees it, else the CPU). ``trunk_cache_gib``: see :func:`agent.tune_item_head`."""
     from agent import ItemHeadConfig, find_item_head, tune_item_head
 
     config = config or ItemHeadConfig()
@@ -165,8 +165,8 @@ def item_head_on_split(split: Split, config: Any = None, *, train: bool = True, 
     if not train:
         return find_item_head(split.train, items, forbidden_pairs(split), config, **kw)
     return tune_item_head(split.train, items, forbidden_pairs(split), config, progress=progress, log_file=log_file,
-                          time_budget_s=time_budget_s, device=device, extra={"dataset": split.dataset.name,
-                                                              "split": f"{split.kind} (training sequences only)"},
+                          time_budget_s=time_budget_s, device=device, trunk_cache_gib=trunk_cache_gib,
+                          extra={"dataset": split.dataset.name, "split": f"{split.kind} (training sequences only)"},
                           **kw)
 
 

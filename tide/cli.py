@@ -112,6 +112,9 @@ def model_tune(
                                            "per window on a CPU with AVX512-BF16, bench/itemhead_train_dtype.py) "
                                            "or float32 (faster on a CPU without native bf16; another key, so not "
                                            "the committed model)"),
+    trunk_cache_gib: float = typer.Option(4.0, min=0, help="item-head: memory for the frozen lower layers' "
+                                          "output of each window, so that the second epoch on runs only the "
+                                          "tuned layers forward (the same model; 0: off; ~3 GiB keeps all)"),
     as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
 ) -> None:
     """Fine-tune the embedded LLM on the split's training sequences only (LoRA; seeded; cached by key).
@@ -149,8 +152,8 @@ def model_tune(
             base = None if model == EMBEDDED_MODEL_NAME else model_dir(name=model)
             dtype = {} if train_dtype is None else {"train_dtype": train_dtype}
             folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps, **dtype),
-                                        time_budget_s=budget,
-                                        base=base, device=device)
+                                        time_budget_s=budget, base=base, device=device,
+                                        trunk_cache_gib=trunk_cache_gib)
         else:
             folder = tune_on_split(split, TuneDataConfig(), TuneConfig(max_steps=max_steps), time_budget_s=budget)
         manifest = load_manifest(folder) or {}

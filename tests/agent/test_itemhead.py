@@ -486,3 +486,44 @@ def test_the_emulated_bfloat16_warning_is_for_cpu_bfloat16_training_without_nati
     assert emulated_bf16_warning("cpu", "bfloat16", "bfloat16") is None  # AVX512-BF16 / AMX
     assert emulated_bf16_warning("cpu", "float32", "float32") is None
     assert emulated_bf16_warning("cuda", "bfloat16", "float32") is None
+
+
+def test_the_trunk_cache_serves_the_second_epoch_and_changes_nothing(tmp_path, model_path, monkeypatch, caplog):
+    """Windows repeat from the second epoch on: their frozen lower layers' output is kept and only the tuned
+    layers run; the model is the run without the cache, bit for bit, and a cache whose reads would differ turns
+    itself off."""
+    from safetensors.numpy import load_file
+
+    from agent._itemhead import _Backbone
+
+    two = TINY.model_copy(update={"max_windows": None})  # two epochs of the same four windows
+    cached = tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "a", progress=False)
+    plain = tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "b", progress=False,
+                           trunk_cache_gib=0)
+    assert cached.name == plain.name  # not part of the key: the same model
+
+    def train_facts(folder):
+        return json.loads((folder / "manifest.json").read_text())["train"]
+
+    assert train_facts(cached)["windows"] == 8
+    assert train_facts(cached)["trunk_cache_this_run"]["hits"] == 4
+    assert train_facts(cached)["trunk_cache_this_run"]["peak_gib"] > 0
+    assert train_facts(plain)["trunk_cache_this_run"] is None
+
+    def same(a, b):
+        for name in ("item_head.safetensors", "adapter_model.safetensors"):
+            x, y = load_file(str(a / name)), load_file(str(b / name))
+            assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), name
+
+    same(cached, plain)
+
+    # reads that would differ from the whole forward pass: the cache turns off, and the model is still the same
+    real = _Backbone.states_from_trunk
+    monkeypatch.setattr(_Backbone, "states_from_trunk", lambda self, trunk, ends: real(self, trunk, ends) + 1e-3)
+    with caplog.at_level("WARNING", logger="agent._itemhead_tune"):
+        off = tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "c", progress=False)
+    assert "trunk cache is off" in caplog.text
+    assert train_facts(off)["trunk_cache_this_run"] is None
+    same(off, plain)
+    with pytest.raises(ValueError, match="trunk_cache_gib"):
+        tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "d", progress=False, trunk_cache_gib=-1)
