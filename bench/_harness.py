@@ -249,3 +249,14 @@ def write_result(path: str | Path, rows: Sequence[dict[str, Any]], summary: dict
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": list(rows), "summary": summary}, indent=2))
     print(json.dumps(summary, indent=2))
+
+
+def emit(report: dict[str, Any], path: Path | None, indent: int = 2) -> None:
+    """A bench's report printed as JSON and, with a ``path``, written there too."""
+    import json
+
+    text = json.dumps(report, indent=indent)
+    print(text)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")

@@ -11,13 +11,14 @@ its bootstrap CI (the rule in docs/RESULTS.md, 2026-12-03)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bench._harness import emit
 
 
 def main() -> None:
@@ -61,9 +62,7 @@ def main() -> None:
               "bf16_minus_fp32": {"mean": diff.mean_diff, "low": diff.low, "high": diff.high,
                                   "p_bootstrap": diff.p_bootstrap, "p_wilcoxon": diff.p_wilcoxon},
               "same_ndcg_share": round(float(np.mean(ndcg["bfloat16"] == ndcg["float32"])), 4)}
-    print(json.dumps(report, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    emit(report, args.out, indent=1)
 
 
 if __name__ == "__main__":

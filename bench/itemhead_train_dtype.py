@@ -16,6 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from bench._harness import emit
+
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,10 +53,7 @@ def main() -> None:
            "s_per_window": {d: mean(d, "s_per_window") for d in ("float32", "bfloat16")},
            "speedup_bf16": mean("float32", "s_per_window") / mean("bfloat16", "s_per_window"),
            "loss_mean": {d: mean(d, "loss_mean") for d in ("float32", "bfloat16")}}
-    print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

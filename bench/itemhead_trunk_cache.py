@@ -22,6 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from bench._harness import emit
+
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -83,10 +85,7 @@ def main() -> None:
            "top_layers": config.top_layers, "runs": runs,
            "seconds": {"cache": mean(4.0), "no_cache": mean(0.0)},
            "speedup": mean(0.0) / mean(4.0), "all_equal": all(x["equal_to_cached_run"] for x in runs)}
-    print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent import CHOICE_LABELS
-from bench._harness import format_table, median_ratio, mirrored, paired_ratio, tput
+from bench._harness import emit, format_table, median_ratio, mirrored, paired_ratio, tput
 from bench._workload import TAXONOMY, interest_model, predict_prompts, rank_prompts
 from bench.engine import summarize
 
@@ -121,11 +121,20 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module", ["bench.engine", "bench.agent", "bench.memory", "bench.eval"])
+@pytest.mark.parametrize("module", ["bench.engine", "bench.agent", "bench.memory", "bench.eval", "bench.itemhead_dtype",
+                                    "bench.itemhead_train_dtype", "bench.itemhead_trunk_cache"])
 def test_each_bench_runs_as_a_module(module):
     done = _bench(module, "--help")
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_a_report_is_printed_and_written_where_asked(tmp_path, capsys):
+    emit({"speedup": 1.28, "runs": [1, 2]}, tmp_path / "new" / "r.json")
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "new" / "r.json").read_text()) == {"speedup": 1.28, "runs": [1, 2]}
+    emit({"a": 1}, None)
+    assert json.loads(capsys.readouterr().out) == {"a": 1}
 
 
 def test_engine_summarize_prints_a_finished_runs_table(tmp_path):
