@@ -39,8 +39,7 @@ def main() -> None:
     from safetensors.numpy import load_file
 
     from agent import ItemHeadConfig, load_manifest, model_dir, tide_home, tune_item_head
-    from eval import forbidden_pairs, leave_one_out, load_ml100k
-    from eval._tune import tune_items
+    from eval import forbidden_pairs, leave_one_out, load_ml100k, tune_items
 
     split = leave_one_out(load_ml100k())
     users = sorted(split.train, key=int)[:args.users]
