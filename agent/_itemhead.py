@@ -251,49 +251,17 @@ class _Backbone:
             raise ValueError("a rated item head reads every history with its ratings, an unrated one without")
         if rates is not None and len(rates) != len(seq):
             raise ValueError(f"{len(rates)} ratings for {len(seq)} items")
+        ids, ends = self.tokens(seq, rates)
+        h = self.decoder()(input_ids=self.torch.tensor([ids], device=self.device)).last_hidden_state[0]
+        return h[ends]
+
+    def tokens(self, seq: Sequence[int], rates: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """The history's token ids (header, then one line per item) and the position of each line's end."""
         ids, ends = list(self.prefix), []
         for k, j in enumerate(seq):
             ids += self.lines[j] if rates is None else self.rated[rates[k] - 1][j]
             ends.append(len(ids) - 1)
-        h = self.decoder()(input_ids=self.torch.tensor([ids], device=self.device)).last_hidden_state[0]
-        return h[ends]
-
-    def states_and_trunk(self, seq: Sequence[int], rates: Sequence[int] | None = None) -> tuple[Any, Any, list[int]]:
-        """:meth:`states`, plus the trunk's output (the input of layer :attr:`first_tuned`, ``(tokens,
-        hidden)``, a CPU copy) and the rows of the item lines' ends, for :meth:`states_from_trunk`."""
-        dec = self.decoder()
-        seen: list[Any] = []
-
-        def grab(_module: Any, args: tuple, kwargs: dict) -> None:
-            seen.append((args[0] if args else kwargs["hidden_states"])[0].detach().to("cpu", copy=True))
-
-        hook = dec.layers[self.first_tuned].register_forward_pre_hook(grab, with_kwargs=True)
-        try:
-            h = self.states(seq, rates)
-        finally:
-            hook.remove()
-        ends = [len(self.prefix) - 1]
-        for k, j in enumerate(seq):
-            ends.append(ends[-1] + len(self.lines[j] if rates is None else self.rated[rates[k] - 1][j]))
-        return h, seen[0], ends[1:]
-
-    def states_from_trunk(self, trunk: Any, ends: Sequence[int]) -> Any:
-        """The states :meth:`states` gives, from the trunk's output (:meth:`states_and_trunk`): only the layers
-        from :attr:`first_tuned` up run (the same computation on the same input: bit-identical on the CPU)."""
-        torch = self.torch
-
-        class Through(torch.nn.Module):  # a trunk layer whose output is already known
-            def forward(self, hidden_states: Any, *args: Any, **kwargs: Any) -> Any:
-                return hidden_states
-
-        dec = self.decoder()
-        layers = dec.layers
-        dec.layers = torch.nn.ModuleList([Through()] * self.first_tuned + list(layers[self.first_tuned:]))
-        try:
-            h = dec(inputs_embeds=trunk.unsqueeze(0).to(self.device)).last_hidden_state[0]
-        finally:
-            dec.layers = layers
-        return h[list(ends)]
+        return ids, ends
 
     def init_head(self, progress: bool = False) -> Any:
         """Each item's state after its title read alone (the base model, no adapter)."""

@@ -91,17 +91,17 @@ class _TrunkCache:
                 del self.kept[key]
                 self.bytes -= size
             self.hits += 1
-            return self.bb.states_from_trunk(trunk, ends)
+            return self.from_trunk(trunk, ends)
         if self.left[key] <= 0:  # not read again
             return self.bb.states(seq, rates)
-        h, trunk, ends = self.bb.states_and_trunk(seq, rates)
+        h, trunk, ends = self._with_trunk(seq, rates)
         size = trunk.numel() * trunk.element_size()
         if self.bytes + size > self.budget:
             return h
         if not self.checked:
             self.checked = True
             with torch.no_grad():
-                again = self.bb.states_from_trunk(trunk, ends)
+                again = self.from_trunk(trunk, ends)
             if not torch.equal(again, h.detach()):
                 log.warning("the trunk cache is off: the tuned layers read from the cached trunk differ from the "
                             "whole forward pass (max |diff| %.3g)", float((again - h.detach()).abs().max()))
@@ -111,6 +111,41 @@ class _TrunkCache:
         self.bytes += size
         self.peak = max(self.peak, self.bytes)
         return h
+
+    def _with_trunk(self, seq: Sequence[int], rates: Sequence[int] | None) -> tuple[Any, Any, list[int]]:
+        """The backbone's states, plus the trunk's output (the input of layer ``first_tuned``, ``(tokens,
+        hidden)``, a CPU copy) and the rows of the item lines' ends."""
+        dec = self.bb.decoder()
+        seen: list[Any] = []
+
+        def grab(_module: Any, args: tuple, kwargs: dict) -> None:
+            seen.append((args[0] if args else kwargs["hidden_states"])[0].detach().to("cpu", copy=True))
+
+        hook = dec.layers[self.bb.first_tuned].register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            h = self.bb.states(seq, rates)
+        finally:
+            hook.remove()
+        return h, seen[0], self.bb.tokens(seq, rates)[1]
+
+    def from_trunk(self, trunk: Any, ends: Sequence[int]) -> Any:
+        """The backbone's states from the trunk's output: the decoder with its trunk layers passed through, so
+        only the layers from ``first_tuned`` up run (the same computation on the same input)."""
+        import torch
+
+        class Through(torch.nn.Module):  # a trunk layer whose output is already known
+            def forward(self, hidden_states: Any, *args: Any, **kwargs: Any) -> Any:
+                return hidden_states
+
+        bb = self.bb
+        dec = bb.decoder()
+        layers = dec.layers
+        dec.layers = torch.nn.ModuleList([Through()] * bb.first_tuned + list(layers[bb.first_tuned:]))
+        try:
+            h = dec(inputs_embeds=trunk.unsqueeze(0).to(bb.device)).last_hidden_state[0]
+        finally:
+            dec.layers = layers
+        return h[list(ends)]
 
     def facts(self) -> dict[str, Any] | None:
         return {"hits": self.hits, "peak_gib": round(self.peak / 2**30, 3)} if self.on else None

@@ -494,7 +494,7 @@ def test_the_trunk_cache_serves_the_second_epoch_and_changes_nothing(tmp_path, m
     itself off."""
     from safetensors.numpy import load_file
 
-    from agent._itemhead import _Backbone
+    from agent._itemhead_tune import _TrunkCache
 
     two = TINY.model_copy(update={"max_windows": None})  # two epochs of the same four windows
     cached = tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "a", progress=False)
@@ -518,8 +518,8 @@ def test_the_trunk_cache_serves_the_second_epoch_and_changes_nothing(tmp_path, m
     same(cached, plain)
 
     # reads that would differ from the whole forward pass: the cache turns off, and the model is still the same
-    real = _Backbone.states_from_trunk
-    monkeypatch.setattr(_Backbone, "states_from_trunk", lambda self, trunk, ends: real(self, trunk, ends) + 1e-3)
+    real = _TrunkCache.from_trunk
+    monkeypatch.setattr(_TrunkCache, "from_trunk", lambda self, trunk, ends: real(self, trunk, ends) + 1e-3)
     with caplog.at_level("WARNING", logger="agent._itemhead_tune"):
         off = tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "c", progress=False)
     assert "trunk cache is off" in caplog.text
