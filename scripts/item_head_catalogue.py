@@ -8,9 +8,9 @@ Each sampled user's memory holds their training sequence; the target is their VA
 target is read). Reports NDCG@10 and recall@N (N = 15, 20, 30, 50: what a re-ranker of the top N could reach)
 over the whole catalogue (consumed items excluded) for: the memory candidate stage (w_co 1, 10-minute
 short half-life: the memory model's validation choice in the main job), each model alone, and the stage
-with each model at several weights; paired against memory (bootstrap and Wilcoxon) and, with two models,
-model against model. With ``--ensemble``, the mean of the models' logits is scored as one more model and
-paired against each of them. Default models: the committed ones under models/ (every config).
+with each model at several weights; paired against memory (bootstrap and Wilcoxon) and, with two or more
+models, every model against every other (each user's NDCG@10 is kept in the report for later pairings). With
+``--ensemble``, the mean of the models' logits is scored as one more model and paired against each of them. Default models: the committed ones under models/ (every config).
 """
 
 from __future__ import annotations
@@ -99,9 +99,12 @@ def main() -> None:
         print(json.dumps({name: {"alone": alone, **{w: e["ndcg@10"] for w, e in entry["memory+llm"].items()}}}),
               flush=True)
     names = [f.name for f in args.models]
-    if len(names) == 2:
-        report["model_vs_model"] = {f"{names[1]} - {names[0]}": paired_test(
-            per_model[names[1]], per_model[names[0]], seed=args.seed).to_dict()}
+    if len(names) >= 2:  # every pair, later model minus earlier, on the same users
+        report["model_vs_model"] = {f"{b} - {a}": paired_test(per_model[b], per_model[a], seed=args.seed).to_dict()
+                                    for i, a in enumerate(names) for b in names[i + 1:]}
+    # each user's NDCG@10 (in v.users order), so that later pairings need no re-read
+    report["per_user_ndcg@10"] = {"users": [str(u) for u in v.users], "memory": base_ndcg.round(6).tolist(),
+                                  **{k: a.round(6).tolist() for k, a in per_model.items()}}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps({"memory": base, **{k: v["alone"] for k, v in report["models"].items()},
                       **report.get("model_vs_model", {})}, indent=1, default=str))
