@@ -10,7 +10,8 @@ over the whole catalogue (consumed items excluded) for: the memory candidate sta
 short half-life: the memory model's validation choice in the main job), each model alone, and the stage
 with each model at several weights; paired against memory (bootstrap and Wilcoxon) and, with two or more
 models, every model against every other (each user's NDCG@10 is kept in the report for later pairings). With
-``--ensemble``, the mean of the models' logits is scored as one more model and paired against each of them. Default models: the committed ones under models/ (every config).
+``--ensemble``, the mean of the models' logits is scored as one more model and paired against each of them.
+Default models: the committed ones under models/ (every config).
 """
 
 from __future__ import annotations
