@@ -114,6 +114,16 @@ class ItemHeadConfig(BaseModel):
     #: the ID-based sequential models never see. Training needs every window's ratings
     #: (``tune_item_head(ratings=...)``), scoring every history's (``ItemHeadScorer.scores(ratings=...)``).
     ratings: bool = False
+    #: item IDs beside the titles (LLaRA's hybrid prompt, in vector form): a trainable vector per catalogue item,
+    #: zero at the start, added (times ``id_scale``) to the input of the lowest tuned layer at the end of each
+    #: history line, so the tuned layers read which item the line is as an ID-based model does, on top of its
+    #: title. Injected above the frozen layers, it needs no backward through them and keeps the trunk cache.
+    item_ids: bool = False
+    #: the learning rate of the item ID vectors (AdamW; decays with the others)
+    id_learning_rate: float = Field(default=1e-2, gt=0, le=1.0)
+    #: the ID vectors' multiplier: the residual stream there is large (Gemma 270M, input of layer 12: median
+    #: per-dimension spread ~71), so a unit-scale vector learnt at ``id_learning_rate`` would stay negligible
+    id_scale: float = Field(default=64.0, gt=0)
 
 
 #: a history line with the rating (``ItemHeadConfig.ratings``): the title, then the rating on a 1-5 scale as a
@@ -206,6 +216,9 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
         del cfg["residual"]
     if not cfg["ratings"]:  # likewise
         del cfg["ratings"]
+    if not cfg["item_ids"]:  # likewise
+        for k in ("item_ids", "id_learning_rate", "id_scale"):
+            del cfg[k]
     blob = json.dumps({"base": base_sha, "data": fingerprint, "config": cfg, "kind": KIND}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -238,6 +251,38 @@ class _Backbone:
         # rated[r - 1][j]: item j's line with rating r (ItemHeadConfig.ratings)
         self.rated = [[self.tok.encode(RATED_LINE.format(title=t, rating=r), add_special_tokens=False)
                        for t in titles] for r in range(1, 6)] if rated else None
+        self._ids: tuple[Any, float] | None = None  # (ID vectors, scale) once inject_ids is called
+        self._reading: tuple[list[int], Sequence[int]] | None = None  # (line ends, item indices) of a read
+
+    def inject_ids(self, table: Any, layer: int, scale: float) -> None:
+        """From now on every read adds ``scale * table[item]`` to the input of decoder layer ``layer`` at the end
+        of each item's line (``ItemHeadConfig.item_ids``); ``table`` may be a trainable parameter."""
+        torch = self.torch
+        if self._ids is not None:
+            raise ValueError("item IDs are injected already")
+        self._ids = (table, float(scale))
+
+        def add(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+            if self._reading is None:
+                return None
+            ends, seq = self._reading
+            h = args[0] if args else kwargs["hidden_states"]
+            vec = (scale * table[torch.as_tensor(list(seq), device=table.device)]).to(device=h.device, dtype=h.dtype)
+            h = h.index_add(1, torch.as_tensor(ends, device=h.device), vec.unsqueeze(0))
+            if args:
+                return (h, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": h}
+
+        self.decoder().layers[layer].register_forward_pre_hook(add, with_kwargs=True)
+
+    def run(self, seq: Sequence[int], ends: list[int], **inputs: Any) -> Any:
+        """The decoder's last hidden state for one read whose item lines end at ``ends`` (item IDs injected
+        there, when the backbone has them)."""
+        self._reading = (ends, seq) if self._ids is not None else None
+        try:
+            return self.decoder()(**inputs).last_hidden_state[0]
+        finally:
+            self._reading = None
 
     def decoder(self) -> Any:
         m = self.model
@@ -252,7 +297,7 @@ class _Backbone:
         if rates is not None and len(rates) != len(seq):
             raise ValueError(f"{len(rates)} ratings for {len(seq)} items")
         ids, ends = self.tokens(seq, rates)
-        h = self.decoder()(input_ids=self.torch.tensor([ids], device=self.device)).last_hidden_state[0]
+        h = self.run(seq, ends, input_ids=self.torch.tensor([ids], device=self.device))
         return h[ends]
 
     def tokens(self, seq: Sequence[int], rates: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
@@ -341,6 +386,9 @@ class ItemHeadScorer:
         # a standardised head (ItemHeadConfig.standardize) stores its fixed centre and per-dimension scale
         self.center = st["center"].float() if "center" in st else None
         self.inv_spread = st["inv_spread"].float() if "inv_spread" in st else None
+        if self.config.item_ids:  # the ID vectors (ItemHeadConfig.item_ids) go where they were trained
+            n = len(bb.decoder().layers)
+            bb.inject_ids(st["ids"].float(), max(0, n - self.config.top_layers), self.config.id_scale)
         self._cache: dict[tuple[tuple[int, ...], tuple[int, ...] | None], np.ndarray] = {}
 
     @property

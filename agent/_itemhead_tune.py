@@ -91,7 +91,7 @@ class _TrunkCache:
                 del self.kept[key]
                 self.bytes -= size
             self.hits += 1
-            return self.from_trunk(trunk, ends)
+            return self.from_trunk(trunk, ends, seq)
         if self.left[key] <= 0:  # not read again
             return self.bb.states(seq, rates)
         h, trunk, ends = self._with_trunk(seq, rates)
@@ -101,7 +101,7 @@ class _TrunkCache:
         if not self.checked:
             self.checked = True
             with torch.no_grad():
-                again = self.from_trunk(trunk, ends)
+                again = self.from_trunk(trunk, ends, seq)
             if not torch.equal(again, h.detach()):
                 log.warning("the trunk cache is off: the tuned layers read from the cached trunk differ from the "
                             "whole forward pass (max |diff| %.3g)", float((again - h.detach()).abs().max()))
@@ -121,16 +121,18 @@ class _TrunkCache:
         def grab(_module: Any, args: tuple, kwargs: dict) -> None:
             seen.append((args[0] if args else kwargs["hidden_states"])[0].detach().to("cpu", copy=True))
 
-        hook = dec.layers[self.bb.first_tuned].register_forward_pre_hook(grab, with_kwargs=True)
+        # first among the layer's hooks: the trunk's own output, before any item IDs are added to it
+        hook = dec.layers[self.bb.first_tuned].register_forward_pre_hook(grab, with_kwargs=True, prepend=True)
         try:
             h = self.bb.states(seq, rates)
         finally:
             hook.remove()
         return h, seen[0], self.bb.tokens(seq, rates)[1]
 
-    def from_trunk(self, trunk: Any, ends: Sequence[int]) -> Any:
+    def from_trunk(self, trunk: Any, ends: Sequence[int], seq: Sequence[int]) -> Any:
         """The backbone's states from the trunk's output: the decoder with its trunk layers passed through, so
-        only the layers from ``first_tuned`` up run (the same computation on the same input)."""
+        only the layers from ``first_tuned`` up run (the same computation on the same input, item IDs
+        included)."""
         import torch
 
         class Through(torch.nn.Module):  # a trunk layer whose output is already known
@@ -142,7 +144,7 @@ class _TrunkCache:
         layers = dec.layers
         dec.layers = torch.nn.ModuleList([Through()] * bb.first_tuned + list(layers[bb.first_tuned:]))
         try:
-            h = dec(inputs_embeds=trunk.unsqueeze(0).to(bb.device)).last_hidden_state[0]
+            h = bb.run(seq, list(ends), inputs_embeds=trunk.unsqueeze(0).to(bb.device))
         finally:
             dec.layers = layers
         return h[list(ends)]
@@ -151,11 +153,12 @@ class _TrunkCache:
         return {"hits": self.hits, "peak_gib": round(self.peak / 2**30, 3)} if self.on else None
 
 
-def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool) -> Any:
+def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool, item_ids: bool = False) -> Any:
     """The item head: cosine between the (optionally standardised) hidden state and each item's vector, times
     a learnt scale, plus a popularity bias. Standardised: the centre and per-dimension spread of the base
     model's item states (``init``) are fixed buffers, applied to the states; the item vectors start as the
-    standardised ``init``."""
+    standardised ``init``. ``item_ids``: it also holds the items' ID vectors (``ids``, zeros at the start) that
+    the backbone adds to its tuned layers' input (``ItemHeadConfig.item_ids``), saved with the head."""
     import torch
 
     class Head(torch.nn.Module):
@@ -168,6 +171,8 @@ def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool) -> Any:
             self.emb = torch.nn.Parameter(start.clone())
             self.bias = torch.nn.Parameter(torch.tensor(log_pop, dtype=torch.float32) * 0.5)
             self.scale = torch.nn.Parameter(torch.tensor(10.0))
+            if item_ids:
+                self.ids = torch.nn.Parameter(torch.zeros_like(init))
 
         def forward(self, h: Any) -> Any:
             f = torch.nn.functional
@@ -317,10 +322,17 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             os.replace(shared.with_suffix(f".tmp-{os.getpid()}"), shared)
         os.replace(work / (_INIT + ".tmp"), work / _INIT)
     log_pop = _log_popularity(sequences, index)
-    head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize).to(dev)
+    head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize,
+                        item_ids=config.item_ids).to(dev)
     lora = [p for p in bb.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": lora, "lr": config.learning_rate},
-                             {"params": list(head.parameters()), "lr": config.head_learning_rate}])
+    groups = [{"params": lora, "lr": config.learning_rate},
+              {"params": [p for n, p in head.named_parameters() if n != "ids"], "lr": config.head_learning_rate}]
+    base_lrs = [config.learning_rate, config.head_learning_rate]
+    if config.item_ids:
+        bb.inject_ids(head.ids, bb.first_tuned, config.id_scale)
+        groups.append({"params": [head.ids], "lr": config.id_learning_rate})
+        base_lrs.append(config.id_learning_rate)
+    opt = torch.optim.AdamW(groups)
     step, history = 0, []
     if (work / _CKPT).exists():
         st = torch.load(work / _CKPT, weights_only=False, map_location=dev)
@@ -342,7 +354,6 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     logf = log_file.open("a") if log_file else None
     mh = config.min_history
     try:
-        base_lrs = [config.learning_rate, config.head_learning_rate]
         while step < len(windows):
             if config.lr_decay == "linear":  # a function of the step: a resumed run continues the same schedule
                 for g, lr in zip(opt.param_groups, base_lrs, strict=True):

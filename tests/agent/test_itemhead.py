@@ -69,8 +69,12 @@ def test_key_changes_with_base_data_and_config():
     assert item_head_key("b", "d", TINY.model_copy(update={"residual": "sasrec"})) != k
     # and rated history lines: off keys as before, on is another model
     assert item_head_key("b", "d", TINY.model_copy(update={"ratings": True})) != k
+    # and item ID vectors: off keys as before (their rate and scale with them), on is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"item_ids": True})) != k
+    assert item_head_key("b", "d", TINY.model_copy(update={"id_scale": 8.0})) == k
     legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items()
-              if k_ not in ("lr_decay", "standardize", "train_dtype", "residual", "ratings")}
+              if k_ not in ("lr_decay", "standardize", "train_dtype", "residual", "ratings", "item_ids",
+                            "id_learning_rate", "id_scale")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -519,7 +523,7 @@ def test_the_trunk_cache_serves_the_second_epoch_and_changes_nothing(tmp_path, m
 
     # reads that would differ from the whole forward pass: the cache turns off, and the model is still the same
     real = _TrunkCache.from_trunk
-    monkeypatch.setattr(_TrunkCache, "from_trunk", lambda self, trunk, ends: real(self, trunk, ends) + 1e-3)
+    monkeypatch.setattr(_TrunkCache, "from_trunk", lambda self, trunk, ends, seq: real(self, trunk, ends, seq) + 1e-3)
     with caplog.at_level("WARNING", logger="agent._itemhead_tune"):
         off = tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "c", progress=False)
     assert "trunk cache is off" in caplog.text
@@ -527,3 +531,47 @@ def test_the_trunk_cache_serves_the_second_epoch_and_changes_nothing(tmp_path, m
     same(off, plain)
     with pytest.raises(ValueError, match="trunk_cache_gib"):
         tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "d", progress=False, trunk_cache_gib=-1)
+
+
+def test_item_ids_are_learnt_beside_the_titles_served_as_trained_and_keep_the_trunk_cache(tmp_path, model_path):
+    """A head with item ID vectors (``ItemHeadConfig.item_ids``): another key; the vectors start at zero and
+    learn; the scorer adds them where training did (its logits equal the trained head's on the same read, and
+    move when the vectors are zeroed); two epochs with the trunk cache equal two without, bit for bit."""
+    import torch
+    from safetensors.numpy import load_file as load_np
+    from safetensors.torch import load_file
+
+    from agent._itemhead_tune import _head_module
+
+    ids = TINY.model_copy(update={"item_ids": True, "max_windows": None})
+    plain = TINY.model_copy(update={"max_windows": None})
+    assert item_head_key("b", "d", ids) != item_head_key("b", "d", plain)
+    assert item_head_key("b", "d", ids) != item_head_key("b", "d", ids.model_copy(update={"id_scale": 8.0}))
+    cached = tune_item_head(SEQS, ITEMS, [], ids, base=model_path, home=tmp_path / "a", progress=False)
+    uncached = tune_item_head(SEQS, ITEMS, [], ids, base=model_path, home=tmp_path / "b", progress=False,
+                              trunk_cache_gib=0)
+    assert cached.name == uncached.name
+    assert json.loads((cached / "manifest.json").read_text())["train"]["trunk_cache_this_run"]["hits"] == 4
+    for name in ("item_head.safetensors", "adapter_model.safetensors"):
+        x, y = load_np(str(cached / name)), load_np(str(uncached / name))
+        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), name
+    st = load_file(str(cached / "item_head.safetensors"))
+    read = sorted({j for w in training_windows(SEQS, INDEX, ids) for j in w[1][:-1]})  # a window's last: target
+    unread = sorted(set(range(len(ITEMS))) - set(read))
+    assert st["ids"].shape == st["emb"].shape
+    assert (st["ids"][read].float().abs().sum(1) > 0).all()  # every item read in a window moved
+    assert unread and (st["ids"][unread] == 0).all()  # the others stay at zero
+
+    titles = {it.item_id: it.title for it in ITEMS}
+    scorer = ItemHeadScorer(cached, titles, base=model_path, dtype="float32")
+    hist = SEQS["u2"][:6]
+    s = scorer.scores([hist])[0]
+    head = _head_module(torch.zeros(len(ITEMS), st["emb"].shape[1]), np.zeros(len(ITEMS)), standardize=False,
+                        item_ids=True)
+    head.load_state_dict({k: v.float() for k, v in st.items()})
+    with torch.no_grad():
+        h = scorer.backbone.states([INDEX[i] for i in hist])[-1]
+        np.testing.assert_allclose(s, head(h[None])[0].numpy(), rtol=1e-4, atol=1e-4)
+        table, _ = scorer.backbone._ids
+        table.zero_()  # the same model without its ID vectors reads otherwise
+        assert not np.allclose(s, scorer._logits(tuple(INDEX[i] for i in hist)), atol=1e-4)
