@@ -25,15 +25,14 @@ from ._itemhead import (
     _HEAD,
     _INIT,
     _ITEMS,
-    HEADER,
     KIND,
     ItemHeadConfig,
-    _Backbone,
     _fingerprint,
     _standardized,
     item_head_key,
     training_windows,
 )
+from ._itemhead_backbone import HEADER, _Backbone
 from ._model import MANIFEST, _sha256, model_dir, tide_home, verify_files
 from ._tune import _base_sha
 from ._vllm import default_dtype
