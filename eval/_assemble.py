@@ -51,16 +51,19 @@ def item_head_folder(cfg: MainConfig, split: Split, stages: dict[str, float]) ->
     if cfg.item_head is None or not {"agent", "llm"} & set(cfg.models):
         return None
     if cfg.item_head not in ("auto", "tune"):
+        if cfg.item_head_config is not None:
+            raise EvalError("item_head_config is for item_head 'auto' or 'tune' (a folder is one model already)")
         path = Path(cfg.item_head).expanduser()
         if not path.is_dir():
             raise EvalError(f"item_head {cfg.item_head!r} is not a model folder")
         return path
-    from agent import ModelPreparationError, TuneDataError
+    from agent import ItemHeadConfig, ModelPreparationError, TuneDataError
     from eval._tune import item_head_on_split
 
     t = time.perf_counter()
+    config = None if cfg.item_head_config is None else ItemHeadConfig(**cfg.item_head_config)
     try:
-        path = item_head_on_split(split, train=cfg.item_head == "tune")
+        path = item_head_on_split(split, config, train=cfg.item_head == "tune")
     except (ModelPreparationError, TuneDataError) as exc:  # no base model prepared, or no training window
         if cfg.item_head == "tune":
             raise

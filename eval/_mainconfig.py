@@ -62,6 +62,10 @@ class MainConfig(BaseModel):
                                   "this split's training sequences, when cached or committed under models/; "
                                   "else the engine's letter choice), 'tune' (train it here if missing), a "
                                   "folder, or None (the engine's letter choice)")
+    item_head_config: dict[str, Any] | None = Field(
+        None, description="settings of the item-head model that 'auto' looks up and 'tune' trains, on the real "
+        "split and the test-like one alike (agent.ItemHeadConfig fields, e.g. {\"item_ids\": true}; another "
+        "key, so not the committed model); None: the default config")
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
     validation: Literal["auto", "plain", "testlike"] = Field(
         "auto", description="where settings are chosen: 'plain' (the split's validation targets, predicted by "
@@ -76,6 +80,15 @@ class MainConfig(BaseModel):
         if self.validation == "auto":
             return self.split == "loo" and any(m in MEMORY_MODELS for m in self.models)
         return self.validation == "testlike"
+
+    @field_validator("item_head_config")
+    @classmethod
+    def _item_head_config_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from agent import ItemHeadConfig
+
+            ItemHeadConfig(**value)  # a bad field or value fails here, before any work
+        return value
 
     @field_validator("show_user")
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_alpha", "check_item_head", "check_llm", "check_models", "check_show_user", "check_split", "check_users",
+__all__ = ["check_alpha", "check_item_head", "check_item_head_config", "check_llm", "check_models", "check_show_user", "check_split", "check_users",
            "check_validation"]
 
 SPLITS = ("loo", "temporal")
@@ -91,4 +91,29 @@ def check_item_head(value: str) -> str:
     if not (Path(value).expanduser() / "item_head.safetensors").is_file():
         raise typer.BadParameter(f"{value} is not an item-head model folder (no item_head.safetensors); "
                                  "give a folder made by 'tide model tune', 'auto' or 'none'")
+    return value
+
+
+def check_item_head_config(value: str | None) -> str | None:
+    """A JSON object of item-head settings (``agent.ItemHeadConfig`` fields, e.g. ``{"item_ids": true}``),
+    checked against that config; None stays None. Returned as given (the command parses it again)."""
+    if value is None:
+        return None
+    import json
+
+    from pydantic import ValidationError
+
+    from agent import ItemHeadConfig
+
+    try:
+        fields = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON ({exc.msg}): give an object such as '{{\"item_ids\": true}}'") from None
+    if not isinstance(fields, dict):
+        raise typer.BadParameter("give a JSON object of item-head settings, such as '{\"item_ids\": true}'")
+    try:
+        ItemHeadConfig(**fields)
+    except ValidationError as exc:
+        bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(f"not an item-head setting: {bad}") from None
     return value

@@ -8,6 +8,7 @@ answer with the LLM start the embedded vLLM engine unless ``--engine-url`` names
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from tide._itemhead import item_head_config, item_head_scorer
 from tide._options import (
     check_alpha,
     check_item_head,
+    check_item_head_config,
     check_llm,
     check_models,
     check_show_user,
@@ -115,6 +117,10 @@ def model_tune(
     trunk_cache_gib: float = typer.Option(4.0, min=0, help="item-head: memory for the frozen lower layers' "
                                           "output of each window, so that the second epoch on runs only the "
                                           "tuned layers forward (the same model; 0: off; ~3 GiB keeps all)"),
+    item_head_config: str | None = typer.Option(None, "--config", callback=check_item_head_config,
+                                                help="item-head: more settings as a JSON object of "
+                                                     "agent.ItemHeadConfig fields, e.g. '{\"item_ids\": true}' "
+                                                     "(another key, so not the committed model)"),
     as_json: bool = typer.Option(False, "--json", help="print the tuned model's manifest as JSON"),
 ) -> None:
     """Fine-tune the embedded LLM on the split's training sequences only (LoRA; seeded; cached by key).
@@ -142,8 +148,11 @@ def model_tune(
             raise typer.BadParameter("--kind letters tunes the default model only; --model is for item-head")
         if train_dtype not in (None, "float32", "bfloat16"):
             raise typer.BadParameter("--train-dtype is float32 or bfloat16")
-        if kind == "letters" and train_dtype is not None:
-            raise typer.BadParameter("--train-dtype is for item-head")
+        if kind == "letters" and (train_dtype is not None or item_head_config is not None):
+            raise typer.BadParameter("--train-dtype and --config are for item-head")
+        fields = json.loads(item_head_config) if item_head_config else {}
+        if ("train_dtype" in fields and train_dtype is not None) or ("max_windows" in fields and max_steps):
+            raise typer.BadParameter("--config repeats --train-dtype or --max-steps: give each setting once")
         if threads is not None:
             torch.set_num_threads(threads)
         split = leave_one_out(load_ml100k() if dataset == "ml-100k" else load_ml100k(Path(dataset)))
@@ -151,7 +160,7 @@ def model_tune(
         if kind == "item-head":
             base = None if model == EMBEDDED_MODEL_NAME else model_dir(name=model)
             dtype = {} if train_dtype is None else {"train_dtype": train_dtype}
-            folder = item_head_on_split(split, ItemHeadConfig(max_windows=max_steps, **dtype),
+            folder = item_head_on_split(split, ItemHeadConfig(**{"max_windows": max_steps, **dtype, **fields}),
                                         time_budget_s=budget, base=base, device=device,
                                         trunk_cache_gib=trunk_cache_gib)
         else:
@@ -233,6 +242,10 @@ def eval_cmd(
                                   "tuned on this split's training data, when cached or committed under models/; "
                                   "else the letter choice), 'tune' (train it if missing), a folder, or 'none' "
                                   "(the engine's letter choice)"),
+    item_head_config: str | None = typer.Option(None, callback=check_item_head_config,
+                                                help="settings of the item-head model 'auto' looks up and 'tune' "
+                                                     "trains (real and test-like split alike): a JSON object of "
+                                                     "agent.ItemHeadConfig fields, e.g. '{\"item_ids\": true}'"),
     as_json: bool = typer.Option(False, "--json", help="print the summary and the shown user as JSON"),
 ) -> None:
     """Evaluate models on MovieLens-100k and write config, rankings, summary, table and plots to OUT.
@@ -254,6 +267,7 @@ def eval_cmd(
                          lstm_epochs=lstm_epochs, retriever=None if retriever.lower() == "none" else retriever,
                          n_bootstrap=n_bootstrap, tune_alpha=tune_alpha, tune_users=tune_users,
                          llm_model=llm_model, item_head=None if item_head.lower() == "none" else item_head,
+                         item_head_config=json.loads(item_head_config) if item_head_config else None,
                          validation=validation)
         result = run_main(cfg)
         if as_json:

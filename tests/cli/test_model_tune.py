@@ -17,9 +17,11 @@ def _flat(output: str) -> str:
 def test_model_tune_is_listed_with_its_options():
     assert "tune" in runner.invoke(app, ["model", "--help"]).output
     out = runner.invoke(app, ["model", "tune", "--help"]).output
-    for opt in ("--kind", "--max-steps", "--budget-minutes", "--threads", "--model", "--train-dtype", "--json"):
+    for opt in ("--kind", "--max-steps", "--budget-minutes", "--threads", "--model", "--train-dtype", "--config",
+                "--json"):
         assert opt in out
-    assert "--item-head" in runner.invoke(app, ["eval", "--help"]).output
+    out = runner.invoke(app, ["eval", "--help"]).output
+    assert "--item-head" in out and "--item-head-config" in out
 
 
 def test_model_tune_refuses_an_unknown_kind(tmp_path):
@@ -60,5 +62,22 @@ def test_model_tune_train_dtype_is_checked_before_any_work(tmp_path, monkeypatch
     result = runner.invoke(app, ["model", "tune", "--train-dtype", "float16"])
     assert result.exit_code == 2 and "float32 or bfloat16" in _flat(result.output)
     result = runner.invoke(app, ["model", "tune", "--kind", "letters", "--train-dtype", "bfloat16"])
-    assert result.exit_code == 2 and "--train-dtype is for item-head" in _flat(result.output)
+    assert result.exit_code == 2 and "--train-dtype and --config are for item-head" in _flat(result.output)
+    assert not list(tmp_path.iterdir())
+
+
+def test_item_head_config_is_checked_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIDE_HOME", str(tmp_path))
+    for args, says in (
+        (["model", "tune", "--config", "{item_ids: true}"], "not JSON"),
+        (["model", "tune", "--config", "[1]"], "JSON object"),
+        (["model", "tune", "--config", '{"bogus": 1}'], "not an item-head setting: bogus"),
+        (["model", "tune", "--config", '{"rank": 0}'], "not an item-head setting: rank"),
+        (["model", "tune", "--kind", "letters", "--config", '{"item_ids": true}'], "are for item-head"),
+        (["model", "tune", "--train-dtype", "float32", "--config", '{"train_dtype": "bfloat16"}'], "once"),
+        (["eval", "--item-head-config", '{"item_ids": 1.5}', "--out", str(tmp_path / "out")],
+         "not an item-head setting: item_ids"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and says in _flat(result.output), (args, result.output)
     assert not list(tmp_path.iterdir())

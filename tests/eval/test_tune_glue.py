@@ -108,3 +108,37 @@ def test_main_job_auto_item_head_tolerates_a_split_too_short_to_train_on(tmp_pat
     assert _item_head(MainConfig(models=["agent"], out=tmp_path), short, {}) is None
     with pytest.raises(TuneDataError, match="no training window"):
         _item_head(MainConfig(models=["agent"], item_head="tune", out=tmp_path), short, {})
+
+
+def test_main_job_item_head_config_reaches_the_lookup_and_is_checked_up_front(split, tmp_path, monkeypatch):
+    from pydantic import ValidationError
+
+    import eval._tune
+    from agent import ItemHeadConfig, item_head_key
+    from eval import EvalError, MainConfig
+    from eval._assemble import item_head_folder as _item_head
+
+    with pytest.raises(ValidationError, match="bogus"):
+        MainConfig(models=["agent"], item_head_config={"bogus": 1})
+    with pytest.raises(ValidationError, match="item_ids"):
+        MainConfig(models=["agent"], item_head_config={"item_ids": "maybe"})
+    seen = []
+
+    def lookup(split_, config=None, *, train=True, **kw):  # records what the harness asks for
+        seen.append((config, train))
+        return None
+
+    monkeypatch.setattr(eval._tune, "item_head_on_split", lookup)
+    for mode in ("auto", "tune"):
+        cfg = MainConfig(models=["agent"], item_head=mode, item_head_config={"item_ids": True}, out=tmp_path)
+        assert _item_head(cfg, split, {}) is None
+    assert seen == [(ItemHeadConfig(item_ids=True), False), (ItemHeadConfig(item_ids=True), True)]
+    assert item_head_key("b", "d", ItemHeadConfig(item_ids=True)) != item_head_key("b", "d", ItemHeadConfig())
+    seen.clear()
+    assert _item_head(MainConfig(models=["agent"], out=tmp_path), split, {}) is None
+    assert seen == [(None, False)]  # no config: the default, as before
+    folder = tmp_path / "head"
+    folder.mkdir()
+    with pytest.raises(EvalError, match="item_head_config is for"):
+        _item_head(MainConfig(models=["agent"], item_head=str(folder), item_head_config={"item_ids": True},
+                              out=tmp_path), split, {})
