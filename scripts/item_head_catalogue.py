@@ -3,13 +3,16 @@ candidate stage (``RetrievalConfig.w_llm``), against the memory candidate stage 
 
     python scripts/item_head_catalogue.py [--users 200] [--models DIR ...]
     python scripts/item_head_catalogue.py --rest-of 400 --ensemble --models A B   # users outside that sample
+    python scripts/item_head_catalogue.py --users all --models C --pair-with R.json   # C against R's models
 
 Each sampled user's memory holds their training sequence; the target is their VALIDATION item (no test
 target is read). Reports NDCG@10 and recall@N (N = 15, 20, 30, 50: what a re-ranker of the top N could reach)
 over the whole catalogue (consumed items excluded) for: the memory candidate stage (w_co 1, 10-minute
 short half-life: the memory model's validation choice in the main job), each model alone, and the stage
 with each model at several weights; paired against memory (bootstrap and Wilcoxon) and, with two or more
-models, every model against every other (each user's NDCG@10 is kept in the report for later pairings). With
+models, every model against every other (each user's NDCG@10 is kept in the report for later pairings; with
+``--pair-with``, every model read here against every model of an earlier report on the same users, whose stored
+numbers stand in for a re-read once its memory stage's per-user numbers are checked equal to this run's). With
 ``--ensemble``, the mean of the models' logits is scored as one more model and paired against each of them.
 Default models: the committed ones under models/ (every config).
 """
@@ -48,6 +51,19 @@ def _summary(ranks: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
                   **{f"recall@{n}": round(float((ranks <= n).mean()), 4) for n in NS}}
 
 
+def _pair_with(path: Path, users: list[str], base_ndcg: np.ndarray, per_model: dict[str, np.ndarray],
+               seed: int) -> dict[str, dict]:
+    """Each model read here minus each model of the stored report ``path``, paired on the same users; refuses a
+    report on other users or whose memory stage scored them differently (then the runs are not comparable)."""
+    stored = json.loads(path.read_text())["per_user_ndcg@10"]
+    if stored["users"] != users:
+        raise SystemExit(f"{path}: another set or order of users; it cannot be paired with this run")
+    if not np.allclose(np.asarray(stored["memory"]), base_ndcg, rtol=0, atol=1e-6):
+        raise SystemExit(f"{path}: its memory stage scored these users differently; re-read its models instead")
+    old = {k: np.asarray(a) for k, a in stored.items() if k not in ("users", "memory") and k not in per_model}
+    return {f"{b} - {a}": paired_test(per_model[b], old[a], seed=seed).to_dict() for a in old for b in per_model}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", default="200", help="a seeded sample size or 'all'")
@@ -58,6 +74,8 @@ def main() -> None:
                    help="score the validation users OUTSIDE the seeded sample of N instead of --users")
     p.add_argument("--ensemble", action="store_true", help="also score the mean of the models' logits")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "item-head-catalogue.json")
+    p.add_argument("--pair-with", type=Path, default=None, metavar="REPORT",
+                   help="an earlier report of this script on the same users: pair the models read here with its")
     args = p.parse_args()
     if args.ensemble and len(args.models) < 2:
         p.error("--ensemble needs two or more --models")
@@ -103,12 +121,17 @@ def main() -> None:
     if len(names) >= 2:  # every pair, later model minus earlier, on the same users
         report["model_vs_model"] = {f"{b} - {a}": paired_test(per_model[b], per_model[a], seed=args.seed).to_dict()
                                     for i, a in enumerate(names) for b in names[i + 1:]}
+    if args.pair_with is not None:
+        report["paired_with"] = str(args.pair_with)
+        report["model_vs_stored"] = _pair_with(args.pair_with, [str(u) for u in v.users], base_ndcg, per_model,
+                                               args.seed)
     # each user's NDCG@10 (in v.users order), so that later pairings need no re-read
     report["per_user_ndcg@10"] = {"users": [str(u) for u in v.users], "memory": base_ndcg.round(6).tolist(),
                                   **{k: a.round(6).tolist() for k, a in per_model.items()}}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps({"memory": base, **{k: v["alone"] for k, v in report["models"].items()},
-                      **report.get("model_vs_model", {})}, indent=1, default=str))
+                      **report.get("model_vs_model", {}), **report.get("model_vs_stored", {})}, indent=1,
+                     default=str))
 
 
 if __name__ == "__main__":
