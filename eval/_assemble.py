@@ -48,11 +48,12 @@ def item_head_folder(cfg: MainConfig, split: Split, stages: dict[str, float]) ->
     for the ``llm`` model (which needs one)."""
     if "llm" in cfg.models and cfg.item_head is None:
         raise EvalError("the llm model is the item-head model alone: it needs --item-head auto, tune or a folder")
+    if cfg.item_head_config is not None and cfg.item_head not in ("auto", "tune"):
+        raise EvalError("item_head_config is for item_head 'auto' or 'tune' (a folder is one model already; "
+                        "None is none)")
     if cfg.item_head is None or not {"agent", "llm"} & set(cfg.models):
         return None
     if cfg.item_head not in ("auto", "tune"):
-        if cfg.item_head_config is not None:
-            raise EvalError("item_head_config is for item_head 'auto' or 'tune' (a folder is one model already)")
         path = Path(cfg.item_head).expanduser()
         if not path.is_dir():
             raise EvalError(f"item_head {cfg.item_head!r} is not a model folder")

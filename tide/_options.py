@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import typer
 
-__all__ = ["check_alpha", "check_item_head", "check_item_head_config", "check_llm", "check_models", "check_show_user", "check_split", "check_users",
-           "check_validation"]
+__all__ = ["check_alpha", "check_item_head", "check_item_head_config", "check_llm", "check_models", "check_show_user",
+           "check_split", "check_users", "check_validation"]
 
 SPLITS = ("loo", "temporal")
 VALIDATIONS = ("auto", "plain", "testlike")

@@ -139,6 +139,7 @@ def test_main_job_item_head_config_reaches_the_lookup_and_is_checked_up_front(sp
     assert seen == [(None, False)]  # no config: the default, as before
     folder = tmp_path / "head"
     folder.mkdir()
-    with pytest.raises(EvalError, match="item_head_config is for"):
-        _item_head(MainConfig(models=["agent"], item_head=str(folder), item_head_config={"item_ids": True},
-                              out=tmp_path), split, {})
+    for head in (str(folder), None):
+        with pytest.raises(EvalError, match="item_head_config is for"):
+            _item_head(MainConfig(models=["agent"], item_head=head, item_head_config={"item_ids": True},
+                                  out=tmp_path), split, {})
