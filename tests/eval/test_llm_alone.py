@@ -21,7 +21,7 @@ def test_llm_is_a_named_model_and_needs_an_item_head(tmp_path, ml100k):
 def test_llm_without_a_cached_or_committed_model_is_an_error_before_any_fit(tmp_path, ml100k, monkeypatch):
     import eval._tune
 
-    monkeypatch.setattr(eval._tune, "item_head_on_split", lambda split, train: None)  # nothing found
+    monkeypatch.setattr(eval._tune, "item_head_on_split", lambda split, config=None, *, train: None)  # nothing found
     with pytest.raises(EvalError, match="--item-head tune"):
         run_main(MainConfig(models=["pop", "llm"], users=4, out=tmp_path, show_user=None))
     assert not (tmp_path / "summary.json").exists()
