@@ -333,17 +333,25 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         base_lrs.append(config.id_learning_rate)
     opt = torch.optim.AdamW(groups)
     step, history = 0, []
+    # training time and runs before this one, carried by the checkpoint (None: a checkpoint that did not record it)
+    seconds_before: float | None = 0.0
+    runs_before = 0
     if (work / _CKPT).exists():
         st = torch.load(work / _CKPT, weights_only=False, map_location=dev)
         set_peft_model_state_dict(bb.model, st["lora"])
         head.load_state_dict(st["head"])
         opt.load_state_dict(st["opt"])
         step, history = int(st["step"]), list(st["hist"])
+        seconds_before, runs_before = st.get("seconds"), int(st.get("runs", 1))
         log.info("resuming at window %d of %d", step, len(windows))
+
+    def all_runs_seconds() -> float | None:
+        return None if seconds_before is None else seconds_before + time.perf_counter() - started
 
     def save() -> None:
         torch.save({"lora": get_peft_model_state_dict(bb.model), "head": head.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "hist": history}, work / (_CKPT + ".tmp"))
+                    "step": step, "hist": history, "seconds": all_runs_seconds(), "runs": runs_before + 1},
+                   work / (_CKPT + ".tmp"))
         os.replace(work / (_CKPT + ".tmp"), work / _CKPT)
 
     bb.model.train()
@@ -420,6 +428,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         h = np.asarray(history)
         facts = {"windows": step, "planned_windows": len(windows), "targets_per_window": config.window - mh,
                  "seconds_this_run": round(time.perf_counter() - started, 1),
+                 # a resumed training's whole time: every run's windows, as its checkpoints recorded them
+                 "runs": runs_before + 1,
+                 "seconds_all_runs": None if all_runs_seconds() is None else round(all_runs_seconds(), 1),
                  "s_per_window": round((time.perf_counter() - started) / done_here, 3) if done_here else None,
                  "loss_first50": round(float(h[:50].mean()), 4) if len(h) else None,
                  "loss_last50": round(float(h[-50:].mean()), 4) if len(h) else None,

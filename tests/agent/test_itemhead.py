@@ -214,7 +214,12 @@ def test_a_decaying_schedule_publishes_only_at_its_end_and_resumes_to_the_same_m
     resumed = tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path, progress=False)
     whole = tune_item_head(SEQS, ITEMS, [], lin, base=model_path, home=tmp_path / "b", progress=False)
     assert resumed.name == whole.name
-    assert json.loads((resumed / "manifest.json").read_text())["config"]["lr_decay"] == "linear"
+    manifest = json.loads((resumed / "manifest.json").read_text())
+    assert manifest["config"]["lr_decay"] == "linear"
+    # the manifest counts both runs' training time, not only the resumed one's
+    train = manifest["train"]
+    assert train["runs"] == 2 and json.loads((whole / "manifest.json").read_text())["train"]["runs"] == 1
+    assert train["seconds_all_runs"] > train["seconds_this_run"] > 0
     a, b = load_file(str(resumed / "item_head.safetensors")), load_file(str(whole / "item_head.safetensors"))
     for name in a:
         np.testing.assert_allclose(a[name].astype(np.float32), b[name].astype(np.float32), rtol=1e-3, atol=1e-3)
