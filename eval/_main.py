@@ -70,7 +70,8 @@ def run_main(cfg: MainConfig) -> MainResult:
         llm_model = llm_model_folder(cfg, split, stages)
         item_head = item_head_folder(cfg, split, stages)
         engine = start_engine(cfg, resources, stages, llm_model)
-        preset = _testlike_tuning(cfg, ds, split, engine, item_head, stages) if cfg.testlike else None
+        preset, testlike_head = (_testlike_tuning(cfg, ds, split, engine, item_head, stages) if cfg.testlike
+                                 else (None, None))
         predictors, agent, sync = build_predictors(cfg, ds, resources, stages, engine, item_head)
         t = time.perf_counter()
         # each model is compared with every simpler one listed before it
@@ -92,16 +93,17 @@ def run_main(cfg: MainConfig) -> MainResult:
             agent = [p for p in predictors if isinstance(p, MemoryPredictor)][-1].current_agent
             shown = show_user(agent, ds, split, result.users[0] if cfg.show_user == "auto" else cfg.show_user, cfg)
             stages["show user"] = time.perf_counter() - t
-    main = MainResult(cfg, result, stages, shown, item_head)
+    main = MainResult(cfg, result, stages, shown, item_head, testlike_head)
     (cfg.out / "main.json").write_text(json.dumps(main.to_dict(), indent=2, default=str))
     return main
 
 
 def _testlike_tuning(cfg: MainConfig, ds: Dataset, split: Split, engine: Any, item_head: Path | None,
-                     stages: dict[str, float]) -> dict[str, TuningResult]:
+                     stages: dict[str, float]) -> tuple[dict[str, TuningResult], Path | None]:
     """Choose every model's settings on test-like validation: the models fitted on
     ``leave_one_out(without_last(ds))`` (the agent with the item head tuned there), grid-searched on that
-    split's test targets, which are the real validation items of the users plain validation would read."""
+    split's test targets, which are the real validation items of the users plain validation would read.
+    Returns the settings and the test-like item-head model folder that chose them (None: none)."""
     t = time.perf_counter()
     tsplit = leave_one_out(without_last(ds))
     users = [u for u in tuning_users(split, sample_users(split, cfg.users, cfg.seed), cfg.tune_users, cfg.seed)
@@ -122,5 +124,5 @@ def _testlike_tuning(cfg: MainConfig, ds: Dataset, split: Split, engine: Any, it
                                  n_bootstrap=cfg.n_bootstrap, tune_alpha=cfg.tune_alpha)
     stages.update({f"test-like {k}": v for k, v in sub.items()})
     stages["test-like tuning (fit + grid search, all)"] = time.perf_counter() - t
-    return preset
+    return preset, head
 

@@ -136,6 +136,8 @@ class MainResult:
         stage_seconds: Wall seconds of each stage of the job.
         shown: The user shown, if any.
         item_head: The item-head model folder that scored the agent's candidates (None: the letter choice).
+        testlike_item_head: The one tuned on the test-like split that scored them while the weights were chosen
+            (None: no test-like validation, or no item head).
     """
 
     config: MainConfig
@@ -143,9 +145,11 @@ class MainResult:
     stage_seconds: dict[str, float]
     shown: ShownUser | None = None
     item_head: Path | None = None
+    testlike_item_head: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What ``main.json`` holds."""
         return {"config": json.loads(self.config.model_dump_json()), "stage_seconds": self.stage_seconds,
                 "item_head": str(self.item_head) if self.item_head else None,
+                "testlike_item_head": str(self.testlike_item_head) if self.testlike_item_head else None,
                 "shown": self.shown.to_dict() if self.shown is not None else {}}

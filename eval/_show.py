@@ -46,6 +46,8 @@ def format_main(result: MainResult) -> str:
     if "agent" in result.config.models:
         lines.append("agent's candidates scored by: " + (f"the item-head model {result.item_head.name}"
                                                        if result.item_head else "the engine's letter choice"))
+        if result.testlike_item_head:
+            lines.append(f"its weights chosen with: the test-like item-head model {result.testlike_item_head.name}")
         paired = format_paired(result.evaluation.summary, "agent")
         if paired:
             lines += [_rule("the agent against each baseline (paired, same users)"), paired]

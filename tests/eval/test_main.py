@@ -25,6 +25,18 @@ def test_run_main_returns_its_result_and_prints_nothing(tmp_path, capfd) -> None
     assert summary["models"]["pop"]["metrics"]["hr@10"]["mean"] == result.evaluation.summary.models["pop"].metrics["hr@10"].mean
     text = format_main(result)
     assert "pop" in text and "HR@10" in text and "stage times" in text and " ±" in text
+    assert main["item_head"] is None and main["testlike_item_head"] is None
+    # an agent's run names both item-head models: the one that scored its candidates, the one its weights came from
+    from dataclasses import replace
+    from pathlib import Path
+
+    with_heads = replace(result, config=cfg.model_copy(update={"models": ["pop", "agent"]}),
+                         item_head=Path("/m/gemma-3-270m-item-head-aaa"),
+                         testlike_item_head=Path("/m/gemma-3-270m-item-head-bbb"))
+    lines = format_main(with_heads).splitlines()
+    assert "agent's candidates scored by: the item-head model gemma-3-270m-item-head-aaa" in lines
+    assert "its weights chosen with: the test-like item-head model gemma-3-270m-item-head-bbb" in lines
+    assert with_heads.to_dict()["testlike_item_head"] == "/m/gemma-3-270m-item-head-bbb"
 
 
 def test_an_unknown_user_to_show_fails_before_any_model_is_fitted(tmp_path) -> None:
@@ -66,3 +78,4 @@ def test_testlike_validation_tunes_models_fitted_without_the_last_training_item(
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["models"]["memory"]["tuning"]["on"] == "test-like validation"
     assert "tune:memory" not in summary["stage_seconds"]  # (applying a preset is tested in test_runner.py)
+    assert json.loads((tmp_path / "main.json").read_text())["testlike_item_head"] is None  # no agent, no head
