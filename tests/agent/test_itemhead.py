@@ -503,7 +503,7 @@ def test_the_trunk_cache_serves_the_second_epoch_and_changes_nothing(tmp_path, m
     itself off."""
     from safetensors.numpy import load_file
 
-    from agent._itemhead_tune import _TrunkCache
+    from agent._itemhead_trunk import _TrunkCache
 
     two = TINY.model_copy(update={"max_windows": None})  # two epochs of the same four windows
     cached = tune_item_head(SEQS, ITEMS, [], two, base=model_path, home=tmp_path / "a", progress=False)
