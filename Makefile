@@ -9,7 +9,7 @@ TUNE_USERS ?= 500
 # job repeat on one machine (docs/RESULTS.md, "a second epoch" session)
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup main test lint bench
+.PHONY: setup browser main test lint bench
 
 setup:
 	bash scripts/setup.sh
@@ -18,8 +18,14 @@ setup:
 main: setup
 	$(VENV)/bin/tide eval --dataset ml-100k --models pop,lstm+text,sasrec,memory,agent --split loo --users $(USERS) --seed $(SEED) --tune-users $(TUNE_USERS) --out runs/main --show-user auto
 
-test: setup
-	HF_HUB_OFFLINE=1 $(VENV)/bin/python -m pytest -q
+# the service's page test drives Debian's Chromium through Playwright (the system browser: Playwright's own
+# browser download cannot reach the network); installed here when missing, and required by `make test`
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| { echo "make test needs Debian's chromium: apt-get install -y chromium (as root)" >&2; exit 1; }
+
+test: setup browser
+	HF_HUB_OFFLINE=1 TIDE_REQUIRE_BROWSER=1 $(VENV)/bin/python -m pytest -q
 
 lint:
 	$(VENV)/bin/ruff check agent memory prompts eval tide tests bench

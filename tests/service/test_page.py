@@ -20,8 +20,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 @contextlib.contextmanager
 def open_browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    required = os.environ.get("TIDE_REQUIRE_BROWSER") == "1"  # `make test` installs both: a skip would hide it
+    if required:
+        import playwright.sync_api as sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
+        if required:
+            pytest.fail("Debian chromium is not installed (apt-get install -y chromium; `make browser`)")
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
