@@ -11,7 +11,13 @@ the item head ever reads (its header and every catalogue title line, rated or no
 other token rows as NaN, so a token outside the kept set poisons its output instead of passing unnoticed. The
 rebuilt folder keeps the prepared folder's manifest, so an item-head key is the same as here (the key does not
 include the device; ``tune_item_head``). ``pack`` checks that the rebuild equals the prepared folder on every
-tensor (the NaN rows aside) before it writes anything.
+tensor (the NaN rows aside) before it writes the rest.
+
+The machine also lacks some packages; they travel as wheels in ``OUT/a/whl`` (cp312, manylinux), at the versions
+of this ``.venv``: pydantic, pydantic_core, annotated-types, typing-inspection, typing_extensions, tenacity, gguf,
+peft and transformers (``pip download --no-deps --only-binary=:all: --python-version 3.12 ...``). With
+``--split-mb 28`` each half and the tracked tree stay under the device's 64 MiB. ``scripts/gpu_item_head.sh`` runs
+it there.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import lzma
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -91,8 +98,40 @@ def rebuild(bundle: Path) -> dict:
     return out
 
 
-def pack(out: Path, split_mb: float) -> None:
+def pack_gguf(path: Path, ids: Sequence[int], out: Path, split_bytes: int) -> int:
+    """Write ``path``'s layer tensors (quantised bytes, cut into ``out/a`` and ``out/b`` at ``split_bytes``), the
+    token-table rows ``ids`` and the index into ``out``; returns the layer bytes."""
     import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(str(path))
+    ids = np.asarray(ids, dtype=np.int64)
+    for part in ("a", "b"):
+        (out / part).mkdir(parents=True, exist_ok=True)
+    tensors, chunks, offset, embedding = [], [], 0, None
+    for t in reader.tensors:
+        if t.name == "token_embd.weight":
+            np.ascontiguousarray(t.data[ids]).tofile(out / "b" / "embd_rows.bin")
+            np.save(out / "b" / "embd_ids.npy", ids)
+            embedding = {"type": t.tensor_type.name, "rows": int(t.data.shape[0]), "row_bytes": int(t.data.shape[1]),
+                         "dim": int(t.shape[0])}
+            continue
+        raw = np.ascontiguousarray(t.data).view(np.uint8)
+        tensors.append({"name": t.name, "type": t.tensor_type.name, "offset": offset, "nbytes": int(raw.nbytes),
+                        "raw_shape": list(t.data.shape) if t.data.dtype == np.uint8 else [int(raw.nbytes)],
+                        "shape": [int(s) for s in reversed(t.shape)]})
+        chunks.append(raw.tobytes())
+        offset += raw.nbytes
+    if embedding is None:
+        raise ValueError(f"{path} has no token_embd.weight")
+    blob = b"".join(chunks)
+    (out / "a" / "layers.bin").write_bytes(blob[:split_bytes])
+    (out / "b" / "layers.bin").write_bytes(blob[split_bytes:])
+    (out / "b" / "index.json").write_text(json.dumps({"tensors": tensors, "embedding": embedding}))
+    return offset
+
+
+def pack(out: Path, split_mb: float) -> None:
     import numpy as np
     from safetensors import safe_open
 
@@ -104,42 +143,21 @@ def pack(out: Path, split_mb: float) -> None:
     staging = out / "staging"
     staging.mkdir(parents=True, exist_ok=True)
     path = carrier.assemble(staging / carrier.MODEL_NAME, overwrite=True)
-    reader = gguf.GGUFReader(str(path))
     ids = np.array(kept_tokens(folder), dtype=np.int64)
-    for part in ("a", "b"):
-        (out / part).mkdir(parents=True, exist_ok=True)
-    tensors, chunks, offset = [], [], 0
-    for t in reader.tensors:
-        if t.name == "token_embd.weight":
-            rows = np.ascontiguousarray(t.data[ids])
-            rows.tofile(out / "b" / "embd_rows.bin")
-            np.save(out / "b" / "embd_ids.npy", ids)
-            embedding = {"type": t.tensor_type.name, "rows": int(t.data.shape[0]), "row_bytes": int(t.data.shape[1]),
-                         "dim": int(t.shape[0])}
-            continue
-        raw = np.ascontiguousarray(t.data).view(np.uint8)
-        tensors.append({"name": t.name, "type": t.tensor_type.name, "offset": offset, "nbytes": int(raw.nbytes),
-                        "raw_shape": list(t.data.shape) if t.data.dtype == np.uint8 else [int(raw.nbytes)],
-                        "shape": [int(s) for s in reversed(t.shape)]})
-        chunks.append(raw.tobytes())
-        offset += raw.nbytes
-    blob = b"".join(chunks)
-    cut = int(split_mb * 2**20)
-    (out / "a" / "layers.bin").write_bytes(blob[:cut])
-    (out / "b" / "layers.bin").write_bytes(blob[cut:])
-    (out / "b" / "index.json").write_text(json.dumps({"tensors": tensors, "embedding": embedding,
-                                                      "gguf_sha256": carrier.EXPECTED_SHA256}))
+    offset = pack_gguf(path, ids, out, int(split_mb * 2**20))
     shutil.rmtree(staging)
     # the rebuild must equal the prepared folder, tensor for tensor (the kept token rows only)
     got = rebuild(out)
     with safe_open(str(folder / "model.safetensors"), "pt") as ref:
-        assert sorted(got) == sorted(ref.keys()), "tensor names differ"
+        if sorted(got) != sorted(ref.keys()):
+            raise SystemExit(f"the rebuilt tensor names differ from {folder}'s")
         for name in ref.keys():
             want = ref.get_tensor(name)
             have = got[name]
             if name == "model.embed_tokens.weight":
                 want, have = want[ids], have[ids]
-            assert have.dtype == want.dtype and have.shape == want.shape and bool((have == want).all()), name
+            if not (have.dtype == want.dtype and have.shape == want.shape and bool((have == want).all())):
+                raise SystemExit(f"the rebuilt {name} differs from {folder}'s: nothing written")
     for f in SMALL:
         shutil.copyfile(folder / f, out / "b" / f)
     (out / "b" / "tokenizer.json.xz").write_bytes(lzma.compress((folder / "tokenizer.json").read_bytes()))
