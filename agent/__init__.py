@@ -98,6 +98,8 @@ from ._itemhead import (  # noqa: E402
     rating_level,
     training_windows,
 )
+from ._itemhead_backbone import HEADER as ITEM_HEAD_HEADER  # noqa: E402
+from ._itemhead_backbone import RATED_LINE as ITEM_HEAD_RATED_LINE  # noqa: E402
 from ._itemhead_interests import best_f1_set  # noqa: E402
 from ._itemhead_tune import find_item_head, tune_item_head  # noqa: E402
 from ._rerank import CHOICE_LABELS, ChoiceProbs, choice_orders, content_free_prompt, render_choice_prompt  # noqa: E402
@@ -116,6 +118,8 @@ from ._schemas import (  # noqa: E402
 
 __all__ += [
     "CHOICE_LABELS",
+    "ITEM_HEAD_HEADER",
+    "ITEM_HEAD_RATED_LINE",
     "SIGNALS",
     "AgentConfig",
     "BackgroundEngine",

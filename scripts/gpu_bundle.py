@@ -1,7 +1,7 @@
 """Carry the embedded model and ML-100k to a bare GPU machine that has torch, transformers and peft but no model
 hub and no room for the 1 GB float32 model folder (this workplace's device: 64 MiB per call), then rebuild them.
 
-    python scripts/gpu_bundle.py pack OUT [--split-mb 46]   # here: OUT/a (layers, part 1), OUT/b (the rest)
+    python scripts/gpu_bundle.py pack OUT [--split-mb 28]   # here: OUT/a (layers, part 1), OUT/b (the rest)
     python scripts/gpu_bundle.py unpack OUT HOME SITE      # there: HOME/models/gemma-3-270m, SITE/recbole stub
 
 ``pack`` keeps the GGUF's quantised bytes of every layer tensor (Q4_K/Q5_0/Q6_K/Q8_0: 68 MB, lossless with respect
@@ -58,7 +58,8 @@ def kept_tokens(folder: Path) -> list[int]:
     """Every token id the item head can read: BOS, the header, each title line (plain and rated), specials."""
     from transformers import AutoTokenizer
 
-    from agent._itemhead_backbone import HEADER, RATED_LINE
+    from agent import ITEM_HEAD_HEADER as HEADER
+    from agent import ITEM_HEAD_RATED_LINE as RATED_LINE
     from eval import load_ml100k, tune_items
 
     tok = AutoTokenizer.from_pretrained(str(folder))
@@ -157,7 +158,7 @@ def pack(out: Path, split_mb: float) -> None:
             if name == "model.embed_tokens.weight":
                 want, have = want[ids], have[ids]
             if not (have.dtype == want.dtype and have.shape == want.shape and bool((have == want).all())):
-                raise SystemExit(f"the rebuilt {name} differs from {folder}'s: nothing written")
+                raise SystemExit(f"the rebuilt {name} differs from {folder}'s: do not carry {out}")
     for f in SMALL:
         shutil.copyfile(folder / f, out / "b" / f)
     (out / "b" / "tokenizer.json.xz").write_bytes(lzma.compress((folder / "tokenizer.json").read_bytes()))
@@ -190,7 +191,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("pack")
     a.add_argument("out", type=Path)
-    a.add_argument("--split-mb", type=float, default=46.0)
+    a.add_argument("--split-mb", type=float, default=28.0)
     b = sub.add_parser("unpack")
     b.add_argument("bundle", type=Path)
     b.add_argument("home", type=Path)
