@@ -77,6 +77,8 @@ class ItemHeadConfig(BaseModel):
     top_layers: int = Field(default=6, ge=1)
     #: 2.5e-4 -> 0.1213, 5e-4 -> 0.1226, 1e-3 -> 0.0542 (measured as the rank above)
     learning_rate: float = Field(default=5e-4, gt=0, le=1e-1)
+    #: the film vectors' and popularity bias's own rate: 3e-3 -> 0.1226, 1e-2 -> 0.1222 (measured as the rank above;
+    #: docs/RESULTS.md, 2026-12-06, morning)
     head_learning_rate: float = Field(default=3e-3, gt=0, le=1e-1)
     #: items per training window and per history read at inference
     window: int = Field(default=50, ge=4, le=200)
@@ -121,14 +123,13 @@ class ItemHeadConfig(BaseModel):
     #: zero at the start, added (times ``id_scale``) to the input of the lowest tuned layer at the end of each
     #: history line, so the tuned layers read which item the line is as an ID-based model does, on top of its
     #: title. Injected above the frozen layers, it needs no backward through them and keeps the trunk cache.
+    #: Off -> 0.1226, on -> 0.1283 (+0.0057, p 0.32; measured as the rank above; docs/RESULTS.md, 2026-12-06)
     item_ids: bool = False
     #: the learning rate of the item ID vectors (AdamW; decays with the others)
     id_learning_rate: float = Field(default=1e-2, gt=0, le=1.0)
     #: the ID vectors' multiplier: the residual stream there is large (Gemma 270M, input of layer 12: median
     #: per-dimension spread ~71), so a unit-scale vector learnt at ``id_learning_rate`` would stay negligible
     id_scale: float = Field(default=64.0, gt=0)
-
-
 
 
 def rating_level(value: float) -> int:
