@@ -80,7 +80,8 @@ class ItemHeadConfig(BaseModel):
     #: the film vectors' and popularity bias's own rate: 3e-3 -> 0.1226, 1e-2 -> 0.1222 (measured as the rank above;
     #: docs/RESULTS.md, 2026-12-06, morning)
     head_learning_rate: float = Field(default=3e-3, gt=0, le=1e-1)
-    #: items per training window and per history read at inference
+    #: items per training window and per history read at inference: 50 -> 0.1226, 100 -> 0.1191 (measured as the
+    #: rank above; docs/RESULTS.md, 2026-12-06, morning)
     window: int = Field(default=50, ge=4, le=200)
     #: a window's first this-many items are context only (no target)
     min_history: int = Field(default=3, ge=1)
