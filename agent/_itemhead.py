@@ -49,6 +49,7 @@ _CKPT = "checkpoint.pt"
 _INIT = "head_init.pt"
 _HEAD = "item_head.safetensors"
 _ITEMS = "items.json"
+_BRANCH = "branch.safetensors"
 #: histories whose scores the scorer keeps (oldest dropped first; 1,682 floats each on ML-100k)
 _CACHE_SIZE = 1024
 # The decoder's dtype when scoring: "auto" = bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX;
@@ -131,6 +132,16 @@ class ItemHeadConfig(BaseModel):
     #: the ID vectors' multiplier: the residual stream there is large (Gemma 270M, input of layer 12: median
     #: per-dimension spread ~71), so a unit-scale vector learnt at ``id_learning_rate`` would stay negligible
     id_scale: float = Field(default=64.0, gt=0)
+    #: a sequence branch read beside the LLM (feature-level fusion): the name (with a fingerprint of its starting
+    #: weights, e.g. ``"sasrec-<sha12>"``) of a torch module the caller supplies (``tune_item_head(branch=...)``,
+    #: ``ItemHeadScorer(branch=...)``) that maps a history's item indices to one state per position; a learnt
+    #: projection (zero at the start, so training starts from the plain head) adds its states to the LLM's
+    #: standardised ones before the cosine, and the branch is trained jointly with the LoRA and the head, so the
+    #: loss pushes the LLM towards what the branch does not already hold. Saved in the model folder
+    #: (``branch.safetensors``). None: no branch.
+    branch: str | None = None
+    #: the branch's learning rate (AdamW; decays with the others): it starts fitted, so below SASRec's 5e-3
+    branch_learning_rate: float = Field(default=1e-3, gt=0, le=1e-1)
 
 
 def rating_level(value: float) -> int:
@@ -221,6 +232,9 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
     if not cfg["item_ids"]:  # likewise
         for k in ("item_ids", "id_learning_rate", "id_scale"):
             del cfg[k]
+    if cfg["branch"] is None:  # likewise
+        for k in ("branch", "branch_learning_rate"):
+            del cfg[k]
     blob = json.dumps({"base": base_sha, "data": fingerprint, "config": cfg, "kind": KIND}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -237,10 +251,13 @@ class ItemHeadScorer:
         short_views: the history is also read as its last ``k`` items for each ``k`` here, and the logits of
             all the reads (the full window's first) are averaged: a product of the reads' distributions. ``()``
             reads the full window only.
+        branch: for a model trained with a sequence branch (``ItemHeadConfig.branch``), and only then: a module
+            of the branch's architecture; its trained weights are loaded from the folder.
     """
 
     def __init__(self, folder: Path, titles: Mapping[str, str], base: Path | None = None, home: Path | None = None,
-                 *, dtype: str = SCORER_DTYPE, short_views: Sequence[int] = SCORER_SHORT_VIEWS):
+                 *, dtype: str = SCORER_DTYPE, short_views: Sequence[int] = SCORER_SHORT_VIEWS,
+                 branch: Any | None = None):
         if dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"unknown dtype {dtype!r} (auto, float32 or bfloat16)")
         if any(int(k) < 1 for k in short_views):
@@ -257,6 +274,10 @@ class ItemHeadScorer:
         verify_files(self.folder, manifest)
         self.manifest = manifest
         self.config = ItemHeadConfig.model_validate(manifest["config"])
+        if (branch is None) != (self.config.branch is None):
+            raise ValueError(f"this item head was trained with the sequence branch {self.config.branch!r}: pass a "
+                             "module of its architecture" if self.config.branch else
+                             "this item head was trained without a sequence branch: pass none")
         self.item_ids = json.loads((self.folder / _ITEMS).read_text())
         missing = [i for i in self.item_ids if i not in titles]
         if missing:
@@ -286,6 +307,10 @@ class ItemHeadScorer:
         if self.config.item_ids:  # the ID vectors (ItemHeadConfig.item_ids) go where they were trained
             n = len(bb.decoder().layers)
             bb.inject_ids(st["ids"].float(), max(0, n - self.config.top_layers), self.config.id_scale)
+        self.branch, self.fuse = None, None
+        if branch is not None:  # ItemHeadConfig.branch: its trained weights, and the head's projection of its states
+            branch.load_state_dict(load_file(str(self.folder / _BRANCH)))
+            self.branch, self.fuse = branch.float().eval(), st["fuse"].float()
         self._cache: dict[tuple[tuple[int, ...], tuple[int, ...] | None], np.ndarray] = {}
 
     @property
@@ -339,6 +364,8 @@ class ItemHeadScorer:
     def _logits(self, seq: tuple[int, ...], rates: tuple[int, ...] | None = None) -> np.ndarray:
         """The head's logits after the item indices ``seq`` (one read of the decoder)."""
         h = _standardized(self.backbone.states(seq, rates)[-1].float(), self.center, self.inv_spread)
+        if self.branch is not None:
+            h = h + self.fuse @ self.branch(self.torch.tensor(seq))[-1].float()
         h = self.torch.nn.functional.normalize(h, dim=-1)
         return (self.scale * (self.emb @ h) + self.bias).numpy()
 

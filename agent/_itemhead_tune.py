@@ -20,6 +20,7 @@ import numpy as np
 from ._catalog import CatalogItem
 from ._errors import ModelPreparationError
 from ._itemhead import (
+    _BRANCH,
     _CKPT,
     _HEAD,
     _INIT,
@@ -53,12 +54,15 @@ def emulated_bf16_warning(device_type: str, train_dtype: str, cpu_dtype: str) ->
             "--train-dtype float32` trains faster (another key, so another model than the committed one)")
 
 
-def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool, item_ids: bool = False) -> Any:
+def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool, item_ids: bool = False,
+                 branch_dim: int | None = None) -> Any:
     """The item head: cosine between the (optionally standardised) hidden state and each item's vector, times
     a learnt scale, plus a popularity bias. Standardised: the centre and per-dimension spread of the base
     model's item states (``init``) are fixed buffers, applied to the states; the item vectors start as the
     standardised ``init``. ``item_ids``: it also holds the items' ID vectors (``ids``, zeros at the start) that
-    the backbone adds to its tuned layers' input (``ItemHeadConfig.item_ids``), saved with the head."""
+    the backbone adds to its tuned layers' input (``ItemHeadConfig.item_ids``), saved with the head.
+    ``branch_dim``: it also holds ``fuse`` (zeros at the start), the projection of a sequence branch's states
+    (``ItemHeadConfig.branch``) added to the standardised hidden state."""
     import torch
 
     class Head(torch.nn.Module):
@@ -73,10 +77,14 @@ def _head_module(init: Any, log_pop: np.ndarray, *, standardize: bool, item_ids:
             self.scale = torch.nn.Parameter(torch.tensor(10.0))
             if item_ids:
                 self.ids = torch.nn.Parameter(torch.zeros_like(init))
+            if branch_dim is not None:
+                self.fuse = torch.nn.Parameter(torch.zeros(init.shape[1], branch_dim))
 
-        def forward(self, h: Any) -> Any:
+        def forward(self, h: Any, branch_states: Any = None) -> Any:
             f = torch.nn.functional
             h = _standardized(h, self.center, self.inv_spread)
+            if branch_states is not None:
+                h = h + branch_states @ self.fuse.T
             return self.scale * f.normalize(h, dim=-1) @ f.normalize(self.emb, dim=-1).T + self.bias
 
     return Head()
@@ -152,7 +160,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                    extra: dict[str, Any] | None = None, seeds: Sequence[Path] = (),
                    device: str | None = None,
                    offsets: Callable[[str, Sequence[int]], np.ndarray] | None = None,
-                   ratings: Mapping[str, Sequence[float]] | None = None, trunk_cache_gib: float = 4.0) -> Path:
+                   ratings: Mapping[str, Sequence[float]] | None = None, trunk_cache_gib: float = 4.0,
+                   branch: Any | None = None) -> Path:
     """Train (or reuse) the item-head model for these training sequences; returns its cached folder.
 
     Args:
@@ -176,6 +185,10 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             second epoch on), so that those windows run only the tuned layers forward; 0 turns it off. Not part
             of the key: the model is the same bit for bit (checked as it runs). The default config's windows
             need ~3 GiB to keep them all (docs/RESULTS.md, 2026-12-04 evening).
+        branch: with ``config.branch`` (and only then): a ``torch.nn.Module`` mapping a 1-D tensor of item
+            indices (``items`` order) to one state per position, ``(len, dim)``, causal (state ``j`` sees items
+            ``0..j`` only); trained jointly from the weights it comes with (their fingerprint belongs in
+            ``config.branch``, the key's only record of them) and saved in the folder.
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
@@ -189,6 +202,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
 
     if (offsets is None) != (config.residual is None):
         raise ValueError("residual training needs both config.residual (its name, part of the key) and offsets")
+    if (branch is None) != (config.branch is None):
+        raise ValueError("a sequence branch needs both config.branch (its name, part of the key) and the module")
     if not trunk_cache_gib >= 0:
         raise ValueError(f"trunk_cache_gib must be 0 (off) or more, got {trunk_cache_gib!r}")
     items = list(items)
@@ -222,8 +237,13 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             os.replace(shared.with_suffix(f".tmp-{os.getpid()}"), shared)
         os.replace(work / (_INIT + ".tmp"), work / _INIT)
     log_pop = _log_popularity(sequences, index)
+    branch_dim = None
+    if branch is not None:
+        branch.to(dev)
+        with torch.no_grad():
+            branch_dim = int(branch(torch.tensor([0], device=dev)).shape[-1])
     head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize,
-                        item_ids=config.item_ids).to(dev)
+                        item_ids=config.item_ids, branch_dim=branch_dim).to(dev)
     lora = [p for p in bb.model.parameters() if p.requires_grad]
     groups = [{"params": lora, "lr": config.learning_rate},
               {"params": [p for n, p in head.named_parameters() if n != "ids"], "lr": config.head_learning_rate}]
@@ -232,6 +252,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         bb.inject_ids(head.ids, bb.first_tuned, config.id_scale)
         groups.append({"params": [head.ids], "lr": config.id_learning_rate})
         base_lrs.append(config.id_learning_rate)
+    if branch is not None:
+        groups.append({"params": list(branch.parameters()), "lr": config.branch_learning_rate})
+        base_lrs.append(config.branch_learning_rate)
     opt = torch.optim.AdamW(groups)
     step, history = 0, []
     # training time and runs before this one, carried by the checkpoint (None: a checkpoint that did not record it)
@@ -241,6 +264,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         st = torch.load(work / _CKPT, weights_only=False, map_location=dev)
         set_peft_model_state_dict(bb.model, st["lora"])
         head.load_state_dict(st["head"])
+        if branch is not None:
+            branch.load_state_dict(st["branch"])
         opt.load_state_dict(st["opt"])
         step, history = int(st["step"]), list(st["hist"])
         seconds_before, runs_before = st.get("seconds"), int(st.get("runs", 1))
@@ -251,11 +276,14 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
 
     def save() -> None:
         torch.save({"lora": get_peft_model_state_dict(bb.model), "head": head.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "hist": history, "seconds": all_runs_seconds(), "runs": runs_before + 1},
+                    "branch": None if branch is None else branch.state_dict(), "step": step, "hist": history,
+                    "seconds": all_runs_seconds(), "runs": runs_before + 1},
                    work / (_CKPT + ".tmp"))
         os.replace(work / (_CKPT + ".tmp"), work / _CKPT)
 
     bb.model.train()
+    if branch is not None:
+        branch.train()
     trunks = _TrunkCache(bb, windows[step:], int(trunk_cache_gib * 2**30))
     started, done_here = time.perf_counter(), 0
     bar = tqdm(total=len(windows), initial=step, desc="item head", unit="window", disable=not progress)
@@ -269,7 +297,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             user, seq, *_ = windows[step]
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=config.train_dtype == "bfloat16"):
                 states = trunks.states(windows[step])[mh - 1:]
-            logits = head(states.float())
+            fused = None if branch is None else branch(torch.tensor(seq[:-1], device=dev))[mh - 1:].float()
+            logits = head(states.float(), fused)
             if offsets is not None:
                 off = np.asarray(offsets(user, seq[:-1]), dtype=np.float32)
                 if off.shape != (len(seq) - 1, len(items)):
@@ -281,7 +310,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                 mask[r, seq[:mh + r]] = True
             loss = torch.nn.functional.cross_entropy(logits.masked_fill(mask, -1e9), tgt)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([*lora, *head.parameters()], 1.0)
+            tuned = [*lora, *head.parameters(), *(branch.parameters() if branch is not None else ())]
+            torch.nn.utils.clip_grad_norm_(tuned, 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
@@ -325,6 +355,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         save_file({k: v.half() for k, v in load_file(str(adapter)).items()}, str(adapter))
         save_file({k: v.detach().cpu().half().contiguous() for k, v in head.state_dict().items()},
                   str(staging / _HEAD))
+        if branch is not None:  # float32: small, and read as trained
+            save_file({k: v.detach().cpu().contiguous() for k, v in branch.state_dict().items()},
+                      str(staging / _BRANCH))
         (staging / _ITEMS).write_text(json.dumps([it.item_id for it in items]))
         h = np.asarray(history)
         elapsed = time.perf_counter() - started
@@ -337,7 +370,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
                  "loss_first50": round(float(h[:50].mean()), 4) if len(h) else None,
                  "loss_last50": round(float(h[-50:].mean()), 4) if len(h) else None,
                  "uniform_loss": round(float(np.log(len(items))), 4),
-                 "trainable_params": sum(p.numel() for p in lora) + sum(p.numel() for p in head.parameters()),
+                 "trainable_params": sum(p.numel() for p in lora) + sum(p.numel() for p in head.parameters())
+                 + (sum(p.numel() for p in branch.parameters()) if branch is not None else 0),
                  "trunk_cache_this_run": trunks.facts(),
                  "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})"}
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}

@@ -79,15 +79,16 @@ def memory_stage(v: SimpleNamespace) -> SimpleNamespace:
 
 
 def catalogue_logits(folder: Path, titles: dict[str, str], histories: list[list[str]], item_ids: list[str], *,
-                     label: str = "item head", every: int = 100, dtype: Any = None) -> tuple[Any, Any]:
+                     label: str = "item head", every: int = 100, dtype: Any = None,
+                     branch: Any = None) -> tuple[Any, Any]:
     """The item head at ``folder`` (``agent.ItemHeadScorer`` over ``titles``) and its logits after each history,
     in ``item_ids``' order (histories x items, ``dtype``: float32 by default), with a progress line every
-    ``every`` histories."""
+    ``every`` histories. ``branch``: the sequence branch's module, for a head trained with one."""
     import numpy as np
 
     from agent import ItemHeadScorer
 
-    scorer = ItemHeadScorer(folder, titles)
+    scorer = ItemHeadScorer(folder, titles, branch=branch)
     cols = np.array([scorer.index[i] for i in item_ids])
     logits = np.zeros((len(histories), len(item_ids)), dtype=dtype or np.float32)
     t0 = time.perf_counter()

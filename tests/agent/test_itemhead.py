@@ -72,9 +72,12 @@ def test_key_changes_with_base_data_and_config():
     # and item ID vectors: off keys as before (their rate and scale with them), on is another model
     assert item_head_key("b", "d", TINY.model_copy(update={"item_ids": True})) != k
     assert item_head_key("b", "d", TINY.model_copy(update={"id_scale": 8.0})) == k
+    # and a sequence branch: off keys as before (its rate with it), on is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"branch": "sasrec-x"})) != k
+    assert item_head_key("b", "d", TINY.model_copy(update={"branch_learning_rate": 1e-2})) == k
     legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items()
               if k_ not in ("lr_decay", "standardize", "train_dtype", "residual", "ratings", "item_ids",
-                            "id_learning_rate", "id_scale")}
+                            "id_learning_rate", "id_scale", "branch", "branch_learning_rate")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -580,3 +583,66 @@ def test_item_ids_are_learnt_beside_the_titles_served_as_trained_and_keep_the_tr
         table, _ = scorer.backbone._ids
         table.zero_()  # the same model without its ID vectors reads otherwise
         assert not np.allclose(s, scorer._logits(tuple(INDEX[i] for i in hist)), atol=1e-4)
+
+
+def _cumulative_mean_branch(dim: int = 4):  # noqa: ANN202
+    """A tiny causal sequence branch: state j = the mean of the item vectors of positions 0..j."""
+    import torch
+
+    class Branch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(3)
+            self.emb = torch.nn.Embedding(len(ITEMS), dim)
+
+        def forward(self, seq):  # noqa: ANN001, ANN202
+            return self.emb(seq).cumsum(0) / torch.arange(1, len(seq) + 1)[:, None]
+
+    return Branch()
+
+
+def test_a_sequence_branch_trains_jointly_and_is_served_as_trained(tmp_path, model_path):
+    """``ItemHeadConfig.branch`` with a module: another key; the head's projection of the branch's states
+    starts at zero and learns, so do the branch's own weights, which are saved with the model; the scorer needs a
+    module of the branch's architecture (and refuses one for a plain head), loads the trained weights into it,
+    and its logits are the trained head's on the LLM's state plus the branch's."""
+    import torch
+    from safetensors.torch import load_file
+
+    from agent._itemhead_tune import _head_module
+
+    cfg = TINY.model_copy(update={"branch": "cummean-test", "max_windows": None})
+    assert item_head_key("b", "d", cfg) != item_head_key("b", "d", TINY.model_copy(update={"max_windows": None}))
+    assert item_head_key("b", "d", cfg) != item_head_key("b", "d", cfg.model_copy(update={"branch": "other"}))
+    with pytest.raises(ValueError, match="branch"):
+        tune_item_head(SEQS, ITEMS, [], cfg, base=model_path, home=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="branch"):
+        tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False,
+                       branch=_cumulative_mean_branch())
+    start = _cumulative_mean_branch().emb.weight.detach().clone()
+    folder = tune_item_head(SEQS, ITEMS, [], cfg, base=model_path, home=tmp_path, progress=False,
+                            branch=_cumulative_mean_branch())
+    st = load_file(str(folder / "item_head.safetensors"))
+    trained = load_file(str(folder / "branch.safetensors"))
+    assert st["fuse"].shape == (st["emb"].shape[1], 4) and st["fuse"].float().abs().sum() > 0
+    assert not torch.allclose(trained["emb.weight"], start)
+
+    titles = {it.item_id: it.title for it in ITEMS}
+    with pytest.raises(ValueError, match="sequence branch"):
+        ItemHeadScorer(folder, titles, base=model_path, dtype="float32")
+    plain = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="without a sequence branch"):
+        ItemHeadScorer(plain, titles, base=model_path, dtype="float32", branch=_cumulative_mean_branch())
+    scorer = ItemHeadScorer(folder, titles, base=model_path, dtype="float32", branch=_cumulative_mean_branch())
+    assert torch.equal(scorer.branch.emb.weight, trained["emb.weight"])
+    hist = SEQS["u1"][:6]
+    seq = torch.tensor([INDEX[i] for i in hist])
+    s = scorer.scores([hist])[0]
+    head = _head_module(torch.zeros(len(ITEMS), st["emb"].shape[1]), np.zeros(len(ITEMS)), standardize=False,
+                        branch_dim=4)
+    head.load_state_dict({k: v.float() for k, v in st.items()})
+    with torch.no_grad():
+        h = scorer.backbone.states(seq.tolist())[-1]
+        b = scorer.branch(seq)[-1]
+        np.testing.assert_allclose(s, head(h[None], b[None])[0].numpy(), rtol=1e-4, atol=1e-4)
+        assert not np.allclose(s, head(h[None])[0].numpy(), atol=1e-3)  # the branch moves the scores
