@@ -132,13 +132,13 @@ class ItemHeadConfig(BaseModel):
     #: the ID vectors' multiplier: the residual stream there is large (Gemma 270M, input of layer 12: median
     #: per-dimension spread ~71), so a unit-scale vector learnt at ``id_learning_rate`` would stay negligible
     id_scale: float = Field(default=64.0, gt=0)
-    #: a sequence branch read beside the LLM (feature-level fusion): the name (with a fingerprint of its starting
-    #: weights, e.g. ``"sasrec-<sha12>"``) of a torch module the caller supplies (``tune_item_head(branch=...)``,
-    #: ``ItemHeadScorer(branch=...)``) that maps a history's item indices to one state per position; a learnt
-    #: projection (zero at the start, so training starts from the plain head) adds its states to the LLM's
-    #: standardised ones before the cosine, and the branch is trained jointly with the LoRA and the head, so the
-    #: loss pushes the LLM towards what the branch does not already hold. Saved in the model folder
-    #: (``branch.safetensors``). None: no branch.
+    #: a sequence branch read beside the LLM (feature-level fusion): a name (for what its starting weights were
+    #: fitted on and with, e.g. ``"sasrec-<sha12>"``) for a torch module the caller supplies
+    #: (``tune_item_head(branch=...)``, ``ItemHeadScorer(branch=...)``) that maps a history's item indices to one
+    #: state per position; a learnt projection (zero at the start, so training starts from the plain head) adds
+    #: its states to the LLM's standardised ones before the cosine, and the branch is trained jointly with the
+    #: LoRA and the head, so the loss pushes the LLM towards what the branch does not already hold. Saved in the
+    #: model folder (``branch.safetensors``). None: no branch.
     branch: str | None = None
     #: the branch's learning rate (AdamW; decays with the others): it starts fitted, so below SASRec's 5e-3
     branch_learning_rate: float = Field(default=1e-3, gt=0, le=1e-1)

@@ -33,8 +33,12 @@ def wrap(net: Any, sasrec_ids: list[str], head_ids: list[str]) -> Any:
 
 def fitted(split: Any, folder: Path) -> tuple[Any, dict[str, Any]]:
     """SASRec (the harness's default config, seed 0) fitted on ``split`` (kept in ``folder`` and reused) and what
-    a reader needs to rebuild its architecture: ``{"kind", "config", "item_ids", "sha256"}`` (``sha256``: of its
-    fitted weights, the branch name's fingerprint)."""
+    a reader needs to rebuild its architecture: ``{"kind", "name", "config", "item_ids", "sha256"}``.
+
+    ``name`` (the head's ``ItemHeadConfig.branch``, part of its key) names what the fit depends on beyond the
+    head's own training windows: SASRec's config and the split's validation targets (its early stopping), as
+    the head's key names data and config, not the bits a CPU rounds to; ``sha256`` (of the fitted weights) is
+    recorded beside it."""
     from eval import build_sequential
     from eval._sasrec import SASRecPredictor  # scripts may use the harness's parts
 
@@ -48,7 +52,10 @@ def fitted(split: Any, folder: Path) -> tuple[Any, dict[str, Any]]:
     for k, v in sorted(model._net.state_dict().items()):
         h.update(k.encode())
         h.update(np.ascontiguousarray(v.detach().cpu().float().numpy()).tobytes())
-    return model, {"kind": "sasrec", "config": model.config.model_dump(mode="json"), "item_ids": model._item_ids,
+    config = model.config.model_dump(mode="json")
+    stops_on = sorted((u, t.item_id) for u, t in split.val.items())
+    name = "sasrec-" + hashlib.sha256(json.dumps([config, stops_on]).encode()).hexdigest()[:12]
+    return model, {"kind": "sasrec", "name": name, "config": config, "item_ids": model._item_ids,
                    "best_epoch": model.best_epoch, "sha256": h.hexdigest()}
 
 

@@ -2,14 +2,14 @@
 
     python scripts/item_head_branch.py train [--testlike] [--budget-minutes M] [--config JSON]
 
-SASRec (the harness's default config, seed 0) is fitted on the split's training sequences (early stopping on
-the split's own validation targets: on the test-like split those are each user's last real training item, no
-real validation target), kept under runs/branch/, and becomes the branch: its state after each position,
-projected (from zero), is added to the LLM's standardised state before the head's cosine, and SASRec, the LoRA
-and the head train together from there, so the loss rewards the LLM for what SASRec's state lacks. The head is
-cached under ``$TIDE_HOME/models`` like any item head (key = base + data + config, whose ``branch`` names the
-fitted SASRec's weights). Read it like any head: ``scripts/item_head_catalogue.py --models <folder>`` builds
-the branch from the manifest.
+SASRec (the harness's default config, seed 0) is fitted on the split's training sequences (early stopping on the
+split's own validation targets: on the test-like split those are each user's last real training item, no real
+validation target), kept under runs/branch/, and becomes the branch: its state after each position, projected
+(from zero), is added to the LLM's standardised state before the head's cosine, and SASRec, the LoRA and the head
+train together from there, so the loss rewards the LLM for what SASRec's state lacks. The head is cached under
+``$TIDE_HOME/models`` like any item head (key = base + data + config, whose ``branch`` names SASRec's config and
+the split's validation targets; the fitted weights' sha256 is in the manifest). Read it like any head:
+``scripts/item_head_catalogue.py --models <folder>`` builds the branch from the manifest.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     model, record = fitted(split, WORK / f"sasrec-{'testlike' if args.testlike else 'loo'}")
     print(f"SASRec: best epoch {record['best_epoch']}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    config = ItemHeadConfig.model_validate(json.loads(args.config) | {"branch": f"sasrec-{record['sha256'][:12]}"})
+    config = ItemHeadConfig.model_validate(json.loads(args.config) | {"branch": record["name"]})
     branch = wrap(model._net, record["item_ids"], [it.item_id for it in items])
     folder = tune_item_head(split.train, items, forbidden_pairs(split), config, branch=branch,
                             log_file=WORK / "train.log",

@@ -14,7 +14,9 @@ models, every model against every other (each user's NDCG@10 is kept in the repo
 ``--pair-with``, every model read here against every model of an earlier report on the same users, whose stored
 numbers stand in for a re-read once its memory stage's per-user numbers are checked equal to this run's). With
 ``--ensemble``, the mean of the models' logits is scored as one more model and paired against each of them.
-Default models: the committed ones under models/ (every config).
+Default models: the committed ones under models/ (every config). With ``--sequential sasrec`` (or lstm+text),
+that harness model, fitted on the test-like split (``leave_one_out(without_last(ds))``, as the harness's
+``--validation auto``; seed ``--seed``), is read on the same users like one more model, for context.
 """
 
 from __future__ import annotations
@@ -65,6 +67,21 @@ def _pair_with(path: Path, users: list[str], base_ndcg: np.ndarray, per_model: d
     return {f"{b} - {a}": paired_test(per_model[b], old[a], seed=seed).to_dict() for a in old for b in per_model}
 
 
+def _testlike(v, name: str, seed: int) -> np.ndarray:  # noqa: ANN001
+    """Harness model ``name`` fitted on the test-like split, its scores after each user's whole training sequence
+    (users x catalogue, in the catalogue's order)."""
+    from eval import build_sequential, leave_one_out, without_last
+
+    split2 = leave_one_out(without_last(v.ds))
+    requests = [split2.request(str(u), "test") for u in v.users]  # split2's test target: the real validation item
+    for r, hist in zip(requests, v.kw["histories"], strict=True):
+        assert list(r.history) == hist
+    model = build_sequential(name, split2.dataset, seed=seed)
+    model.fit(split2)
+    cols = np.array([model._index[it.item_id] for it in v.catalog.items])
+    return np.asarray(model.score_all(requests), dtype=np.float32)[:, cols]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", default="200", help="a seeded sample size or 'all'")
@@ -75,6 +92,8 @@ def main() -> None:
                    help="score the validation users OUTSIDE the seeded sample of N instead of --users")
     p.add_argument("--ensemble", action="store_true", help="also score the mean of the models' logits")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "item-head-catalogue.json")
+    p.add_argument("--sequential", nargs="*", default=[], metavar="NAME",
+                   help="also read these harness sequential models, fitted on the test-like split")
     p.add_argument("--pair-with", type=Path, default=None, metavar="REPORT",
                    help="an earlier report of this script on the same users: pair the models read here with its")
     args = p.parse_args()
@@ -92,9 +111,13 @@ def main() -> None:
     report = {"users": len(v.users), "sample": sample, "seed": args.seed, "command": " ".join(sys.argv),
               "memory": base, "models": {}}
     per_model, all_logits = {}, []
-    for folder in [*args.models, *(["ensemble"] if args.ensemble else [])]:
+    for folder in [*args.models, *(["ensemble"] if args.ensemble else []), *(f"seq:{n}" for n in args.sequential)]:
         t0 = time.perf_counter()
-        if folder == "ensemble":  # every model read, its logits averaged
+        if isinstance(folder, str) and folder.startswith("seq:"):
+            name, logits = f"{folder[4:]} (test-like)", _testlike(v, folder[4:], args.seed)
+            entry = {"fitted_on": "leave_one_out(without_last(ds))", "seed": args.seed,
+                     "seconds_fit_and_read": round(time.perf_counter() - t0, 1)}
+        elif folder == "ensemble":  # every model read, its logits averaged
             name, logits = "ensemble", np.mean(all_logits, axis=0)
             entry: dict = {"members": [f.name for f in args.models]}
         else:
@@ -123,6 +146,10 @@ def main() -> None:
     if len(names) >= 2:  # every pair, later model minus earlier, on the same users
         report["model_vs_model"] = {f"{b} - {a}": paired_test(per_model[b], per_model[a], seed=args.seed).to_dict()
                                     for i, a in enumerate(names) for b in names[i + 1:]}
+    seqs = [f"{n} (test-like)" for n in args.sequential]
+    if seqs:  # each head against each sequential model read here
+        report["model_vs_sequential"] = {f"{b} - {a}": paired_test(per_model[b], per_model[a], seed=args.seed)
+                                         .to_dict() for a in seqs for b in names}
     if args.pair_with is not None:
         report["paired_with"] = str(args.pair_with)
         report["model_vs_stored"] = _pair_with(args.pair_with, [str(u) for u in v.users], base_ndcg, per_model,
@@ -132,7 +159,8 @@ def main() -> None:
                                   **{k: a.round(6).tolist() for k, a in per_model.items()}}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps({"memory": base, **{k: v["alone"] for k, v in report["models"].items()},
-                      **report.get("model_vs_model", {}), **report.get("model_vs_stored", {})}, indent=1,
+                      **report.get("model_vs_model", {}), **report.get("model_vs_sequential", {}),
+                      **report.get("model_vs_stored", {})}, indent=1,
                      default=str))
 
 
