@@ -1,6 +1,7 @@
 """The item head with SASRec as a sequence branch, trained jointly (issue #9; ``agent.ItemHeadConfig.branch``).
 
     python scripts/item_head_branch.py train [--testlike] [--budget-minutes M] [--config JSON]
+    python scripts/item_head_branch.py stage --model DIR [--seed 0] [--choose-on 400]
 
 SASRec (the harness's default config, seed 0) is fitted on the split's training sequences (early stopping on the
 split's own validation targets: on the test-like split those are each user's last real training item, no real
@@ -10,6 +11,14 @@ train together from there, so the loss rewards the LLM for what SASRec's state l
 ``$TIDE_HOME/models`` like any item head (key = base + data + config, whose ``branch`` names SASRec's config and
 the split's validation targets; the fitted weights' sha256 is in the manifest). Read it like any head:
 ``scripts/item_head_catalogue.py --models <folder>`` builds the branch from the manifest.
+
+``stage`` (validation only, test-like; no test target read): the branch head over the harness-like candidate
+stage, as ``scripts/item_head_residual.py validate --scorer mix`` read the residual head: on the arrays
+``scripts/learned_blend.py`` caches (computed here when missing: the memory stage, lstm+text and SASRec fitted on
+the test-like split, the committed test-like head ``f0afd07af37c``), the stage is memory + w_seq · min-max((6 ·
+lstm+text + 3 · sasrec) / 9) with w_seq chosen on the seeded ``--choose-on`` users; each head's weight on top of
+it is chosen on the same users, and the heads are read and paired on the OTHER users. Writes
+``docs/results/item-head-branch-stage.json``.
 """
 
 from __future__ import annotations
@@ -35,14 +44,79 @@ from eval._tune import tune_items  # noqa: E402  (scripts may use the harness's 
 WORK = ROOT / "runs" / "branch"
 
 
+def stage(args: argparse.Namespace) -> None:
+    import numpy as np
+    from _branch import from_manifest
+    from _validation import cached_arrays, catalogue_logits
+    from learned_blend import HEAD, WEIGHTS, blend_arrays, compute, mm, ndcg_of_ranks, ranks_of
+
+    from eval import paired_test
+
+    cache = ROOT / "runs" / "blend" / "val.npz"
+    cached_arrays(cache, lambda: compute(argparse.Namespace(seed=args.seed)))
+    d, users, pick = blend_arrays(cache, args.choose_on, args.seed)
+    split = leave_one_out(load_ml100k())
+    cat_ids = list(split.item_ids)
+
+    def head_logits() -> dict[str, np.ndarray]:
+        from eval._tide import catalog_from_dataset  # the titles item_head_catalogue.py reads (scripts may)
+        from memory import SentenceTransformerEmbedder
+
+        catalog = catalog_from_dataset(split.dataset, SentenceTransformerEmbedder.from_package())
+        titles = {it.item_id: it.title for it in catalog.items}
+        out = catalogue_logits(args.model, titles, [split.train[u] for u in users], cat_ids, label="branch head",
+                               every=100, branch=from_manifest(args.model))[1]
+        return {"branch": out, "users": np.array(users)}
+
+    r = cached_arrays(WORK / f"stage-{args.model.name}.npz", head_logits)
+    assert [str(u) for u in r["users"]] == users
+    targets, finite = d["targets"], np.isfinite(d["memory"])
+    n = {k: mm(d[k], finite) for k in ("memory", "lstm+text", "sasrec", "llm")}
+    mix = mm((6 * n["lstm+text"] + 3 * n["sasrec"]) / 9, finite)  # eval.RETRIEVER_MIX
+
+    def chosen(options: dict[float, np.ndarray]) -> tuple[float, np.ndarray, dict[str, float]]:
+        nd = {w: ndcg_of_ranks(ranks_of(x, targets)) for w, x in options.items()}
+        w = max(nd, key=lambda x: nd[x][pick].mean())
+        return w, nd[w], {str(x): round(float(v[pick].mean()), 4) for x, v in nd.items()}
+
+    w_seq, stage_nd, grid = chosen({w: n["memory"] + w * mix for w in WEIGHTS})
+    fixed = n["memory"] + w_seq * mix
+    report: dict = {"command": " ".join(sys.argv), "users": len(users), "choose_on": int(pick.sum()),
+                    "read_on": int((~pick).sum()), "branch_head": args.model.name, "standard_head": HEAD.name,
+                    "stage": {"w_seq_grid_choose": grid, "w_seq": w_seq,
+                              "read": round(float(stage_nd[~pick].mean()), 4)}}
+    best = {}
+    for name, logits in (("standard", d["llm"]), ("branch", r["branch"])):
+        w, nd, grid = chosen({x: fixed + x * mm(logits, finite) for x in WEIGHTS})
+        best[name] = nd
+        alone = ndcg_of_ranks(ranks_of(np.where(finite, logits, -np.inf), targets))
+        report[name] = {"alone_all": round(float(alone.mean()), 4),
+                        "alone_read": round(float(alone[~pick].mean()), 4),
+                        "weight_grid_choose": grid, "weight": w, "read": round(float(nd[~pick].mean()), 4),
+                        "read_vs_stage": paired_test(nd[~pick], stage_nd[~pick], seed=args.seed).to_dict()}
+    report["branch_vs_standard_read"] = paired_test(best["branch"][~pick], best["standard"][~pick],
+                                                    seed=args.seed).to_dict()
+    out = ROOT / "docs" / "results" / "item-head-branch-stage.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps(report, indent=1, default=str))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["train"])
+    p.add_argument("cmd", choices=["train", "stage"])
+    p.add_argument("--model", type=Path, default=None, help="stage: the branch head's folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--choose-on", type=int, default=400)
     p.add_argument("--testlike", action="store_true", help="fit both on the training sequences without their "
                    "last item (eval.without_last), as scripts/item_head.py --testlike")
     p.add_argument("--config", default="{}", help="ItemHeadConfig overrides as JSON (the branch is set here)")
     p.add_argument("--budget-minutes", type=float, default=None)
     args = p.parse_args()
+    if args.cmd == "stage":
+        if args.model is None:
+            p.error("stage needs --model")
+        stage(args)
+        return
     ds = load_ml100k()
     split = leave_one_out(without_last(ds)) if args.testlike else leave_one_out(ds)
     items = tune_items(split.dataset)
