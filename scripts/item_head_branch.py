@@ -48,7 +48,7 @@ def stage(args: argparse.Namespace) -> None:
     import numpy as np
     from _branch import from_manifest
     from _validation import cached_arrays, catalogue_logits
-    from learned_blend import HEAD, WEIGHTS, blend_arrays, compute, mm, ndcg_of_ranks, ranks_of
+    from learned_blend import HEAD, WEIGHTS, blend_arrays, compute, fixed_stage, mm, ndcg_of_ranks, ranks_of
 
     from eval import paired_test
 
@@ -70,20 +70,11 @@ def stage(args: argparse.Namespace) -> None:
 
     r = cached_arrays(WORK / f"stage-{args.model.name}.npz", head_logits)
     assert [str(u) for u in r["users"]] == users
-    targets, finite = d["targets"], np.isfinite(d["memory"])
-    n = {k: mm(d[k], finite) for k in ("memory", "lstm+text", "sasrec", "llm")}
-    mix = mm((6 * n["lstm+text"] + 3 * n["sasrec"]) / 9, finite)  # eval.RETRIEVER_MIX
-
-    def chosen(options: dict[float, np.ndarray]) -> tuple[float, np.ndarray, dict[str, float]]:
-        nd = {w: ndcg_of_ranks(ranks_of(x, targets)) for w, x in options.items()}
-        w = max(nd, key=lambda x: nd[x][pick].mean())
-        return w, nd[w], {str(x): round(float(v[pick].mean()), 4) for x, v in nd.items()}
-
-    w_seq, stage_nd, grid = chosen({w: n["memory"] + w * mix for w in WEIGHTS})
-    fixed = n["memory"] + w_seq * mix
+    fs = fixed_stage(d, pick)
+    targets, finite, chosen, stage_nd, fixed = fs.targets, fs.finite, fs.chosen, fs.stage_nd, fs.stage
     report: dict = {"command": " ".join(sys.argv), "users": len(users), "choose_on": int(pick.sum()),
                     "read_on": int((~pick).sum()), "branch_head": args.model.name, "standard_head": HEAD.name,
-                    "stage": {"w_seq_grid_choose": grid, "w_seq": w_seq,
+                    "stage": {"w_seq_grid_choose": fs.grid, "w_seq": fs.w_seq,
                               "read": round(float(stage_nd[~pick].mean()), 4)}}
     best = {}
     for name, logits in (("standard", d["llm"]), ("branch", r["branch"])):

@@ -204,7 +204,7 @@ def validate_mix(args: argparse.Namespace) -> None:
     """The residual head trained against the whole sequential mix, read over the harness-like stage (the
     arrays of scripts/learned_blend.py; see the module docstring)."""
     from _validation import cached_arrays, catalogue_logits
-    from learned_blend import blend_arrays, mm, ndcg_of_ranks, ranks_of
+    from learned_blend import blend_arrays, fixed_stage, mm, ndcg_of_ranks, ranks_of
 
     from agent import find_item_head
 
@@ -226,18 +226,10 @@ def validate_mix(args: argparse.Namespace) -> None:
 
     r = cached_arrays(WORK / f"mix-val-{residual.name}.npz", head_logits)
     assert [str(u) for u in r["users"]] == users
-    targets, finite = d["targets"], np.isfinite(d["memory"])
-    n = {k: mm(d[k], finite) for k in ("memory", "lstm+text", "sasrec", "llm")}
+    fs = fixed_stage(d, pick)
+    targets, finite, n, chosen = fs.targets, fs.finite, fs.n, fs.chosen
+    w_seq, stage_nd, grid, stage = fs.w_seq, fs.stage_nd, fs.grid, fs.stage
     total = sum(w for _, w in MIX)
-    mix = mm(sum(w * n[k] for k, w in MIX) / total, finite)
-
-    def chosen(options: dict[float, np.ndarray]) -> tuple[float, np.ndarray, dict[str, float]]:
-        nd = {w: ndcg_of_ranks(ranks_of(x, targets)) for w, x in options.items()}
-        w = max(nd, key=lambda x: nd[x][pick].mean())
-        return w, nd[w], {str(x): round(float(v[pick].mean()), 4) for x, v in nd.items()}
-
-    w_seq, stage_nd, grid = chosen({w: n["memory"] + w * mix for w in WEIGHTS})
-    stage = n["memory"] + w_seq * mix
     report: dict = {"command": " ".join(sys.argv), "users": len(users), "choose_on": int(pick.sum()),
                     "read_on": int((~pick).sum()), "residual_head": residual.name, "standard_head": STANDARD.name,
                     "stage": {"w_seq_grid_choose": grid, "w_seq": w_seq, "read": round(float(stage_nd[~pick].mean()), 4)}}

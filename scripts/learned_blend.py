@@ -36,6 +36,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,7 @@ HEAD = ROOT / "models" / "gemma-3-270m-item-head-f0afd07af37c"
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 L2 = (1e-3, 1e-2, 0.1, 1.0, 10.0)
 SOURCES = ("memory", "lstm+text", "sasrec", "llm")
+MIX = (("lstm+text", 6.0), ("sasrec", 3.0))  # eval.RETRIEVER_MIX
 
 
 def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -111,6 +113,27 @@ def ndcg_of_ranks(ranks: np.ndarray) -> np.ndarray:
 def ranks_of(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     t = scores[np.arange(len(targets)), targets][:, None]
     return 1 + (scores > t).sum(axis=1)
+
+
+def fixed_stage(d: dict[str, np.ndarray], pick: np.ndarray) -> SimpleNamespace:
+    """The harness-like stage on this script's arrays: memory + w_seq · min-max of the sequential mix
+    (``eval.RETRIEVER_MIX``), w_seq chosen on the ``pick`` users. Gives ``n`` (each source min-max normalised),
+    ``finite``, ``targets``, ``mix``, ``w_seq``, ``stage`` (scores), ``stage_nd`` (per-user NDCG@10), ``grid``
+    (the choice's means on ``pick``) and ``chosen(options)``: the best of ``{weight: scores}`` on ``pick`` as
+    ``(weight, per-user NDCG@10, grid)``."""
+    targets, finite = d["targets"], np.isfinite(d["memory"])
+    n = {k: mm(d[k], finite) for k in ("memory", "lstm+text", "sasrec", "llm")}
+    total = sum(w for _, w in MIX)
+    mix = mm(sum(w * n[k] for k, w in MIX) / total, finite)
+
+    def chosen(options: dict[float, np.ndarray]) -> tuple[float, np.ndarray, dict[str, float]]:
+        nd = {w: ndcg_of_ranks(ranks_of(x, targets)) for w, x in options.items()}
+        w = max(nd, key=lambda x: nd[x][pick].mean())
+        return w, nd[w], {str(x): round(float(v[pick].mean()), 4) for x, v in nd.items()}
+
+    w_seq, stage_nd, grid = chosen({w: n["memory"] + w * mix for w in WEIGHTS})
+    return SimpleNamespace(n=n, finite=finite, targets=targets, mix=mix, w_seq=w_seq, stage=n["memory"] + w_seq * mix,
+                           stage_nd=stage_nd, grid=grid, chosen=chosen)
 
 
 def features(d: dict[str, np.ndarray], top: np.ndarray, h: np.ndarray, llm: bool) -> np.ndarray:
