@@ -187,8 +187,8 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
             need ~3 GiB to keep them all (docs/RESULTS.md, 2026-12-04 evening).
         branch: with ``config.branch`` (and only then): a ``torch.nn.Module`` mapping a 1-D tensor of item
             indices (``items`` order) to one state per position, ``(len, dim)``, causal (state ``j`` sees items
-            ``0..j`` only); trained jointly from the weights it comes with (their fingerprint belongs in
-            ``config.branch``, the key's only record of them) and saved in the folder.
+            ``0..j`` only); trained jointly from the weights it comes with (``config.branch`` should name what
+            they were fitted on and with: it is the key's only record of them) and saved in the folder.
 
     Raises:
         TuneDataError: forbidden or unknown items in ``sequences``.
