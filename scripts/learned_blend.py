@@ -45,13 +45,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
 
-from eval import paired_test  # noqa: E402
+from eval import RETRIEVER_MIX, paired_test  # noqa: E402
 
 HEAD = ROOT / "models" / "gemma-3-270m-item-head-f0afd07af37c"
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 L2 = (1e-3, 1e-2, 0.1, 1.0, 10.0)
 SOURCES = ("memory", "lstm+text", "sasrec", "llm")
-MIX = (("lstm+text", 6.0), ("sasrec", 3.0))  # eval.RETRIEVER_MIX
 
 
 def compute(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -122,9 +121,9 @@ def fixed_stage(d: dict[str, np.ndarray], pick: np.ndarray) -> SimpleNamespace:
     (the choice's means on ``pick``) and ``chosen(options)``: the best of ``{weight: scores}`` on ``pick`` as
     ``(weight, per-user NDCG@10, grid)``."""
     targets, finite = d["targets"], np.isfinite(d["memory"])
-    n = {k: mm(d[k], finite) for k in ("memory", "lstm+text", "sasrec", "llm")}
-    total = sum(w for _, w in MIX)
-    mix = mm(sum(w * n[k] for k, w in MIX) / total, finite)
+    n = {k: mm(d[k], finite) for k in SOURCES}
+    total = sum(w for _, w in RETRIEVER_MIX)
+    mix = mm(sum(w * n[k] for k, w in RETRIEVER_MIX) / total, finite)
 
     def chosen(options: dict[float, np.ndarray]) -> tuple[float, np.ndarray, dict[str, float]]:
         nd = {w: ndcg_of_ranks(ranks_of(x, targets)) for w, x in options.items()}
@@ -198,15 +197,8 @@ def main() -> None:
     users = [str(u) for u in d["users"]]
     chosen = set(sample_users(leave_one_out(load_ml100k()), args.choose_on, args.seed))
     pick = np.array([u in chosen for u in users])
-    targets = d["targets"]
-    finite = np.isfinite(d["memory"])
-    n = {s: mm(d[s], finite) for s in SOURCES}
-    mix = mm((6 * n["lstm+text"] + 3 * n["sasrec"]) / 9, finite)
-    base = n["memory"]
-    grid = {w: ranks_of(base + w * mix, targets) for w in WEIGHTS}
-    w_seq = max(WEIGHTS, key=lambda w: ndcg_of_ranks(grid[w])[pick].mean())
-    fixed = base + w_seq * mix
-    nd_fixed = ndcg_of_ranks(grid[w_seq])
+    fs = fixed_stage(d, pick)
+    targets, n, w_seq, fixed, nd_fixed = fs.targets, fs.n, fs.w_seq, fs.stage, fs.stage_nd
     g2 = {w: ranks_of(fixed + w * n["llm"], targets) for w in WEIGHTS}
     w_llm = max(WEIGHTS, key=lambda w: ndcg_of_ranks(g2[w])[pick].mean())
     nd_fixed_llm = ndcg_of_ranks(g2[w_llm])
@@ -219,8 +211,7 @@ def main() -> None:
     report: dict = {"command": " ".join(sys.argv), "users": len(users), "choose_on": int(pick.sum()),
                     "read_on": int((~pick).sum()), "head": HEAD.name, "top": args.top,
                     "target_in_top_choose": round(float((pos[pick] >= 0).mean()), 4),
-                    "fixed": {"w_seq_grid_choose": {str(w): round(float(ndcg_of_ranks(grid[w])[pick].mean()), 4)
-                                                    for w in WEIGHTS}, "w_seq": w_seq},
+                    "fixed": {"w_seq_grid_choose": fs.grid, "w_seq": w_seq},
                     "fixed+llm": {"w_llm_grid_choose": {str(w): round(float(ndcg_of_ranks(g2[w])[pick].mean()), 4)
                                                         for w in WEIGHTS}, "w_llm": w_llm}}
     nd = {"fixed": nd_fixed, "fixed+llm": nd_fixed_llm}
