@@ -178,6 +178,7 @@ __all__ = [
     "pick_retrievers",
 ]
 
+from eval._branch import branch_from_manifest, fitted_branch  # noqa: E402
 from eval._tune import (  # noqa: E402
     committed_item_head,
     forbidden_pairs,
@@ -192,6 +193,8 @@ from eval._tune import (  # noqa: E402
 )
 
 __all__ += [
+    "branch_from_manifest",
+    "fitted_branch",
     "forbidden_pairs",
     "committed_item_head",
     "item_head_on_split",

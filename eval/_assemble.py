@@ -153,9 +153,11 @@ def build_predictors(
     agent = InterestAgent(store, catalog, engine, AgentConfig(retrieval=retrieval), sequential=source)
     if item_head is not None:
         from agent import ItemHeadScorer
+        from eval._branch import branch_from_manifest
 
         t = time.perf_counter()
-        agent = agent.with_item_head(ItemHeadScorer(item_head, {it.item_id: it.title for it in catalog.items}))
+        agent = agent.with_item_head(ItemHeadScorer(item_head, {it.item_id: it.title for it in catalog.items},
+                                                    branch=branch_from_manifest(item_head)))
         stages["item-head load"] = time.perf_counter() - t
     sync = MemorySync(store, ds)
     memory = MemoryPredictor(agent, sync) if "memory" in cfg.models else None  # never reads the LLM (w_llm 0)

@@ -59,10 +59,11 @@ class ItemHeadPredictor:
     def fit(self, split: Split) -> None:
         """Load the model (it was tuned beforehand on ``split.train``; nothing is trained here)."""
         from agent import CatalogScores, ItemHeadScorer
+        from eval._branch import branch_from_manifest
 
         self._item_ids = list(split.item_ids)
         self._index = {item: i for i, item in enumerate(self._item_ids)}
-        self._scorer = ItemHeadScorer(self.folder, self._titles)
+        self._scorer = ItemHeadScorer(self.folder, self._titles, branch=branch_from_manifest(self.folder))
         self._source = CatalogScores(self._scorer, self._item_ids)
 
     def score_all(self, requests: Sequence[RankRequest]) -> np.ndarray:

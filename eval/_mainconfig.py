@@ -65,7 +65,8 @@ class MainConfig(BaseModel):
     item_head_config: dict[str, Any] | None = Field(
         None, description="settings of the item-head model that 'auto' looks up and 'tune' trains, on the real "
         "split and the test-like one alike (agent.ItemHeadConfig fields, e.g. {\"item_ids\": true}; another "
-        "key, so not the committed model); None: the default config")
+        "key, so not the committed model; {\"branch\": \"sasrec\"}: SASRec fitted on each split as the head's "
+        "sequence branch); None: the default config")
     temporal_cut: float = Field(default=0.9, gt=0, lt=1, description="quantile of timestamps for the cut")
     validation: Literal["auto", "plain", "testlike"] = Field(
         "auto", description="where settings are chosen: 'plain' (the split's validation targets, predicted by "

@@ -158,16 +158,25 @@ def item_head_on_split(split: Split, config: Any = None, *, train: bool = True, 
     model), e.g. ``agent.model_dir(name="qwen2.5-coder-0.5b-instruct")``. ``device``: where training runs
     (None: CUDA when torch sees it, else the CPU). ``trunk_cache_gib``: see :func:`agent.tune_item_head`."""
     from agent import ItemHeadConfig, find_item_head, tune_item_head
+    from eval._branch import SASREC, fitted_branch, resolve_branch
 
-    config = config or ItemHeadConfig()
+    asked = config or ItemHeadConfig()
+    config = resolve_branch(asked, split)  # {"branch": "sasrec"}: SASRec fitted on this split, by its name
     items = tune_items(split.dataset)
     kw = {"home": home, "seeds": [COMMITTED_MODELS], "base": None if base is None else Path(base)}
-    if not train:
-        return find_item_head(split.train, items, forbidden_pairs(split), config, **kw)
+    found = find_item_head(split.train, items, forbidden_pairs(split), config, **kw)
+    if found is not None or not train:
+        return found
+    extra: dict[str, Any] = {"dataset": split.dataset.name, "split": f"{split.kind} (training sequences only)"}
+    branch = None
+    if asked.branch == SASREC:
+        branch, extra["branch"] = fitted_branch(split, [it.item_id for it in items])
+    elif config.branch is not None:
+        raise ValueError(f"the harness trains only the {SASREC!r} branch (SASRec fitted on the split), not "
+                         f"{config.branch!r}: give {{\"branch\": \"{SASREC}\"}}")
     return tune_item_head(split.train, items, forbidden_pairs(split), config, progress=progress, log_file=log_file,
                           time_budget_s=time_budget_s, device=device, trunk_cache_gib=trunk_cache_gib,
-                          extra={"dataset": split.dataset.name, "split": f"{split.kind} (training sequences only)"},
-                          **kw)
+                          extra=extra, branch=branch, **kw)
 
 
 def committed_item_head(catalog: str) -> Any:
@@ -199,11 +208,12 @@ def validate_item_head(split: Split, folder: Any, users: Sequence[str], data_con
     from tqdm.auto import tqdm
 
     from agent import ItemHeadScorer, TuneDataConfig
+    from eval._branch import branch_from_manifest
 
     examples, looked = validation_examples(split, data_config or TuneDataConfig(), users)
     titles = {it.item_id: it.title for it in tune_items(split.dataset)}
     t0 = time.perf_counter()
-    scorer = ItemHeadScorer(Path(folder), titles)
+    scorer = ItemHeadScorer(Path(folder), titles, branch=branch_from_manifest(folder))
     ranks, full = [], []
     for e in tqdm(examples, desc="item head (validation)", disable=not progress):
         s = scorer.scores([split.train[e.user_id]])[0]

@@ -35,10 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from _branch import fitted, wrap  # noqa: E402
-
 from agent import ItemHeadConfig, tune_item_head  # noqa: E402
-from eval import forbidden_pairs, leave_one_out, load_ml100k, without_last  # noqa: E402
+from eval import (  # noqa: E402
+    branch_from_manifest,
+    fitted_branch,
+    forbidden_pairs,
+    leave_one_out,
+    load_ml100k,
+    without_last,
+)
 from eval._tune import tune_items  # noqa: E402  (scripts may use the harness's parts)
 
 WORK = ROOT / "runs" / "branch"
@@ -46,7 +51,6 @@ WORK = ROOT / "runs" / "branch"
 
 def stage(args: argparse.Namespace) -> None:
     import numpy as np
-    from _branch import from_manifest
     from _validation import cached_arrays, catalogue_logits
     from learned_blend import HEAD, WEIGHTS, blend_arrays, compute, fixed_stage, mm, ndcg_of_ranks, ranks_of
 
@@ -65,7 +69,7 @@ def stage(args: argparse.Namespace) -> None:
         catalog = catalog_from_dataset(split.dataset, SentenceTransformerEmbedder.from_package())
         titles = {it.item_id: it.title for it in catalog.items}
         out = catalogue_logits(args.model, titles, [split.train[u] for u in users], cat_ids, label="branch head",
-                               every=100, branch=from_manifest(args.model))[1]
+                               every=100, branch=branch_from_manifest(args.model))[1]
         return {"branch": out, "users": np.array(users)}
 
     r = cached_arrays(WORK / f"stage-{args.model.name}.npz", head_logits)
@@ -113,10 +117,10 @@ def main() -> None:
     items = tune_items(split.dataset)
     t0 = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
-    model, record = fitted(split, WORK / f"sasrec-{'testlike' if args.testlike else 'loo'}")
+    branch, record = fitted_branch(split, [it.item_id for it in items],
+                                   WORK / f"sasrec-{'testlike' if args.testlike else 'loo'}")
     print(f"SASRec: best epoch {record['best_epoch']}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     config = ItemHeadConfig.model_validate(json.loads(args.config) | {"branch": record["name"]})
-    branch = wrap(model._net, record["item_ids"], [it.item_id for it in items])
     folder = tune_item_head(split.train, items, forbidden_pairs(split), config, branch=branch,
                             log_file=WORK / "train.log",
                             time_budget_s=None if args.budget_minutes is None else 60 * args.budget_minutes,

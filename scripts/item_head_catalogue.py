@@ -34,10 +34,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
-from _branch import from_manifest  # noqa: E402
 from _validation import catalogue_logits, memory_stage, validation_setup  # noqa: E402
 
-from eval import paired_test  # noqa: E402
+from eval import branch_from_manifest, paired_test  # noqa: E402
 
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 NS = (15, 20, 30, 50)
@@ -124,7 +123,7 @@ def main() -> None:
             scorer, logits = catalogue_logits(folder, {it.item_id: it.title for it in v.catalog.items},
                                               v.kw["histories"], [it.item_id for it in v.catalog.items],
                                               label=folder.name, every=50, dtype=memory.dtype,
-                                              branch=from_manifest(folder))
+                                              branch=branch_from_manifest(folder))
             name = folder.name
             all_logits.append(logits)
             entry = {"config": scorer.manifest["config"], "windows": scorer.manifest["train"]["windows"],

@@ -17,7 +17,7 @@ def item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
     if item_head == "none":
         return None
     from agent import ItemHeadScorer
-    from eval import committed_item_head
+    from eval import branch_from_manifest, committed_item_head
 
     if item_head == "auto":
         with progress_console.status("looking for a tuned item-head model"):
@@ -27,7 +27,7 @@ def item_head_scorer(item_head: str, catalog: str, cat: Any) -> Any:
     else:
         folder = Path(item_head).expanduser()
     with progress_console.status(f"loading the item-head model {folder.name}"):
-        return ItemHeadScorer(folder, {it.item_id: it.title for it in cat.items})
+        return ItemHeadScorer(folder, {it.item_id: it.title for it in cat.items}, branch=branch_from_manifest(folder))
 
 
 #: the LLM's ranking weights beside the committed item-head model: what the main job's validation chooses with
