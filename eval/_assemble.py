@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from eval._data import Dataset
 from eval._errors import EvalError
-from eval._mainconfig import MEMORY_MODELS, MainConfig
+from eval._mainconfig import DEFAULT_ITEM_HEAD_CONFIG, MEMORY_MODELS, MainConfig
 from eval._protocol import Predictor
 from eval._split import Split
 
@@ -62,7 +62,7 @@ def item_head_folder(cfg: MainConfig, split: Split, stages: dict[str, float]) ->
     from eval._tune import item_head_on_split
 
     t = time.perf_counter()
-    config = None if cfg.item_head_config is None else ItemHeadConfig(**cfg.item_head_config)
+    config = ItemHeadConfig(**(DEFAULT_ITEM_HEAD_CONFIG if cfg.item_head_config is None else cfg.item_head_config))
     try:
         path = item_head_on_split(split, config, train=cfg.item_head == "tune")
     except (ModelPreparationError, TuneDataError) as exc:  # no base model prepared, or no training window

@@ -125,7 +125,8 @@ def eval_cmd(
     item_head_config: str | None = typer.Option(None, callback=check_item_head_config,
                                                 help="settings of the item-head model 'auto' looks up and 'tune' "
                                                      "trains (real and test-like split alike): a JSON object of "
-                                                     "agent.ItemHeadConfig fields, e.g. '{\"item_ids\": true}'"),
+                                                     "agent.ItemHeadConfig fields, e.g. '{\"item_ids\": true}'; "
+                                                     "default '{\"branch\": \"sasrec\"}', '{}' the plain head"),
     as_json: bool = typer.Option(False, "--json", help="print the summary and the shown user as JSON"),
 ) -> None:
     """Evaluate models on MovieLens-100k and write config, rankings, summary, table and plots to OUT.

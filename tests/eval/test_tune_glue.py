@@ -136,7 +136,10 @@ def test_main_job_item_head_config_reaches_the_lookup_and_is_checked_up_front(sp
     assert item_head_key("b", "d", ItemHeadConfig(item_ids=True)) != item_head_key("b", "d", ItemHeadConfig())
     seen.clear()
     assert _item_head(MainConfig(models=["agent"], out=tmp_path), split, {}) is None
-    assert seen == [(None, False)]  # no config: the default, as before
+    assert seen == [(ItemHeadConfig(branch="sasrec"), False)]  # no config: the default, a SASRec branch
+    seen.clear()
+    assert _item_head(MainConfig(models=["agent"], item_head_config={}, out=tmp_path), split, {}) is None
+    assert seen == [(ItemHeadConfig(), False)]  # {}: the plain head
     folder = tmp_path / "head"
     folder.mkdir()
     for head in (str(folder), None):
