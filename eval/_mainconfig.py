@@ -15,8 +15,8 @@ from eval._results import EvalResult
 if TYPE_CHECKING:
     from agent import InterestPrediction, InterestSummary
 
-__all__ = ["DEFAULT_ITEM_HEAD_CONFIG", "DEFAULT_MODELS", "MEMORY_MODELS", "MODELS", "SYNTHETIC_HABITS", "SYNTHETIC_HABITS_USERS", "MainConfig",
-           "MainResult", "ModelName", "ShownUser"]
+__all__ = ["DEFAULT_ITEM_HEAD_CONFIG", "DEFAULT_MODELS", "MEMORY_MODELS", "MODELS", "SYNTHETIC_HABITS",
+           "SYNTHETIC_HABITS_USERS", "MainConfig", "MainResult", "ModelName", "ShownUser"]
 
 ModelName = Literal["pop", "lstm", "lstm+text", "lstm+llm", "sasrec", "sasrec+text", "sasrec+llm", "llm",
                     "memory", "memory+context", "agent"]
