@@ -164,12 +164,14 @@ def item_head_on_split(split: Split, config: Any = None, *, train: bool = True, 
     config = resolve_branch(asked, split)  # {"branch": "sasrec"}: SASRec fitted on this split, by its name
     items = tune_items(split.dataset)
     kw = {"home": home, "seeds": [COMMITTED_MODELS], "base": None if base is None else Path(base)}
-    found = find_item_head(split.train, items, forbidden_pairs(split), config, **kw)
-    if found is not None or not train:
-        return found
+    fits_branch = asked.branch == SASREC
+    if not train or fits_branch:  # a cached head needs no SASRec fit (tune_item_head looks the cache up itself)
+        found = find_item_head(split.train, items, forbidden_pairs(split), config, **kw)
+        if found is not None or not train:
+            return found
     extra: dict[str, Any] = {"dataset": split.dataset.name, "split": f"{split.kind} (training sequences only)"}
     branch = None
-    if asked.branch == SASREC:
+    if fits_branch:
         branch, extra["branch"] = fitted_branch(split, [it.item_id for it in items])
     elif config.branch is not None:
         raise ValueError(f"the harness trains only the {SASREC!r} branch (SASRec fitted on the split), not "
