@@ -84,6 +84,9 @@ class ItemHeadConfig(BaseModel):
     #: items per training window and per history read at inference: 50 -> 0.1226, 100 -> 0.1191 (measured as the
     #: rank above; docs/RESULTS.md, 2026-12-06, morning)
     window: int = Field(default=50, ge=4, le=200)
+    #: dropout on the LoRA path's input during training (peft's ``lora_dropout``; none at inference, where the
+    #: LoRA is merged). 0 until 2026-12-06; QLoRA used 0.1 for models up to 13B, LlamaRec and TALLRec 0.05
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     #: a window's first this-many items are context only (no target)
     min_history: int = Field(default=3, ge=1)
     #: windows per user, newest first, back to back (100: every training item is a target). 100 with a linear
@@ -233,6 +236,8 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
     if not cfg["item_ids"]:  # likewise
         for k in ("item_ids", "id_learning_rate", "id_scale"):
             del cfg[k]
+    if cfg["lora_dropout"] == 0.0:  # likewise
+        del cfg["lora_dropout"]
     if cfg["branch"] is None:  # likewise
         for k in ("branch", "branch_learning_rate"):
             del cfg[k]

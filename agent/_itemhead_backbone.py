@@ -22,7 +22,7 @@ class _Backbone:
     """The base LLM with LoRA on the top layers; encodes histories as text (HEADER + one title per line)."""
 
     def __init__(self, base: Path, titles: Sequence[str], rank: int, top_layers: int, *, lora: bool = True,
-                 device: str = "cpu", rated: bool = False):
+                 device: str = "cpu", rated: bool = False, dropout: float = 0.0):
         import torch
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -34,7 +34,7 @@ class _Backbone:
         self.hidden = int(lm.config.hidden_size)
         self.model = get_peft_model(lm, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(ALL_LINEAR),
                                                    layers_to_transform=list(range(max(0, n - top_layers), n)),
-                                                   bias="none")) if lora else lm
+                                                   lora_dropout=dropout, bias="none")) if lora else lm
         #: the lowest decoder layer with an adapter: the layers below it have no trainable weight (the trunk)
         self.first_tuned = max(0, n - top_layers) if lora else n
         self.device = torch.device(device)

@@ -225,7 +225,7 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
         log.warning(slow)
     torch.manual_seed(config.seed)
     bb = _Backbone(base, [it.title for it in items], config.rank, config.top_layers, device=str(dev),
-                   rated=config.ratings)
+                   rated=config.ratings, dropout=config.lora_dropout)
     if not (work / _INIT).exists():
         shared = _shared_init(target.parent, base_sha, items, dev.type)
         if shared.exists():  # another config on the same base, catalogue and device computed it

@@ -75,9 +75,11 @@ def test_key_changes_with_base_data_and_config():
     # and a sequence branch: off keys as before (its rate with it), on is another model
     assert item_head_key("b", "d", TINY.model_copy(update={"branch": "sasrec-x"})) != k
     assert item_head_key("b", "d", TINY.model_copy(update={"branch_learning_rate": 1e-2})) == k
+    # and LoRA dropout: none keys as before, any is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"lora_dropout": 0.1})) != k
     legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items()
               if k_ not in ("lr_decay", "standardize", "train_dtype", "residual", "ratings", "item_ids",
-                            "id_learning_rate", "id_scale", "branch", "branch_learning_rate")}
+                            "id_learning_rate", "id_scale", "branch", "branch_learning_rate", "lora_dropout")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -230,6 +232,26 @@ def test_a_decaying_schedule_publishes_only_at_its_end_and_resumes_to_the_same_m
     const = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
     c = load_file(str(const / "item_head.safetensors"))
     assert any(not np.allclose(a[n].astype(np.float32), c[n].astype(np.float32), atol=1e-3) for n in a)
+
+
+def test_lora_dropout_reaches_the_adapter_and_changes_the_trained_model(tmp_path, model_path):
+    from safetensors.numpy import load_file
+
+    with pytest.raises(ValueError):
+        ItemHeadConfig(lora_dropout=1.0)
+    drop = TINY.model_copy(update={"lora_dropout": 0.5})
+    plain = tune_item_head(SEQS, ITEMS, [], TINY, base=model_path, home=tmp_path, progress=False)
+    dropped = tune_item_head(SEQS, ITEMS, [], drop, base=model_path, home=tmp_path, progress=False)
+    assert dropped != plain
+    assert json.loads((dropped / "adapter_config.json").read_text())["lora_dropout"] == 0.5
+    assert json.loads((plain / "adapter_config.json").read_text())["lora_dropout"] == 0.0
+    a, b = load_file(str(plain / "adapter_model.safetensors")), load_file(str(dropped / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    assert any(not np.allclose(a[n].astype(np.float32), b[n].astype(np.float32), atol=1e-6) for n in a)
+    # inference reads the merged model: no dropout there, the same history scores the same twice
+    scorer = ItemHeadScorer(dropped, {it.item_id: it.title for it in ITEMS}, base=model_path)
+    hist = SEQS["u1"][:5]
+    np.testing.assert_array_equal(scorer.scores([hist]), scorer.scores([hist]))
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device (a lent GPU)")
