@@ -85,7 +85,8 @@ class ItemHeadConfig(BaseModel):
     #: rank above; docs/RESULTS.md, 2026-12-06, morning)
     window: int = Field(default=50, ge=4, le=200)
     #: dropout on the LoRA path's input during training (peft's ``lora_dropout``; none at inference, where the
-    #: LoRA is merged). 0 until 2026-12-06; QLoRA used 0.1 for models up to 13B, LlamaRec and TALLRec 0.05
+    #: LoRA is merged). QLoRA used 0.1 for models up to 13B, LlamaRec and TALLRec 0.05. On the branch head, 0 ->
+    #: 0.1281, 0.1 -> 0.1226 (-0.0055, p 0.098; measured as the rank above; docs/RESULTS.md, 2026-12-06, afternoon)
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     #: a window's first this-many items are context only (no target)
     min_history: int = Field(default=3, ge=1)
