@@ -3,28 +3,17 @@ and the per-user differences read from a run's rankings."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("effect_size", ROOT / "scripts" / "effect_size.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_the_formulas_agree_with_each_other_and_with_simulated_tests():
+def test_the_formulas_agree_with_each_other_and_with_simulated_tests(script):
     from scipy import stats
 
-    m = _module()
+    m = script("effect_size")
     assert m.detectable_effect(1.0, 100) == pytest.approx((1.959964 + 0.841621) / 10, rel=1e-5)
     assert m.detectable_effect(0.1, 400) == pytest.approx(m.detectable_effect(0.1, 100) / 2)
     eff = m.detectable_effect(0.3, 200)
@@ -44,8 +33,8 @@ def test_the_formulas_agree_with_each_other_and_with_simulated_tests():
         m.users_needed(0.0, 0.1)
 
 
-def test_differences_come_from_the_runs_rankings(tmp_path):
-    m = _module()
+def test_differences_come_from_the_runs_rankings(tmp_path, script):
+    m = script("effect_size")
     rows = [("agent", "u1", "test", 1), ("memory", "u1", "test", 3), ("agent", "u2", "test", None),
             ("memory", "u2", "test", 2), ("agent", "u3", "test", 5), ("agent", "u1", "validation", 9),
             ("pop", "u1", "test", 1)]

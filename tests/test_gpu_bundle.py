@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +9,6 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 torch = pytest.importorskip("torch")
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bundle_module():
-    spec = importlib.util.spec_from_file_location("gpu_bundle", ROOT / "scripts" / "gpu_bundle.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _tiny_gguf(path: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -41,8 +31,8 @@ def _tiny_gguf(path: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return plain
 
 
-def test_rebuild_equals_the_dequantised_gguf(tmp_path):
-    mod = _bundle_module()
+def test_rebuild_equals_the_dequantised_gguf(tmp_path, script):
+    mod = script("gpu_bundle")
     plain = _tiny_gguf(tmp_path / "m.gguf", np.random.default_rng(0))
     reader = gguf.GGUFReader(str(tmp_path / "m.gguf"))
     want = {t.name: gguf.quants.dequantize(t.data, t.tensor_type) for t in reader.tensors}
@@ -65,8 +55,8 @@ def test_rebuild_equals_the_dequantised_gguf(tmp_path):
     assert np.isnan(table[others]).all()  # a token outside the kept set poisons its row
 
 
-def test_hf_names_cover_gemma_layer_tensors():
-    mod = _bundle_module()
+def test_hf_names_cover_gemma_layer_tensors(script):
+    mod = script("gpu_bundle")
     assert mod.hf_name("blk.11.ffn_norm.weight") == "model.layers.11.pre_feedforward_layernorm.weight"
     assert mod.hf_name("blk.0.post_ffw_norm.weight") == "model.layers.0.post_feedforward_layernorm.weight"
     assert mod.hf_name("blk.5.attn_output.weight") == "model.layers.5.self_attn.o_proj.weight"
