@@ -1,7 +1,7 @@
 """The item head with SASRec as a sequence branch, trained jointly (issue #9; ``agent.ItemHeadConfig.branch``).
 
     python scripts/item_head_branch.py train [--testlike] [--budget-minutes M] [--config JSON]
-    python scripts/item_head_branch.py stage --model DIR [--seed 0] [--choose-on 400]
+    python scripts/item_head_branch.py stage --model DIR [--seed 0] [--choose-on 400] [--controls]
 
 SASRec (the harness's default config, seed 0) is fitted on the split's training sequences (early stopping on the
 split's own validation targets: on the test-like split those are each user's last real training item, no real
@@ -92,6 +92,16 @@ def stage(args: argparse.Namespace) -> None:
     report["branch_vs_standard_read"] = paired_test(best["branch"][~pick], best["standard"][~pick],
                                                     seed=args.seed).to_dict()
     out = ROOT / "docs" / "results" / "item-head-branch-stage.json"
+    if args.controls:  # is the branch head's gain sequential weight the stage could not reach?
+        wider = (*WEIGHTS, 16.0, 32.0, 64.0)
+        for name, options in (("w_seq_wider", {w: fs.n["memory"] + w * fs.mix for w in wider}),
+                              ("sasrec_on_top", {x: fixed + x * fs.n["sasrec"] for x in WEIGHTS})):
+            w, nd, grid = chosen(options)
+            report.setdefault("controls", {})[name] = {
+                "weight_grid_choose": grid, "weight": w, "read": round(float(nd[~pick].mean()), 4),
+                "read_vs_stage": paired_test(nd[~pick], stage_nd[~pick], seed=args.seed).to_dict(),
+                "branch_vs_control_read": paired_test(best["branch"][~pick], nd[~pick], seed=args.seed).to_dict()}
+        out = out.with_name("item-head-branch-stage-controls.json")
     out.write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps(report, indent=1, default=str))
 
@@ -102,6 +112,8 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=None, help="stage: the branch head's folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--choose-on", type=int, default=400)
+    p.add_argument("--controls", action="store_true", help="stage: also read two controls (the stage's w_seq grid "
+                   "up to 64; SASRec on top of the stage), each against the branch head")
     p.add_argument("--testlike", action="store_true", help="fit both on the training sequences without their "
                    "last item (eval.without_last), as scripts/item_head.py --testlike")
     p.add_argument("--config", default="{}", help="ItemHeadConfig overrides as JSON (the branch is set here)")
