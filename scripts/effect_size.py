@@ -86,9 +86,15 @@ def main() -> None:
     p.add_argument("--power", type=float, default=0.8)
     p.add_argument("--alpha", type=float, default=0.05)
     args = p.parse_args()
+    if not (args.run / "rankings.jsonl").is_file():
+        p.error(f"{args.run} holds no rankings.jsonl (a run's folder: tide eval --out DIR)")
+    try:
+        counts = [int(x) for x in args.users.split(",")] if args.users else None
+    except ValueError:
+        p.error(f"--users takes user counts separated by commas, got {args.users!r}")
     d = paired_differences(args.run / "rankings.jsonl", args.a, args.b, stage=args.stage, metric=args.metric)
     sd = float(d.std(ddof=1))
-    counts = [int(x) for x in args.users.split(",")] if args.users else [len(d)]
+    counts = counts or [len(d)]
     out = {"run": str(args.run), "pair": f"{args.a} - {args.b}", "stage": args.stage, "metric": args.metric,
            "users": len(d), "mean_diff": round(float(d.mean()), 5), "sd": round(sd, 5),
            "zero_share": round(float(np.mean(d == 0)), 3), "alpha": args.alpha, "power": args.power,
