@@ -32,11 +32,16 @@ def _z(q: float) -> float:
     return float(norm.ppf(q))
 
 
+def _z_sum(power: float, alpha: float) -> float:
+    """Standard errors between 0 and an effect a two-sided test at ``alpha`` finds with ``power``."""
+    return _z(1 - alpha / 2) + _z(power)
+
+
 def detectable_effect(sd: float, n: int, *, power: float = 0.8, alpha: float = 0.05) -> float:
     """The smallest mean difference a two-sided paired test at ``alpha`` finds with ``power`` on ``n`` users."""
     if n < 2 or not sd >= 0:
         raise ValueError(f"need n >= 2 users and a spread >= 0, got n={n}, sd={sd}")
-    return (_z(1 - alpha / 2) + _z(power)) * sd / math.sqrt(n)
+    return _z_sum(power, alpha) * sd / math.sqrt(n)
 
 
 def power_at(effect: float, sd: float, n: int, *, alpha: float = 0.05) -> float:
@@ -54,7 +59,7 @@ def users_needed(effect: float, sd: float, *, power: float = 0.8, alpha: float =
     """Users a two-sided paired test at ``alpha`` needs to find ``effect`` with ``power``."""
     if effect == 0:
         raise ValueError("an effect of 0 cannot be detected")
-    return math.ceil(((_z(1 - alpha / 2) + _z(power)) * sd / abs(effect)) ** 2)
+    return math.ceil((_z_sum(power, alpha) * sd / abs(effect)) ** 2)
 
 
 def paired_differences(rankings: Path, a: str, b: str, *, stage: str = "test", metric: str = "ndcg@10") -> np.ndarray:
@@ -92,6 +97,8 @@ def main() -> None:
         counts = [int(x) for x in args.users.split(",")] if args.users else None
     except ValueError:
         p.error(f"--users takes user counts separated by commas, got {args.users!r}")
+    if counts and min(counts) < 2:
+        p.error(f"--users: every count must be at least 2, got {args.users!r}")
     d = paired_differences(args.run / "rankings.jsonl", args.a, args.b, stage=args.stage, metric=args.metric)
     sd = float(d.std(ddof=1))
     counts = counts or [len(d)]
