@@ -88,6 +88,10 @@ class ItemHeadConfig(BaseModel):
     #: LoRA is merged). QLoRA used 0.1 for models up to 13B, LlamaRec and TALLRec 0.05. On the branch head, 0 ->
     #: 0.1281, 0.1 -> 0.1226 (-0.0055, p 0.098; measured as the rank above; docs/RESULTS.md, 2026-12-06, afternoon)
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    #: layer-wise learning-rate decay (ELECTRA, DeBERTa-v3): the LoRA of the k-th tuned layer below the top one
+    #: learns at ``learning_rate * lora_layer_decay ** k``, so the layers nearest the head move most and the lower
+    #: ones, whose change every layer above must absorb, least. 1: one rate for all.
+    lora_layer_decay: float = Field(default=1.0, gt=0.0, le=1.0)
     #: a window's first this-many items are context only (no target)
     min_history: int = Field(default=3, ge=1)
     #: windows per user, newest first, back to back (100: every training item is a target). 100 with a linear
@@ -239,6 +243,8 @@ def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> st
             del cfg[k]
     if cfg["lora_dropout"] == 0.0:  # likewise
         del cfg["lora_dropout"]
+    if cfg["lora_layer_decay"] == 1.0:  # likewise
+        del cfg["lora_layer_decay"]
     if cfg["branch"] is None:  # likewise
         for k in ("branch", "branch_learning_rate"):
             del cfg[k]

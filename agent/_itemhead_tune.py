@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -153,6 +154,23 @@ def find_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     return None
 
 
+def _lora_groups(bb: _Backbone, config: ItemHeadConfig) -> list[tuple[float, list[Any]]]:
+    """The trainable LoRA weights as (learning rate, parameters) groups: one group at ``learning_rate`` when
+    ``lora_layer_decay`` is 1 (the optimiser state of runs before the setting loads unchanged), else one per tuned
+    layer, the top one at ``learning_rate`` and each below it ``lora_layer_decay`` times the one above."""
+    named = [(n, p) for n, p in bb.model.named_parameters() if p.requires_grad]
+    if config.lora_layer_decay == 1.0:
+        return [(config.learning_rate, [p for _, p in named])]
+    by_layer: dict[int, list[Any]] = {}
+    for n, p in named:
+        m = re.search(r"\.layers\.(\d+)\.", n)
+        if m is None:
+            raise ValueError(f"a LoRA weight outside the decoder layers: {n}")
+        by_layer.setdefault(int(m.group(1)), []).append(p)
+    top = max(by_layer)
+    return [(config.learning_rate * config.lora_layer_decay ** (top - i), by_layer[i]) for i in sorted(by_layer)]
+
+
 def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[CatalogItem],
                    forbidden: Iterable[str | tuple[str, str]], config: ItemHeadConfig, *,
                    base: Path | None = None, home: Path | None = None, progress: bool = True,
@@ -245,9 +263,9 @@ def tune_item_head(sequences: Mapping[str, Sequence[str]], items: Sequence[Catal
     head = _head_module(torch.load(work / _INIT), log_pop, standardize=config.standardize,
                         item_ids=config.item_ids, branch_dim=branch_dim).to(dev)
     lora = [p for p in bb.model.parameters() if p.requires_grad]
-    groups = [{"params": lora, "lr": config.learning_rate},
-              {"params": [p for n, p in head.named_parameters() if n != "ids"], "lr": config.head_learning_rate}]
-    base_lrs = [config.learning_rate, config.head_learning_rate]
+    groups = [{"params": ps, "lr": lr} for lr, ps in _lora_groups(bb, config)]
+    groups.append({"params": [p for n, p in head.named_parameters() if n != "ids"], "lr": config.head_learning_rate})
+    base_lrs = [g["lr"] for g in groups]
     if config.item_ids:
         bb.inject_ids(head.ids, bb.first_tuned, config.id_scale)
         groups.append({"params": [head.ids], "lr": config.id_learning_rate})

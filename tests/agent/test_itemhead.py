@@ -77,9 +77,12 @@ def test_key_changes_with_base_data_and_config():
     assert item_head_key("b", "d", TINY.model_copy(update={"branch_learning_rate": 1e-2})) == k
     # and LoRA dropout: none keys as before, any is another model
     assert item_head_key("b", "d", TINY.model_copy(update={"lora_dropout": 0.1})) != k
+    # and layer-wise learning-rate decay: 1 keys as before, any other is another model
+    assert item_head_key("b", "d", TINY.model_copy(update={"lora_layer_decay": 0.8})) != k
     legacy = {k_: v for k_, v in TINY.model_dump(mode="json").items()
               if k_ not in ("lr_decay", "standardize", "train_dtype", "residual", "ratings", "item_ids",
-                            "id_learning_rate", "id_scale", "branch", "branch_learning_rate", "lora_dropout")}
+                            "id_learning_rate", "id_scale", "branch", "branch_learning_rate", "lora_dropout",
+                            "lora_layer_decay")}
     blob = json.dumps({"base": "b", "data": "d", "config": legacy, "kind": "item-head"}, sort_keys=True)
     assert k == hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -252,6 +255,34 @@ def test_lora_dropout_reaches_the_adapter_and_changes_the_trained_model(tmp_path
     scorer = ItemHeadScorer(dropped, {it.item_id: it.title for it in ITEMS}, base=model_path)
     hist = SEQS["u1"][:5]
     np.testing.assert_array_equal(scorer.scores([hist]), scorer.scores([hist]))
+
+
+def test_layer_decay_slows_the_lower_layers_lora_only(tmp_path, model_path):
+    import re
+
+    from safetensors.numpy import load_file
+
+    with pytest.raises(ValueError):
+        ItemHeadConfig(lora_layer_decay=0.0)
+    two = TINY.model_copy(update={"top_layers": 2})
+
+    def moved(cfg):  # the largest LoRA B entry per tuned layer (B starts at zero)
+        w = load_file(str(tune_item_head(SEQS, ITEMS, [], cfg, base=model_path, home=tmp_path, progress=False)
+                          / "adapter_model.safetensors"))
+        out: dict[int, float] = {}
+        for n, a in w.items():
+            if "lora_B" in n:
+                i = int(re.search(r"\.layers\.(\d+)\.", n).group(1))
+                out[i] = max(out.get(i, 0.0), float(np.abs(a.astype(np.float32)).max()))
+        return out
+
+    plain, decayed = moved(two), moved(two.model_copy(update={"lora_layer_decay": 1e-6}))
+    low, top = sorted(plain)
+    assert sorted(decayed) == [low, top]
+    # one rate: both layers move; decay 1e-6: the top layer moves as before, the one below hardly at all
+    assert plain[low] > 1e-3 and plain[top] > 1e-3
+    assert decayed[top] > 1e-3 and decayed[low] < 1e-6
+    assert decayed[top] == pytest.approx(plain[top], rel=0.5)
 
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device (a lent GPU)")
