@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,6 +69,21 @@ class ItemHeadConfig(BaseModel):
     """Settings of the item-head tuning (all part of the cache key)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Settings added after the first models were trained: the value that behaves as before the setting existed,
+    #: and the settings that mean nothing while it holds. A config at that value keys as before
+    #: (:func:`item_head_key`), and a manifest written before the setting was added meant that value.
+    ADDED_LATER: ClassVar[dict[str, tuple[Any, tuple[str, ...]]]] = {
+        "lr_decay": ("none", ()),
+        "standardize": (False, ()),
+        "train_dtype": ("float32", ()),
+        "residual": (None, ()),
+        "ratings": (False, ()),
+        "item_ids": (False, ("id_learning_rate", "id_scale")),
+        "lora_dropout": (0.0, ()),
+        "lora_layer_decay": (1.0, ()),
+        "branch": (None, ("branch_learning_rate",)),
+    }
 
     #: LoRA rank (alpha = 2 x rank). On every user's validation target (the test-like head, the LLM alone over the
     #: catalogue): 8 -> NDCG@10 0.1188, 16 -> 0.1226, 32 -> 0.1123 (docs/RESULTS.md, 2026-12-05, late night)
@@ -229,26 +244,10 @@ def _fingerprint(windows: Sequence[tuple], items: Sequence[CatalogItem]) -> str:
 def item_head_key(base_sha: str, fingerprint: str, config: ItemHeadConfig) -> str:
     """12 hex digits naming an item-head model: base checksums + data fingerprint + config."""
     cfg = config.model_dump(mode="json")
-    if cfg["lr_decay"] == "none":  # added later: the keys of models trained before it stay as they were
-        del cfg["lr_decay"]
-    if not cfg["standardize"]:  # likewise
-        del cfg["standardize"]
-    if cfg["train_dtype"] == "float32":  # likewise
-        del cfg["train_dtype"]
-    if cfg["residual"] is None:  # likewise
-        del cfg["residual"]
-    if not cfg["ratings"]:  # likewise
-        del cfg["ratings"]
-    if not cfg["item_ids"]:  # likewise
-        for k in ("item_ids", "id_learning_rate", "id_scale"):
-            del cfg[k]
-    if cfg["lora_dropout"] == 0.0:  # likewise
-        del cfg["lora_dropout"]
-    if cfg["lora_layer_decay"] == 1.0:  # likewise
-        del cfg["lora_layer_decay"]
-    if cfg["branch"] is None:  # likewise
-        for k in ("branch", "branch_learning_rate"):
-            del cfg[k]
+    for name, (before, dependents) in ItemHeadConfig.ADDED_LATER.items():
+        if cfg[name] == before:  # added later: the keys of models trained before it stay as they were
+            for k in (name, *dependents):
+                del cfg[k]
     blob = json.dumps({"base": base_sha, "data": fingerprint, "config": cfg, "kind": KIND}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

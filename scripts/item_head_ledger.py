@@ -21,14 +21,12 @@ sys.path.insert(0, str(ROOT))
 
 from agent import ItemHeadConfig  # noqa: E402
 
-#: what a setting absent from an older manifest meant: the value that keys as before the setting existed
-#: (``agent.item_head_key``), not today's default
-ABSENT = {"lr_decay": "none", "standardize": False, "train_dtype": "float32", "residual": None, "ratings": False,
-          "item_ids": False, "lora_dropout": 0.0, "branch": None, "lora_layer_decay": 1.0}
+#: what a setting absent from an older manifest meant (the value that keys as before it existed), not today's default
+ABSENT = {k: before for k, (before, _) in ItemHeadConfig.ADDED_LATER.items()}
 #: bookkeeping, not a setting of the model
 IGNORED = {"checkpoint_every", "max_windows"}
-#: rates that mean nothing while their feature is off
-DEPENDS = {"id_learning_rate": "item_ids", "id_scale": "item_ids", "branch_learning_rate": "branch"}
+#: settings that mean nothing while the setting they depend on is off
+DEPENDS = {d: k for k, (_, ds) in ItemHeadConfig.ADDED_LATER.items() for d in ds}
 
 
 def differences(config: dict) -> dict:
